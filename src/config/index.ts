@@ -1,0 +1,212 @@
+import os from 'node:os';
+import cron from 'node-cron';
+import { z } from 'zod';
+import { formatDuration, parseDuration } from './duration';
+
+/**
+ * Every setting of the service, parsed and validated once from the environment (SPEC §2).
+ * Defaults are stated here and nowhere else; the README's configuration table mirrors this file.
+ */
+export interface Config {
+  readonly production: boolean;
+  /** `PORT`, default 3000. */
+  readonly port: number;
+  /** `HOST`, default 0.0.0.0. */
+  readonly host: string;
+  /** `DATABASE_URL`; unset means embedded PGlite. */
+  readonly databaseUrl: string | undefined;
+  /** `IDP_DATA_DIR`, default `.idp/data`: the PGlite data directory. */
+  readonly dataDir: string;
+  /** `IDP_ISSUER`, default `http://localhost:$PORT`; never ends with `/`. */
+  readonly issuer: string;
+  /** `IDP_MEK`: the key ring text, if given inline. */
+  readonly mek: string | undefined;
+  /** `IDP_MEK_FILE`: path of a file holding the key ring. */
+  readonly mekFile: string | undefined;
+  /** `IDP_DEV_MEK_FILE`, default `.idp/dev-mek`: where the development ring lives outside production. */
+  readonly devMekFile: string;
+  /** `IDP_KEY_SIZE`: 2048 (default), 3072 or 4096. */
+  readonly keySize: 2048 | 3072 | 4096;
+  /** `IDP_ROTATION_CRON`, default every five minutes. */
+  readonly rotationCron: string;
+  /** `IDP_KEY_ROTATION_INTERVAL`, default 30d: how long a key signs. */
+  readonly rotationIntervalMs: number;
+  /** `IDP_KEY_PREPUBLISH`, default 24h: least time a `next` key is published before it may sign. */
+  readonly prepublishMs: number;
+  /** `IDP_KEY_RETENTION`, default longest token TTL + 10m: how long a `previous` key stays published. */
+  readonly retentionMs: number;
+  /** `IDP_JWKS_MAX_AGE`, default 300 (seconds). */
+  readonly jwksMaxAgeSeconds: number;
+  /** `IDP_KEY_REFRESH_INTERVAL`, default 30s: periodic re-read of the keys, the fallback to LISTEN/NOTIFY. */
+  readonly keyRefreshIntervalMs: number;
+  /** `IDP_ACCESS_TOKEN_TTL`, default 1h. */
+  readonly accessTokenTtlMs: number;
+  /** `IDP_REFRESH_TOKEN_TTL`, default 7d. */
+  readonly refreshTokenTtlMs: number;
+  /** `IDP_ADMIN_TOKEN_TTL`, default 1h. */
+  readonly adminTokenTtlMs: number;
+  /** `IDP_CLIENT_TOKEN_TTL`, default 1h. */
+  readonly clientTokenTtlMs: number;
+  /** `IDP_USER_AUDIENCE`, default the issuer. */
+  readonly userAudience: string;
+  /** `IDP_WORKERS`: HTTP worker processes; default the CPU count on Postgres, always 1 on PGlite. */
+  readonly workers: number;
+  /** `IDP_LOG_LEVEL`, default `info` (`silent` in tests). */
+  readonly logLevel: string;
+}
+
+export class ConfigError extends Error {
+  readonly code = 'ERR_CONFIG';
+  constructor(
+    readonly variable: string,
+    problem: string,
+  ) {
+    super(`${variable}: ${problem}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+function read(env: Env, name: string): string | undefined {
+  const value = env[name];
+  return value === undefined || value.trim() === '' ? undefined : value.trim();
+}
+
+function duration(env: Env, name: string, fallback: number): number {
+  const text = read(env, name);
+  if (text === undefined) return fallback;
+  const ms = parseDuration(text);
+  if (ms === undefined || ms <= 0) {
+    throw new ConfigError(name, `"${text}" is not a positive duration such as 90s, 15m, 1h or 7d`);
+  }
+  return ms;
+}
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const text = read(env, name);
+  if (text === undefined) return fallback;
+  const parsed = z.coerce.number().int().min(min).max(max).safeParse(text);
+  if (!parsed.success) throw new ConfigError(name, `"${text}" is not a whole number from ${min} to ${max}`);
+  return parsed.data;
+}
+
+function url(name: string, text: string): string {
+  const parsed = z.url({ protocol: /^https?$/ }).safeParse(text);
+  if (!parsed.success) throw new ConfigError(name, `"${text}" is not an http(s) URL`);
+  return text.replace(/\/+$/, '');
+}
+
+/** Reads and checks the whole configuration; throws a ConfigError naming the first bad variable. */
+export function loadConfig(env: Env = process.env): Config {
+  const production = env.NODE_ENV === 'production';
+  const port = integer(env, 'PORT', 3000, 0, 65535);
+  const databaseUrl = read(env, 'DATABASE_URL');
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw new ConfigError('DATABASE_URL', 'must be a postgres:// or postgresql:// connection string');
+  }
+  const issuerText = read(env, 'IDP_ISSUER');
+  const issuer = issuerText === undefined ? `http://localhost:${port}` : url('IDP_ISSUER', issuerText);
+
+  const keySizeText = read(env, 'IDP_KEY_SIZE') ?? '2048';
+  if (!['2048', '3072', '4096'].includes(keySizeText)) {
+    throw new ConfigError('IDP_KEY_SIZE', `"${keySizeText}" is not one of 2048, 3072, 4096`);
+  }
+
+  const rotationCron = read(env, 'IDP_ROTATION_CRON') ?? '*/5 * * * *';
+  if (!cron.validate(rotationCron)) throw new ConfigError('IDP_ROTATION_CRON', `"${rotationCron}" is not a cron expression`);
+  const accessTokenTtlMs = duration(env, 'IDP_ACCESS_TOKEN_TTL', 3_600_000);
+  const refreshTokenTtlMs = duration(env, 'IDP_REFRESH_TOKEN_TTL', 7 * 86_400_000);
+  const adminTokenTtlMs = duration(env, 'IDP_ADMIN_TOKEN_TTL', 3_600_000);
+  const clientTokenTtlMs = duration(env, 'IDP_CLIENT_TOKEN_TTL', 3_600_000);
+  // Refresh tokens are opaque and never verified against a key, so they do not count here.
+  const longestSignedTtl = Math.max(accessTokenTtlMs, adminTokenTtlMs, clientTokenTtlMs);
+
+  const jwksMaxAgeSeconds = integer(env, 'IDP_JWKS_MAX_AGE', 300, 0, 7 * 86_400);
+  const rotationIntervalMs = duration(env, 'IDP_KEY_ROTATION_INTERVAL', 30 * 86_400_000);
+  const prepublishMs = duration(env, 'IDP_KEY_PREPUBLISH', 86_400_000);
+  const retentionMs = duration(env, 'IDP_KEY_RETENTION', longestSignedTtl + 600_000);
+
+  // The three refusals of SPEC §2: each of these would make verifiers reject valid tokens.
+  if (prepublishMs < 2 * jwksMaxAgeSeconds * 1000) {
+    throw new ConfigError(
+      'IDP_KEY_PREPUBLISH',
+      `${formatDuration(prepublishMs)} is under 2 × IDP_JWKS_MAX_AGE (${formatDuration(2 * jwksMaxAgeSeconds * 1000)}): verifiers with a cached JWKS would not know the new key`,
+    );
+  }
+  if (rotationIntervalMs < prepublishMs) {
+    throw new ConfigError(
+      'IDP_KEY_ROTATION_INTERVAL',
+      `${formatDuration(rotationIntervalMs)} is under IDP_KEY_PREPUBLISH (${formatDuration(prepublishMs)}): a key would sign before verifiers have seen it`,
+    );
+  }
+  if (retentionMs < longestSignedTtl) {
+    throw new ConfigError(
+      'IDP_KEY_RETENTION',
+      `${formatDuration(retentionMs)} is under the longest token TTL (${formatDuration(longestSignedTtl)}): tokens would outlive their key`,
+    );
+  }
+
+  const logLevel = read(env, 'IDP_LOG_LEVEL') ?? 'info';
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    throw new ConfigError('IDP_LOG_LEVEL', `"${logLevel}" is not one of ${LOG_LEVELS.join(', ')}`);
+  }
+
+  const userAudienceText = read(env, 'IDP_USER_AUDIENCE');
+  const defaultWorkers = databaseUrl === undefined ? 1 : os.availableParallelism();
+  const workers = integer(env, 'IDP_WORKERS', defaultWorkers, 1, 64);
+  if (databaseUrl === undefined && workers > 1) {
+    throw new ConfigError('IDP_WORKERS', 'must be 1 on the embedded PGlite, which one process owns; set DATABASE_URL to run more');
+  }
+
+  const config: Config = {
+    production,
+    port,
+    host: read(env, 'HOST') ?? '0.0.0.0',
+    databaseUrl,
+    dataDir: read(env, 'IDP_DATA_DIR') ?? '.idp/data',
+    issuer,
+    mek: read(env, 'IDP_MEK'),
+    mekFile: read(env, 'IDP_MEK_FILE'),
+    devMekFile: read(env, 'IDP_DEV_MEK_FILE') ?? '.idp/dev-mek',
+    keySize: Number(keySizeText) as Config['keySize'],
+    rotationCron,
+    rotationIntervalMs,
+    prepublishMs,
+    retentionMs,
+    jwksMaxAgeSeconds,
+    keyRefreshIntervalMs: duration(env, 'IDP_KEY_REFRESH_INTERVAL', 30_000),
+    accessTokenTtlMs,
+    refreshTokenTtlMs,
+    adminTokenTtlMs,
+    clientTokenTtlMs,
+    userAudience: userAudienceText === undefined ? issuer : userAudienceText,
+    workers,
+    logLevel,
+  };
+
+  if (production) {
+    const missing = [
+      issuerText === undefined ? 'IDP_ISSUER' : undefined,
+      config.mek === undefined && config.mekFile === undefined ? 'IDP_MEK (or IDP_MEK_FILE)' : undefined,
+      databaseUrl === undefined ? 'DATABASE_URL' : undefined,
+    ].filter((name): name is string => name !== undefined);
+    if (missing.length > 0) {
+      throw new ConfigError(missing[0] as string, `required in production (missing: ${missing.join(', ')})`);
+    }
+  }
+  return Object.freeze(config);
+}
+
+/** Warnings that do not stop start-up but that an operator must see. */
+export function configWarnings(config: Config): string[] {
+  const warnings: string[] = [];
+  if (config.production && config.prepublishMs < 86_400_000) {
+    warnings.push(
+      `IDP_KEY_PREPUBLISH is ${formatDuration(config.prepublishMs)}: some verifiers refresh a JWKS only every 12–24 h and may reject tokens of a new key`,
+    );
+  }
+  return warnings;
+}

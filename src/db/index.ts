@@ -1,0 +1,157 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { Kysely, PostgresDialect, sql } from 'kysely';
+import { PGliteDialect } from 'kysely-pglite-dialect';
+import pg from 'pg';
+import type { Logger } from '../observability/logger';
+import type { Database } from './schema';
+
+export type { Database } from './schema';
+
+/** A notification handler; `payload` is the text given to `pg_notify`. */
+export type NotificationHandler = (payload: string) => void;
+
+/**
+ * The database handle of one process: Kysely for queries, plus LISTEN/NOTIFY,
+ * which Kysely does not cover and which each dialect does its own way.
+ */
+export interface DatabaseHandle {
+  readonly kind: 'postgres' | 'pglite';
+  readonly db: Kysely<Database>;
+  /** Subscribes to a channel. `onReconnect` runs after a lost listener connection is back (notifications may have been missed). */
+  listen(channel: string, handler: NotificationHandler, onReconnect?: () => void): Promise<void>;
+  /** Cheap reachability probe for /readyz. */
+  ping(timeoutMs: number): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  databaseUrl: string | undefined;
+  /** PGlite data directory; `memory://` keeps it in memory (tests). */
+  dataDir: string;
+  logger: Logger;
+  poolSize?: number;
+}
+
+export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHandle> {
+  return options.databaseUrl === undefined ? openPglite(options) : openPostgres(options.databaseUrl, options);
+}
+
+async function openPglite(options: DatabaseOptions): Promise<DatabaseHandle> {
+  const inMemory = options.dataDir.startsWith('memory://');
+  if (!inMemory) fs.mkdirSync(path.resolve(options.dataDir), { recursive: true });
+  const client = await PGlite.create(inMemory ? undefined : path.resolve(options.dataDir));
+  const db = new Kysely<Database>({ dialect: new PGliteDialect(client) });
+  return {
+    kind: 'pglite',
+    db,
+    async listen(channel, handler) {
+      await client.listen(channel, handler);
+    },
+    async ping() {
+      return !client.closed;
+    },
+    async close() {
+      await db.destroy();
+    },
+  };
+}
+
+async function openPostgres(databaseUrl: string, options: DatabaseOptions): Promise<DatabaseHandle> {
+  const { logger } = options;
+  const pool = new pg.Pool({
+    connectionString: databaseUrl,
+    max: options.poolSize ?? 10,
+    connectionTimeoutMillis: 5_000,
+    // Without it a query on a dead connection can hang until TCP gives up.
+    query_timeout: 15_000,
+  });
+  // An idle client losing its connection must not crash the process; the next query reconnects.
+  pool.on('error', (error) => logger.warn({ err: error.message }, 'database connection lost'));
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+
+  const listeners: Array<{ channel: string; handler: NotificationHandler; onReconnect?: () => void }> = [];
+  let listenClient: pg.Client | undefined;
+  let closed = false;
+  let reconnectTimer: NodeJS.Timeout | undefined;
+  let attempt = 0;
+
+  // One dedicated connection carries every LISTEN; when it drops it is re-opened with backoff
+  // and every subscriber is told, so that it can re-read what it may have missed.
+  async function connectListener(isReconnect: boolean): Promise<void> {
+    const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 5_000 });
+    client.on('notification', (message) => {
+      for (const l of listeners) if (l.channel === message.channel) l.handler(message.payload ?? '');
+    });
+    client.on('error', (error) => {
+      logger.warn({ err: error.message }, 'notification connection lost; reconnecting');
+      scheduleReconnect();
+    });
+    client.on('end', () => scheduleReconnect());
+    await client.connect();
+    for (const channel of new Set(listeners.map((l) => l.channel))) {
+      await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+    }
+    listenClient = client;
+    attempt = 0;
+    if (isReconnect) {
+      logger.info('notification connection restored');
+      for (const l of listeners) l.onReconnect?.();
+    }
+  }
+
+  function scheduleReconnect(): void {
+    if (closed || reconnectTimer !== undefined) return;
+    const stale = listenClient;
+    listenClient = undefined;
+    stale?.removeAllListeners();
+    stale?.on('error', () => undefined);
+    void stale?.end().catch(() => undefined);
+    const delay = Math.min(10_000, 250 * 2 ** attempt++);
+    reconnectTimer = setTimeout(() => {
+      reconnectTimer = undefined;
+      connectListener(true).catch((error: Error) => {
+        logger.warn({ err: error.message, retryInMs: Math.min(10_000, 250 * 2 ** attempt) }, 'notification connection failed');
+        scheduleReconnect();
+      });
+    }, delay);
+    reconnectTimer.unref();
+  }
+
+  return {
+    kind: 'postgres',
+    db,
+    async listen(channel, handler, onReconnect) {
+      listeners.push({ channel, handler, onReconnect });
+      if (listenClient === undefined && reconnectTimer === undefined) {
+        await connectListener(false);
+      } else if (listenClient !== undefined) {
+        await listenClient.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+      }
+    },
+    async ping(timeoutMs) {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), timeoutMs);
+      });
+      const probe = sql`select 1`.execute(db).then(
+        () => true,
+        () => false,
+      );
+      const result = await Promise.race([probe, timeout]);
+      clearTimeout(timer);
+      return result;
+    },
+    async close() {
+      closed = true;
+      if (reconnectTimer) clearTimeout(reconnectTimer);
+      const client = listenClient;
+      listenClient = undefined;
+      client?.removeAllListeners();
+      client?.on('error', () => undefined);
+      await client?.end().catch(() => undefined);
+      await db.destroy();
+    },
+  };
+}

@@ -1,0 +1,24 @@
+import { Migrator, type MigrationResult } from 'kysely';
+import { migrations } from '../../db/migrations';
+import type { DatabaseHandle } from './index';
+
+export class MigrationError extends Error {
+  readonly code = 'ERR_MIGRATION';
+}
+
+/** Applies every pending migration; returns the names applied. Concurrent callers are serialised by Kysely's migration lock. */
+export async function migrateToLatest(handle: DatabaseHandle): Promise<string[]> {
+  const migrator = new Migrator({
+    db: handle.db,
+    provider: { getMigrations: async () => migrations },
+    migrationTableName: 'idp_migrations',
+    migrationLockTableName: 'idp_migrations_lock',
+  });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    const failed = results?.find((r: MigrationResult) => r.status === 'Error');
+    const message = error instanceof Error ? error.message : String(error);
+    throw new MigrationError(`migration ${failed?.migrationName ?? '(setup)'} failed: ${message}`);
+  }
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}

@@ -1,0 +1,63 @@
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { Config } from '../config';
+import type { Logger } from '../observability/logger';
+import type { Metrics } from '../observability/metrics';
+import type { Services } from '../services';
+
+/** What the HTTP layer sees: the services once they are up (undefined while the database is awaited). */
+export interface AppContext {
+  config: Config;
+  logger: Logger;
+  metrics: Metrics;
+  services(): Services | undefined;
+}
+
+/** RFC 8414 metadata: only what this server really offers. */
+export function authorizationServerMetadata(config: Config): Record<string, unknown> {
+  return {
+    issuer: config.issuer,
+    jwks_uri: `${config.issuer}/.well-known/jwks.json`,
+    id_token_signing_alg_values_supported: ['RS256'],
+  };
+}
+
+/** The Express application: every route but the hot ones served in front of it (see server.ts). */
+export function createApp(context: AppContext): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+
+  app.get('/readyz', async (_req, res) => {
+    const services = context.services();
+    const database = services ? await services.handle.ping(1_000) : false;
+    const signingKey = services?.keys.loaded ?? false;
+    const ready = database && signingKey;
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks: { database, signing_key: signingKey } });
+  });
+
+  app.get('/metrics', async (_req, res) => {
+    res.type(context.metrics.registry.contentType).send(await context.metrics.registry.metrics());
+  });
+
+  const metadata = (_req: Request, res: Response) => {
+    res.set('Cache-Control', `public, max-age=${context.config.jwksMaxAgeSeconds}`).json(authorizationServerMetadata(context.config));
+  };
+  app.get('/.well-known/oauth-authorization-server', metadata);
+  app.get('/.well-known/openid-configuration', metadata);
+
+  app.use((_req, res) => {
+    res.status(404).json({ error: 'not_found', error_description: 'no such endpoint' });
+  });
+
+  // The one error handler: details go to the log, never to the client.
+  app.use((error: Error & { status?: number; type?: string }, _req: Request, res: Response, _next: NextFunction) => {
+    const status = error.status && error.status >= 400 && error.status < 500 ? error.status : 500;
+    if (status === 500) context.logger.error({ err: error }, 'unhandled error');
+    res.status(status).json({ error: status === 500 ? 'server_error' : 'invalid_request', error_description: status === 500 ? 'internal error' : error.message });
+  });
+  return app;
+}

@@ -1,0 +1,115 @@
+import type { Config } from './config';
+import { loadMek, type MekProvider } from './crypto/mek';
+import { openDatabase, type DatabaseHandle } from './db';
+import { migrateToLatest } from './db/migrate';
+import { KeyCache } from './keys/cache';
+import { KeyLifecycle } from './keys/lifecycle';
+import type { Logger } from './observability/logger';
+import type { Metrics } from './observability/metrics';
+import { createSigner, type Signer } from './tokens/sign';
+
+/** Everything a request handler, the scheduler or the CLI works with, built once per process. */
+export interface Services {
+  config: Config;
+  logger: Logger;
+  metrics: Metrics;
+  handle: DatabaseHandle;
+  mek: MekProvider;
+  lifecycle: KeyLifecycle;
+  keys: KeyCache;
+  sign: Signer;
+  now: () => Date;
+  close(): Promise<void>;
+}
+
+export interface ServiceOptions {
+  config: Config;
+  logger: Logger;
+  metrics: Metrics;
+  /** An already open database (tests); otherwise one is opened from the configuration. */
+  handle?: DatabaseHandle;
+  mek?: MekProvider;
+  now?: () => Date;
+}
+
+/** Opens the database (waiting for it), migrates, checks the MEK against every key, and builds the key lifecycle. */
+export async function buildLifecycle(options: ServiceOptions): Promise<{ handle: DatabaseHandle; mek: MekProvider; lifecycle: KeyLifecycle }> {
+  const { config, logger, metrics } = options;
+  const mek = options.mek ?? resolveMek(config, logger);
+  const handle = options.handle ?? (await openDatabaseWithRetry(config, logger));
+  try {
+    await migrateToLatest(handle);
+    const lifecycle = new KeyLifecycle({
+      db: handle.db,
+      mek,
+      logger,
+      now: options.now,
+      policy: config,
+      observer: {
+        onChange: (change) => metrics.keyTransitions.inc({ action: change.action }),
+        onAlreadyRotated: () => metrics.alreadyRotated.inc(),
+      },
+    });
+    await lifecycle.assertAllDecryptable();
+    return { handle, mek, lifecycle };
+  } catch (error) {
+    if (!options.handle) await handle.close();
+    throw error;
+  }
+}
+
+/** The whole service: lifecycle, first keys if none exist, and the in-memory key cache. */
+export async function startServices(options: ServiceOptions): Promise<Services> {
+  const { config, logger, metrics } = options;
+  const { handle, mek, lifecycle } = await buildLifecycle(options);
+  const keys = new KeyCache({ handle, mek, logger, refreshIntervalMs: config.keyRefreshIntervalMs });
+  try {
+    // Creates `current` + `next` on first start, and catches up on anything overdue.
+    await lifecycle.check('startup');
+    await keys.start();
+  } catch (error) {
+    keys.stop();
+    if (!options.handle) await handle.close();
+    throw error;
+  }
+  metrics.watchKeys(() => keys.state, config.rotationIntervalMs);
+  return {
+    config,
+    logger,
+    metrics,
+    handle,
+    mek,
+    lifecycle,
+    keys,
+    sign: createSigner(keys),
+    now: options.now ?? (() => new Date()),
+    async close() {
+      keys.stop();
+      if (!options.handle) await handle.close();
+    },
+  };
+}
+
+export function resolveMek(config: Config, logger: Logger): MekProvider {
+  const loaded = loadMek(config);
+  if (loaded.generatedDevRing) {
+    logger.warn(
+      { file: loaded.generatedDevRing },
+      'DEVELOPMENT KEY RING GENERATED: signing keys are encrypted under a MEK kept next to the data. Set IDP_MEK or IDP_MEK_FILE before production.',
+    );
+  }
+  return loaded.provider;
+}
+
+/** Postgres unreachable at start: retry with backoff, one log line per attempt. */
+export async function openDatabaseWithRetry(config: Config, logger: Logger, maxAttempts = Infinity): Promise<DatabaseHandle> {
+  for (let attempt = 1; ; attempt++) {
+    const handle = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, logger });
+    if (await handle.ping(5_000)) return handle;
+    await handle.close();
+    const delayMs = Math.min(30_000, 500 * 2 ** (attempt - 1));
+    if (attempt >= maxAttempts) throw new Error('database unreachable');
+    logger.error({ attempt, retryInMs: delayMs }, `database unreachable (attempt ${attempt}); retrying in ${Math.round(delayMs / 1000)}s`);
+    await new Promise((resolve) => setTimeout(resolve, delayMs));
+  }
+}

@@ -7,5 +7,5 @@ module.exports = {
   // Each test file builds its own database; PGlite boots in ~1s, real key generation takes time.
   testTimeout: 60000,
   maxWorkers: 2,
-  transform: { '^.+\\.ts$': ['ts-jest', { isolatedModules: true }] },
+  transform: { '^.+\\.ts$': ['ts-jest', { }] },
 };

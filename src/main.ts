@@ -21,9 +21,9 @@ async function main(): Promise<void> {
   for (const warning of configWarnings(config)) logger.warn(warning);
   const metrics = createMetrics();
 
-  let services: Services | undefined;
-  let scheduler: Scheduler | undefined;
-  const server = createHttpServer({ config, logger, metrics, services: () => services });
+  // Filled in as start-up progresses; the server answers /healthz and /readyz before they exist.
+  const running: { services?: Services; scheduler?: Scheduler } = {};
+  const server = createHttpServer({ config, logger, metrics, services: () => running.services });
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
   logger.info({ port: config.port, host: config.host, issuer: config.issuer, database: config.databaseUrl ? 'postgres' : `pglite:${config.dataDir}` }, 'listening');
@@ -33,25 +33,27 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down: stop the schedule, drain requests, close the database');
-    await scheduler?.stop();
+    await running.scheduler?.stop();
     await new Promise<void>((resolve) => {
       server.close(() => resolve());
       server.closeIdleConnections();
     });
-    await services?.close();
+    await running.services?.close();
     logger.info('stopped');
     process.exit(0);
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
 
+  let services: Services;
   try {
     services = await startServices({ config, logger, metrics });
   } catch (error) {
     fatal(logger, error);
   }
+  running.services = services;
   if (stopping) return;
-  scheduler = startScheduler(services);
+  running.scheduler = startScheduler(services);
   logger.info({ kid: services.keys.current.kid }, 'ready');
 }
 

@@ -38,10 +38,54 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
   return options.databaseUrl === undefined ? openPglite(options) : openPostgres(options.databaseUrl, options);
 }
 
+export class DatabaseInUseError extends Error {
+  readonly code = 'ERR_DATABASE_IN_USE';
+}
+
+/**
+ * PGlite is one process's database: a second process opening the same directory would corrupt it.
+ * A lock file next to the data directory turns that mistake into a clear refusal.
+ */
+function lockDataDir(dataDir: string): () => void {
+  const lockFile = `${path.resolve(dataDir)}.lock`;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      fs.writeFileSync(lockFile, String(process.pid), { flag: 'wx' });
+      return () => fs.rmSync(lockFile, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const holder = Number(fs.readFileSync(lockFile, 'utf8'));
+      if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isAlive(holder)) {
+        throw new DatabaseInUseError(
+          `the embedded database ${dataDir} is in use by process ${holder}; stop it first, or set DATABASE_URL so that several processes can share Postgres`,
+        );
+      }
+      fs.rmSync(lockFile, { force: true }); // left behind by a process that died
+    }
+  }
+  throw new DatabaseInUseError(`cannot lock the embedded database ${dataDir}`);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 async function openPglite(options: DatabaseOptions): Promise<DatabaseHandle> {
   const inMemory = options.dataDir.startsWith('memory://');
   if (!inMemory) fs.mkdirSync(path.resolve(options.dataDir), { recursive: true });
-  const client = await PGlite.create(inMemory ? undefined : path.resolve(options.dataDir));
+  const unlock = inMemory ? () => undefined : lockDataDir(options.dataDir);
+  let client: PGlite;
+  try {
+    client = await PGlite.create(inMemory ? undefined : path.resolve(options.dataDir));
+  } catch (error) {
+    unlock();
+    throw error;
+  }
   const db = new Kysely<Database>({ dialect: new PGliteDialect(client) });
   return {
     kind: 'pglite',
@@ -54,6 +98,7 @@ async function openPglite(options: DatabaseOptions): Promise<DatabaseHandle> {
     },
     async close() {
       await db.destroy();
+      unlock();
     },
   };
 }

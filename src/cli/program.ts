@@ -1,0 +1,45 @@
+import { Command, CommanderError } from 'commander';
+import { ConfigError } from '../config';
+import { migrateToLatest } from '../db/migrate';
+import { CliError, createCliContext, type CliIo, type CliOverrides, type OutputOptions } from './context';
+import { registerKeyCommands } from './keys';
+import { registerMekCommands } from './mek';
+
+export type { CliIo, CliOverrides } from './context';
+
+/** The admin CLI (SPEC §6). Commands call services directly, never HTTP. Resolves to the exit code. */
+export async function runCli(argv: string[], io: CliIo, overrides: CliOverrides = {}): Promise<number> {
+  const context = createCliContext(io, overrides);
+  const program = new Command('idp')
+    .description('Admin CLI of the RS256 identity provider')
+    .exitOverride()
+    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
+
+  program
+    .command('migrate')
+    .description('apply pending migrations')
+    .option('--json', 'print JSON')
+    .action(async (opts: OutputOptions) => {
+      const applied = await context.withDatabase((handle) => migrateToLatest(handle));
+      context.print(opts, { applied }, applied.length === 0 ? 'database is up to date' : `applied: ${applied.join(', ')}`);
+    });
+  // One module per capability registers its commands here.
+  registerKeyCommands(program, context);
+  registerMekCommands(program, context);
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (error) {
+    // Commander already printed usage errors; help is a success.
+    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
+    io.stderr(`idp: ${describe(error)}\n`);
+    return error instanceof CliError ? error.exitCode : 1;
+  }
+}
+
+function describe(error: unknown): string {
+  if (error instanceof ConfigError) return `invalid configuration: ${error.message}`;
+  if (error instanceof Error) return error.message.split('\n')[0] as string;
+  return String(error);
+}

@@ -1,7 +1,9 @@
 import type { Migration } from 'kysely';
 import * as signingKeys from './2026-11-22T1900-signing-keys';
+import * as usersSessionsAdmin from './2026-11-22T2100-users-sessions-admin';
 
 /** Every migration, by dated name; the migrator applies them in name order. */
 export const migrations: Record<string, Migration> = {
   '2026-11-22T1900-signing-keys': signingKeys,
+  '2026-11-22T2100-users-sessions-admin': usersSessionsAdmin,
 };

@@ -41,10 +41,61 @@ export interface AuditEventsTable {
   details: ColumnType<Record<string, unknown>, string | undefined, string>;
 }
 
+export interface UsersTable {
+  id: string;
+  /** Normalised: trimmed, NFC, lower case. */
+  email: string;
+  /** argon2id PHC string; never leaves the users module. */
+  password_hash: string;
+  role: ColumnType<string, string | undefined, string>;
+  tenant_id: string | null;
+  created_at: Date;
+  updated_at: Date;
+  last_sign_in_at: Date | null;
+  disabled_at: Date | null;
+}
+
+export interface SessionsTable {
+  id: string;
+  user_id: string;
+  created_at: Date;
+  refreshed_at: Date | null;
+  revoked_at: Date | null;
+  revoked_reason: string | null;
+}
+
+export interface RefreshTokensTable {
+  /** base64url SHA-256 of the opaque token; the token itself is never stored. */
+  token_hash: string;
+  session_id: string;
+  created_at: Date;
+  expires_at: Date;
+  used_at: Date | null;
+}
+
+export interface AdminTokensTable {
+  id: string;
+  permissions: ColumnType<string[], string, string>;
+  is_super_admin: boolean;
+  description: string | null;
+  created_by: string;
+  created_at: Date;
+  expires_at: Date;
+  revoked_at: Date | null;
+  revoked_by: string | null;
+}
+
 export interface Database {
   signing_keys: SigningKeysTable;
   audit_events: AuditEventsTable;
+  users: UsersTable;
+  sessions: SessionsTable;
+  refresh_tokens: RefreshTokensTable;
+  admin_tokens: AdminTokensTable;
 }
 
 export type SigningKeyRow = Selectable<SigningKeysTable>;
 export type AuditEventRow = Selectable<AuditEventsTable>;
+export type UserRow = Selectable<UsersTable>;
+export type SessionRow = Selectable<SessionsTable>;
+export type AdminTokenRow = Selectable<AdminTokensTable>;

@@ -85,6 +85,45 @@ export interface AdminTokensTable {
   revoked_by: string | null;
 }
 
+export interface TenantsTable {
+  id: string;
+  name: string;
+  disabled_at: Date | null;
+  created_at: ColumnType<Date, Date | undefined, Date>;
+}
+
+export interface OAuthClientsTable {
+  id: string;
+  name: string;
+  /** SHA-256 of the secret (src/clients/secret.ts). */
+  secret_hash: Uint8Array;
+  /** The secret replaced by the last rotation, valid until `previous_secret_expires_at`. */
+  previous_secret_hash: Uint8Array | null;
+  previous_secret_expires_at: Date | null;
+  scopes: ColumnType<string[], string, string>;
+  /** The first one is the default `aud`. */
+  audiences: ColumnType<string[], string, string>;
+  tenant_id: string | null;
+  token_ttl_seconds: number | null;
+  disabled_at: Date | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+export interface RevokedAccessTokensTable {
+  jti: string;
+  client_id: string;
+  expires_at: Date;
+  revoked_at: Date;
+}
+
+export interface RateLimitCountersTable {
+  key: string;
+  failures: number;
+  window_ends_at: Date;
+  blocked_until: Date | null;
+}
+
 export interface Database {
   signing_keys: SigningKeysTable;
   audit_events: AuditEventsTable;
@@ -92,6 +131,10 @@ export interface Database {
   sessions: SessionsTable;
   refresh_tokens: RefreshTokensTable;
   admin_tokens: AdminTokensTable;
+  tenants: TenantsTable;
+  oauth_clients: OAuthClientsTable;
+  revoked_access_tokens: RevokedAccessTokensTable;
+  rate_limit_counters: RateLimitCountersTable;
 }
 
 export type SigningKeyRow = Selectable<SigningKeysTable>;
@@ -99,3 +142,5 @@ export type AuditEventRow = Selectable<AuditEventsTable>;
 export type UserRow = Selectable<UsersTable>;
 export type SessionRow = Selectable<SessionsTable>;
 export type AdminTokenRow = Selectable<AdminTokensTable>;
+export type TenantRow = Selectable<TenantsTable>;
+export type OAuthClientRow = Selectable<OAuthClientsTable>;

@@ -65,6 +65,25 @@ export async function killAllChildren(): Promise<void> {
   );
 }
 
+/**
+ * Sends `signal` and waits up to `graceMs` for the exit; a child still running then is killed and
+ * reported as 'did not exit', so that a test asserting a clean stop fails clearly.
+ */
+export async function stopChild(child: Child, signal: NodeJS.Signals = 'SIGTERM', graceMs = 5_000): Promise<number | string> {
+  child.kill(signal);
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'did not exit'>((resolve) => {
+    timer = setTimeout(() => resolve('did not exit'), graceMs);
+  });
+  const result = await Promise.race([child.exited, timedOut]);
+  clearTimeout(timer);
+  if (result === 'did not exit') {
+    child.kill('SIGKILL');
+    await child.exited;
+  }
+  return result;
+}
+
 export type ChildMessage =
   | { type: 'ready'; pid: number }
   | { type: 'armed' }

@@ -1,0 +1,19 @@
+/** Every permission of the admin API (SPEC §4); each route is guarded by exactly one of them. */
+export const PERMISSIONS = [
+  'keys:read',
+  'keys:rotate',
+  'keys:revoke',
+  'clients:read',
+  'clients:write',
+  'users:read',
+  'users:write',
+  'tenants:read',
+  'tenants:write',
+  'audit:read',
+] as const;
+
+export type Permission = (typeof PERMISSIONS)[number];
+
+export function isPermission(value: string): value is Permission {
+  return (PERMISSIONS as readonly string[]).includes(value);
+}

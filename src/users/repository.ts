@@ -1,0 +1,193 @@
+import { type Kysely, type Transaction } from 'kysely';
+import type { Database, SessionRow, UserRow } from '../db/schema';
+
+type Db = Kysely<Database> | Transaction<Database>;
+
+/** A user as every API shows it: never the password hash. */
+export interface PublicUser {
+  id: string;
+  email: string;
+  role: string;
+  tenant_id: string | null;
+  created_at: string;
+  updated_at: string;
+  last_sign_in_at: string | null;
+  disabled_at: string | null;
+}
+
+export function publicUser(row: UserRow): PublicUser {
+  const iso = (d: Date | null) => (d ? d.toISOString() : null);
+  return {
+    id: row.id,
+    email: row.email,
+    role: row.role,
+    tenant_id: row.tenant_id,
+    created_at: row.created_at.toISOString(),
+    updated_at: row.updated_at.toISOString(),
+    last_sign_in_at: iso(row.last_sign_in_at),
+    disabled_at: iso(row.disabled_at),
+  };
+}
+
+export class DuplicateEmailError extends Error {
+  readonly code = 'ERR_DUPLICATE_EMAIL';
+}
+
+export async function insertUser(db: Db, user: { id: string; email: string; passwordHash: string; now: Date }): Promise<UserRow> {
+  try {
+    return await db
+      .insertInto('users')
+      .values({ id: user.id, email: user.email, password_hash: user.passwordHash, created_at: user.now, updated_at: user.now })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+  } catch (error) {
+    if ((error as { code?: string }).code === '23505') throw new DuplicateEmailError('email already registered');
+    throw error;
+  }
+}
+
+export function findUserByEmail(db: Db, email: string): Promise<UserRow | undefined> {
+  return db.selectFrom('users').selectAll().where('email', '=', email).executeTakeFirst();
+}
+
+export function findUser(db: Db, id: string): Promise<UserRow | undefined> {
+  return db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+export interface UserPage {
+  users: UserRow[];
+  /** Pass as `cursor` for the next page; absent on the last page. */
+  next?: string;
+}
+
+/** Users by creation, newest first, in keyset pages (stable under concurrent sign-ups). */
+export async function listUsers(db: Db, filter: { email?: string; tenantId?: string; limit: number; cursor?: { createdAt: Date; id: string } }): Promise<UserPage> {
+  let query = db.selectFrom('users').selectAll();
+  if (filter.email) query = query.where('email', '=', filter.email);
+  if (filter.tenantId) query = query.where('tenant_id', '=', filter.tenantId);
+  const cursor = filter.cursor;
+  if (cursor) {
+    query = query.where((eb) =>
+      eb.or([eb('created_at', '<', cursor.createdAt), eb.and([eb('created_at', '=', cursor.createdAt), eb('id', '<', cursor.id)])]),
+    );
+  }
+  const rows = await query.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(filter.limit + 1).execute();
+  const users = rows.slice(0, filter.limit);
+  const last = users[users.length - 1];
+  return rows.length > filter.limit && last ? { users, next: encodeCursor(last.created_at, last.id) } : { users };
+}
+
+export function encodeCursor(at: Date, id: string): string {
+  return Buffer.from(`${at.toISOString()}|${id}`).toString('base64url');
+}
+
+export function decodeCursor(text: string): { createdAt: Date; id: string } | undefined {
+  const [at, id] = Buffer.from(text, 'base64url').toString('utf8').split('|');
+  const createdAt = new Date(at ?? '');
+  if (!id || Number.isNaN(createdAt.getTime())) return undefined;
+  return { createdAt, id };
+}
+
+export async function updateUser(db: Db, id: string, changes: { role?: string; tenantId?: string | null; disabledAt?: Date | null; now: Date }): Promise<UserRow | undefined> {
+  return db
+    .updateTable('users')
+    .set({
+      updated_at: changes.now,
+      ...(changes.role !== undefined ? { role: changes.role } : {}),
+      ...(changes.tenantId !== undefined ? { tenant_id: changes.tenantId } : {}),
+      ...(changes.disabledAt !== undefined ? { disabled_at: changes.disabledAt } : {}),
+    })
+    .where('id', '=', id)
+    .returningAll()
+    .executeTakeFirst();
+}
+
+export async function touchSignIn(db: Db, id: string, now: Date): Promise<void> {
+  await db.updateTable('users').set({ last_sign_in_at: now }).where('id', '=', id).execute();
+}
+
+export async function insertSession(db: Db, session: { id: string; userId: string; now: Date }): Promise<void> {
+  await db.insertInto('sessions').values({ id: session.id, user_id: session.userId, created_at: session.now }).execute();
+}
+
+/** The session of an access token with its user, in one query: what the user API checks on every request. */
+export async function findSessionWithUser(db: Db, sessionId: string): Promise<{ session: SessionRow; user: UserRow } | undefined> {
+  const row = await db
+    .selectFrom('sessions')
+    .innerJoin('users', 'users.id', 'sessions.user_id')
+    .selectAll('users')
+    .select([
+      'sessions.id as session_id',
+      'sessions.created_at as session_created_at',
+      'sessions.refreshed_at as session_refreshed_at',
+      'sessions.revoked_at as session_revoked_at',
+      'sessions.revoked_reason as session_revoked_reason',
+    ])
+    .where('sessions.id', '=', sessionId)
+    .executeTakeFirst();
+  if (!row) return undefined;
+  const { session_id, session_created_at, session_refreshed_at, session_revoked_at, session_revoked_reason, ...user } = row;
+  return {
+    user,
+    session: {
+      id: session_id,
+      user_id: user.id,
+      created_at: session_created_at,
+      refreshed_at: session_refreshed_at,
+      revoked_at: session_revoked_at,
+      revoked_reason: session_revoked_reason,
+    },
+  };
+}
+
+/** Revokes one session; returns false when it was already revoked (or does not exist). */
+export async function revokeSession(db: Db, sessionId: string, reason: string, now: Date): Promise<boolean> {
+  const result = await db
+    .updateTable('sessions')
+    .set({ revoked_at: now, revoked_reason: reason })
+    .where('id', '=', sessionId)
+    .where('revoked_at', 'is', null)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+/** Revokes every open session of a user (account disabled); returns their ids. */
+export async function revokeUserSessions(db: Db, userId: string, reason: string, now: Date): Promise<string[]> {
+  const rows = await db
+    .updateTable('sessions')
+    .set({ revoked_at: now, revoked_reason: reason })
+    .where('user_id', '=', userId)
+    .where('revoked_at', 'is', null)
+    .returning('id')
+    .execute();
+  return rows.map((r) => r.id);
+}
+
+export async function insertRefreshToken(db: Db, token: { hash: string; sessionId: string; now: Date; expiresAt: Date }): Promise<void> {
+  await db
+    .insertInto('refresh_tokens')
+    .values({ token_hash: token.hash, session_id: token.sessionId, created_at: token.now, expires_at: token.expiresAt })
+    .execute();
+}
+
+/**
+ * Marks a refresh token used, atomically: of two requests presenting the same token, exactly one
+ * gets the row; the other sees it used (reuse). Returns the row as it was before, if unused.
+ */
+export async function consumeRefreshToken(db: Db, hash: string, now: Date): Promise<{ session_id: string; expires_at: Date } | undefined> {
+  return db
+    .updateTable('refresh_tokens')
+    .set({ used_at: now })
+    .where('token_hash', '=', hash)
+    .where('used_at', 'is', null)
+    .returning(['session_id', 'expires_at'])
+    .executeTakeFirst();
+}
+
+export function findRefreshToken(db: Db, hash: string): Promise<{ session_id: string; used_at: Date | null } | undefined> {
+  return db.selectFrom('refresh_tokens').select(['session_id', 'used_at']).where('token_hash', '=', hash).executeTakeFirst();
+}
+
+export async function markSessionRefreshed(db: Db, sessionId: string, now: Date): Promise<void> {
+  await db.updateTable('sessions').set({ refreshed_at: now }).where('id', '=', sessionId).execute();
+}

@@ -1,0 +1,73 @@
+import { Router, type Request, type Response } from 'express';
+import { ApiError, apiErrorHandler, bearerToken, jsonBody, requestId, withRequestId } from '../http/api-error';
+import type { Logger } from '../observability/logger';
+import { readCredentials } from './credentials';
+import { publicUser } from './repository';
+import type { RequestOrigin, UserAccounts, UserSession } from './service';
+
+/** The session response of sign-up, sign-in and refresh (the shape Supabase's GoTrue clients read). */
+export function sessionBody(session: UserSession, now: Date): Record<string, unknown> {
+  return {
+    access_token: session.accessToken,
+    token_type: 'bearer',
+    expires_in: Math.max(0, Math.round((session.expiresAt.getTime() - now.getTime()) / 1000)),
+    expires_at: Math.floor(session.expiresAt.getTime() / 1000),
+    refresh_token: session.refreshToken,
+    user: session.user,
+  };
+}
+
+export function origin(req: Request): RequestOrigin {
+  return { ip: req.ip ?? req.socket.remoteAddress ?? 'unknown', requestId: requestId(req) };
+}
+
+/** `/auth/v1` (SPEC §4): sign up, sign in, refresh, sign out, who am I. `accounts()` is undefined until start-up is done. */
+export function userRoutes(options: { accounts: () => UserAccounts | undefined; now: () => Date; logger: Logger }): Router {
+  const router = Router();
+  router.use(withRequestId);
+  router.use((_req, res, next) => {
+    res.set('Cache-Control', 'no-store');
+    next();
+  });
+  const accounts = () => {
+    const service = options.accounts();
+    if (!service) throw new ApiError('temporarily_unavailable', 'the service is starting; retry in a second', { headers: { 'Retry-After': '1' } });
+    return service;
+  };
+  const send = (res: Response, status: number, session: UserSession) => res.status(status).json(sessionBody(session, options.now()));
+
+  router.post('/signup', jsonBody(), async (req, res) => {
+    const service = accounts();
+    send(res, 201, await service.signUp(readCredentials(req.body, 'signup'), origin(req)));
+  });
+
+  router.post('/token', jsonBody(), async (req, res) => {
+    const service = accounts();
+    const grantType = req.query.grant_type ?? 'password';
+    if (grantType === 'password') {
+      send(res, 200, await service.signIn(readCredentials(req.body, 'signin'), origin(req)));
+    } else if (grantType === 'refresh_token') {
+      send(res, 200, await service.refresh((req.body as { refresh_token?: unknown } | undefined)?.refresh_token, origin(req)));
+    } else {
+      throw new ApiError('invalid_request', 'grant_type must be "password" (the default) or "refresh_token"');
+    }
+  });
+
+  router.post('/logout', async (req, res) => {
+    const service = accounts();
+    await service.logout(await service.authenticate(bearerToken(req)), origin(req));
+    res.status(204).end();
+  });
+
+  router.get('/user', async (req, res) => {
+    const service = accounts();
+    const caller = await service.authenticate(bearerToken(req));
+    res.json(publicUser(caller.user));
+  });
+
+  router.use((_req: Request, _res: Response) => {
+    throw new ApiError('not_found', 'no such endpoint under /auth/v1 (signup, token, logout, user)');
+  });
+  router.use(apiErrorHandler(options.logger));
+  return router;
+}

@@ -1,0 +1,254 @@
+import crypto from 'node:crypto';
+import type { Kysely } from 'kysely';
+import { recordAudit } from '../audit';
+import type { Database, UserRow } from '../db/schema';
+import { ApiError } from '../http/api-error';
+import type { Logger } from '../observability/logger';
+import type { Signer } from '../tokens/sign';
+import type { TokenVerifier } from '../tokens/verify';
+import { describeExpiry, issueUserAccessToken, verifyUserAccessToken, type UserAccessClaims } from './access-token';
+import type { Credentials } from './credentials';
+import { dummyPasswordHash, hashPassword, verifyPassword } from './passwords';
+import { hashRefreshToken, looksLikeRefreshToken, newRefreshToken } from './refresh-token';
+import * as repo from './repository';
+
+/** What a successful sign-up, sign-in or refresh hands back. */
+export interface UserSession {
+  accessToken: string;
+  expiresAt: Date;
+  refreshToken: string;
+  user: repo.PublicUser;
+}
+
+/** Sign-in limits (SPEC §7): how many failures per key, and what the limiter answers. */
+export interface SignInLimiter {
+  /** Seconds until another attempt is allowed for any of the keys; 0 when allowed. */
+  retryAfterSeconds(keys: readonly string[]): Promise<number>;
+  /** Counts one failure for each key; returns the keys that have just reached their limit. */
+  recordFailure(keys: readonly string[]): Promise<string[]>;
+}
+
+/** Whether a tenant may still get tokens; `undefined` tenant id means none. */
+export type TenantGate = (tenantId: string) => Promise<boolean>;
+
+export interface UserAccountsDeps {
+  db: Kysely<Database>;
+  sign: Signer;
+  verifier: TokenVerifier;
+  logger: Logger;
+  now: () => Date;
+  limiter: SignInLimiter;
+  tenantActive: TenantGate;
+  settings: { issuer: string; audience: string; accessTokenTtlMs: number; refreshTokenTtlMs: number };
+}
+
+/** Where a request came from, for limits and the audit log. */
+export interface RequestOrigin {
+  ip: string;
+  requestId: string;
+}
+
+/** The verified caller of the user API: token claims, the live session row and the user. */
+export interface AuthenticatedUser {
+  claims: UserAccessClaims;
+  user: UserRow;
+}
+
+const INVALID_CREDENTIALS = 'invalid email or password';
+
+/**
+ * User accounts (SPEC §4 /auth/v1, §5): passwords under argon2id, one session per sign-in,
+ * refresh tokens rotated on every use with reuse detection (OAuth 2.0 Security BCP §4.14).
+ *
+ * Session revocation is checked in the database on every user-API request and introspection (one
+ * primary-key join): a logout is refused by every instance at once, with no cache to invalidate.
+ */
+export class UserAccounts {
+  constructor(private readonly deps: UserAccountsDeps) {}
+
+  async signUp(credentials: Credentials, origin: RequestOrigin): Promise<UserSession> {
+    const now = this.deps.now();
+    const passwordHash = await hashPassword(credentials.password);
+    const user = await this.deps.db.transaction().execute(async (trx) => {
+      let row: UserRow;
+      try {
+        row = await repo.insertUser(trx, { id: crypto.randomUUID(), email: credentials.email, passwordHash, now });
+      } catch (error) {
+        if (error instanceof repo.DuplicateEmailError) {
+          throw new ApiError('user_already_exists', 'an account with this email already exists; sign in instead');
+        }
+        throw error;
+      }
+      await recordAudit(trx, { at: now, actor: `user:${row.id}`, action: 'user.signed_up', target: row.id, requestId: origin.requestId });
+      return row;
+    });
+    return this.openSession(user, now);
+  }
+
+  async signIn(credentials: Credentials, origin: RequestOrigin): Promise<UserSession> {
+    const keys = [`email:${credentials.email}`, `ip:${origin.ip}`];
+    const wait = await this.deps.limiter.retryAfterSeconds(keys);
+    if (wait > 0) throw tooManyAttempts(wait);
+
+    const user = await repo.findUserByEmail(this.deps.db, credentials.email);
+    // Always one argon2 verification, against a dummy hash for an unknown email: same answer, same time.
+    const matches = await verifyPassword(user?.password_hash ?? (await dummyPasswordHash()), credentials.password);
+    if (!user || !matches) {
+      await this.recordFailure(keys, credentials.email, origin);
+      throw new ApiError('invalid_credentials', INVALID_CREDENTIALS);
+    }
+    // Past this point the caller has proved the password, so plain reasons are no leak.
+    if (user.disabled_at) throw new ApiError('forbidden', 'this account is disabled; ask an administrator');
+    if (user.tenant_id && !(await this.deps.tenantActive(user.tenant_id))) {
+      throw new ApiError('forbidden', `tenant ${user.tenant_id} of this account is disabled; ask an administrator`);
+    }
+    const now = this.deps.now();
+    await repo.touchSignIn(this.deps.db, user.id, now);
+    return this.openSession({ ...user, last_sign_in_at: now }, now);
+  }
+
+  /** Rotates a refresh token: the old one is spent; presenting a spent one revokes its whole session. */
+  async refresh(refreshToken: unknown, origin: RequestOrigin): Promise<UserSession> {
+    if (!looksLikeRefreshToken(refreshToken)) {
+      throw new ApiError('invalid_grant', 'refresh_token is missing or malformed; it is the opaque string returned by sign-in');
+    }
+    const hash = hashRefreshToken(refreshToken);
+    const now = this.deps.now();
+    const outcome = await this.deps.db.transaction().execute(async (trx) => {
+      const consumed = await repo.consumeRefreshToken(trx, hash, now);
+      if (!consumed) {
+        const known = await repo.findRefreshToken(trx, hash);
+        if (!known) return { kind: 'unknown' as const };
+        const revoked = await repo.revokeSession(trx, known.session_id, 'refresh token reuse', now);
+        if (revoked) {
+          await recordAudit(trx, {
+            at: now,
+            actor: 'system',
+            action: 'session.revoked',
+            target: known.session_id,
+            reason: 'refresh token reuse',
+            requestId: origin.requestId,
+            details: { ip: origin.ip },
+          });
+        }
+        return { kind: 'reused' as const, sessionId: known.session_id };
+      }
+      if (consumed.expires_at <= now) return { kind: 'expired' as const, expiresAt: consumed.expires_at };
+      const found = await repo.findSessionWithUser(trx, consumed.session_id);
+      if (!found || found.session.revoked_at) return { kind: 'revoked' as const };
+      if (found.user.disabled_at) return { kind: 'disabled' as const };
+      const next = newRefreshToken();
+      await repo.insertRefreshToken(trx, { hash: hashRefreshToken(next), sessionId: found.session.id, now, expiresAt: this.refreshExpiry(now) });
+      await repo.markSessionRefreshed(trx, found.session.id, now);
+      return { kind: 'ok' as const, user: found.user, sessionId: found.session.id, refreshToken: next };
+    });
+
+    switch (outcome.kind) {
+      case 'unknown':
+        throw new ApiError('invalid_grant', 'refresh token is not valid; sign in again');
+      case 'reused':
+        this.deps.logger.warn({ sid: outcome.sessionId, requestId: origin.requestId }, 'refresh token reuse: session revoked');
+        throw new ApiError('invalid_grant', 'refresh token was already used; its session has been revoked for safety, sign in again');
+      case 'expired':
+        throw new ApiError('invalid_grant', `refresh token expired ${describeExpiry(outcome.expiresAt.getTime(), now)}; sign in again`);
+      case 'revoked':
+        throw new ApiError('invalid_grant', 'the session of this refresh token has been signed out; sign in again');
+      case 'disabled':
+        throw new ApiError('invalid_grant', 'this account is disabled; ask an administrator');
+    }
+    const { user, sessionId } = outcome;
+    if (user.tenant_id && !(await this.deps.tenantActive(user.tenant_id))) {
+      throw new ApiError('invalid_grant', `tenant ${user.tenant_id} of this account is disabled; ask an administrator`);
+    }
+    const access = await this.sign(user, sessionId, now);
+    return { accessToken: access.token, expiresAt: access.expiresAt, refreshToken: outcome.refreshToken, user: repo.publicUser(user) };
+  }
+
+  /**
+   * The caller of the user API: a valid user access token whose session is open, whose user is
+   * enabled and whose tenant (if any) is enabled. Anything else is a 401.
+   */
+  async authenticate(token: string): Promise<AuthenticatedUser> {
+    const now = this.deps.now();
+    const claims = await verifyUserAccessToken(this.deps.verifier, token, { audience: this.deps.settings.audience, now });
+    const found = await repo.findSessionWithUser(this.deps.db, claims.sid);
+    if (!found || found.user.id !== claims.sub) {
+      throw new ApiError('invalid_token', 'the access token is not valid; sign in again to get a new one', { logDetail: 'unknown session' });
+    }
+    if (found.session.revoked_at) throw new ApiError('invalid_token', 'this session has been signed out; sign in again');
+    if (found.user.disabled_at) throw new ApiError('invalid_token', 'this account is disabled; ask an administrator');
+    if (found.user.tenant_id && !(await this.deps.tenantActive(found.user.tenant_id))) {
+      throw new ApiError('invalid_token', `tenant ${found.user.tenant_id} of this account is disabled; ask an administrator`);
+    }
+    return { claims, user: found.user };
+  }
+
+  /** RFC 7662 view: the claims when the token is a live user token, else undefined (never why). */
+  async introspect(token: string): Promise<UserAccessClaims | undefined> {
+    try {
+      return (await this.authenticate(token)).claims;
+    } catch (error) {
+      if (error instanceof ApiError) return undefined;
+      throw error;
+    }
+  }
+
+  /** Signs the caller out: the session is revoked, and with it every access and refresh token it has. */
+  async logout(caller: AuthenticatedUser, origin: RequestOrigin): Promise<void> {
+    await this.revokeSession(caller.claims.sid, `user:${caller.user.id}`, 'logout', origin.requestId);
+  }
+
+  async revokeSession(sessionId: string, actor: string, reason: string, requestId?: string): Promise<boolean> {
+    const now = this.deps.now();
+    return this.deps.db.transaction().execute(async (trx) => {
+      const revoked = await repo.revokeSession(trx, sessionId, reason, now);
+      if (revoked) await recordAudit(trx, { at: now, actor, action: 'session.revoked', target: sessionId, reason, requestId });
+      return revoked;
+    });
+  }
+
+  private async recordFailure(keys: string[], email: string, origin: RequestOrigin): Promise<void> {
+    const reached = await this.deps.limiter.recordFailure(keys);
+    if (reached.length === 0) return;
+    // One event per burst (the failure that reaches the limit), not one per failed attempt.
+    this.deps.logger.warn({ keys: reached, requestId: origin.requestId }, 'sign-in failure limit reached');
+    await recordAudit(this.deps.db, {
+      at: this.deps.now(),
+      actor: `ip:${origin.ip}`,
+      action: 'signin.failure_limit_reached',
+      target: email,
+      requestId: origin.requestId,
+      details: { limited: reached },
+    });
+  }
+
+  private async openSession(user: UserRow, now: Date): Promise<UserSession> {
+    const sessionId = crypto.randomUUID();
+    const refreshToken = newRefreshToken();
+    await this.deps.db.transaction().execute(async (trx) => {
+      await repo.insertSession(trx, { id: sessionId, userId: user.id, now });
+      await repo.insertRefreshToken(trx, { hash: hashRefreshToken(refreshToken), sessionId, now, expiresAt: this.refreshExpiry(now) });
+    });
+    const access = await this.sign(user, sessionId, now);
+    return { accessToken: access.token, expiresAt: access.expiresAt, refreshToken, user: repo.publicUser(user) };
+  }
+
+  private sign(user: UserRow, sessionId: string, now: Date) {
+    const { issuer, audience, accessTokenTtlMs } = this.deps.settings;
+    return issueUserAccessToken(
+      this.deps.sign,
+      { issuer, audience, ttlMs: accessTokenTtlMs, now },
+      { userId: user.id, sessionId, email: user.email, role: user.role, tenantId: user.tenant_id },
+    );
+  }
+
+  private refreshExpiry(now: Date): Date {
+    return new Date(now.getTime() + this.deps.settings.refreshTokenTtlMs);
+  }
+}
+
+export function tooManyAttempts(retryAfterSeconds: number): ApiError {
+  return new ApiError('too_many_requests', `too many failed sign-ins; try again in ${retryAfterSeconds} seconds`, {
+    headers: { 'Retry-After': String(retryAfterSeconds) },
+  });
+}

@@ -7,6 +7,9 @@ import { KeyLifecycle } from './keys/lifecycle';
 import type { Logger } from './observability/logger';
 import type { Metrics } from './observability/metrics';
 import { createSigner, type Signer } from './tokens/sign';
+import { TokenVerifier } from './tokens/verify';
+import { FailureLimiter } from './ratelimit';
+import { startOAuth, type OAuthServices } from './oauth';
 
 /** Everything a request handler, the scheduler or the CLI works with, built once per process. */
 export interface Services {
@@ -18,6 +21,12 @@ export interface Services {
   lifecycle: KeyLifecycle;
   keys: KeyCache;
   sign: Signer;
+  /** Verifies our own JWTs against the published keys in memory. */
+  verifier: TokenVerifier;
+  /** Shared Postgres failure counters (SPEC §7 limits). */
+  failures: FailureLimiter;
+  /** OAuth clients (cached in memory), client authentication, the /oauth/* endpoints' state. */
+  oauth: OAuthServices;
   now: () => Date;
   close(): Promise<void>;
 }
@@ -73,6 +82,12 @@ export async function startServices(options: ServiceOptions): Promise<Services> 
     throw error;
   }
   metrics.watchKeys(() => keys.state, config.rotationIntervalMs);
+  const now = options.now ?? (() => new Date());
+  const sign = createSigner(keys);
+  const verifier = new TokenVerifier(keys, config.issuer);
+  const failures = new FailureLimiter({ handle, logger, now });
+  await failures.start();
+  const oauth = await startOAuth({ config, logger, handle, limiter: failures, now });
   return {
     config,
     logger,
@@ -81,9 +96,13 @@ export async function startServices(options: ServiceOptions): Promise<Services> 
     mek,
     lifecycle,
     keys,
-    sign: createSigner(keys),
-    now: options.now ?? (() => new Date()),
+    sign,
+    verifier,
+    failures,
+    oauth,
+    now,
     async close() {
+      oauth.stop();
       keys.stop();
       if (!options.handle) await handle.close();
     },

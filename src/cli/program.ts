@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config';
 import { migrateToLatest } from '../db/migrate';
 import { CliError, createCliContext, type CliIo, type CliOverrides, type OutputOptions } from './context';
+import { registerClientCommands } from './clients';
 import { registerKeyCommands } from './keys';
 import { registerMekCommands } from './mek';
 
@@ -26,6 +27,7 @@ export async function runCli(argv: string[], io: CliIo, overrides: CliOverrides 
   // One module per capability registers its commands here.
   registerKeyCommands(program, context);
   registerMekCommands(program, context);
+  registerClientCommands(program, context);
 
   try {
     await program.parseAsync(argv, { from: 'user' });

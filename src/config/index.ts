@@ -53,6 +53,22 @@ export interface Config {
   readonly workers: number;
   /** `IDP_LOG_LEVEL`, default `info` (`silent` in tests). */
   readonly logLevel: string;
+  /** `IDP_CLIENT_AUDIENCE`, default `$IDP_ISSUER/api`: the audience of a client created without `--audience`. */
+  readonly clientDefaultAudience: string;
+  /**
+   * `IDP_CLIENT_SECRET_GRACE`, default 24h: how long the previous secret keeps working after
+   * `clients rotate-secret`, so services can be redeployed with the new one (`--grace 0s` after a leak).
+   */
+  readonly clientSecretGraceMs: number;
+  /** Abuse limits on failed client authentication at /oauth/* (SPEC §7). */
+  readonly tokenFailureLimits: {
+    /** `IDP_TOKEN_FAILURES_PER_CLIENT`, default 20 failures per `client_id` and window. */
+    readonly perClient: number;
+    /** `IDP_TOKEN_FAILURES_PER_IP`, default 20 failures per client IP and window. */
+    readonly perIp: number;
+    /** `IDP_TOKEN_FAILURE_WINDOW`, default 1m. */
+    readonly windowMs: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -185,6 +201,13 @@ export function loadConfig(env: Env = process.env): Config {
     userAudience: userAudienceText === undefined ? issuer : userAudienceText,
     workers,
     logLevel,
+    clientDefaultAudience: read(env, 'IDP_CLIENT_AUDIENCE') ?? `${issuer}/api`,
+    clientSecretGraceMs: duration(env, 'IDP_CLIENT_SECRET_GRACE', 86_400_000),
+    tokenFailureLimits: Object.freeze({
+      perClient: integer(env, 'IDP_TOKEN_FAILURES_PER_CLIENT', 20, 1, 1_000_000),
+      perIp: integer(env, 'IDP_TOKEN_FAILURES_PER_IP', 20, 1, 1_000_000),
+      windowMs: duration(env, 'IDP_TOKEN_FAILURE_WINDOW', 60_000),
+    }),
   };
 
   if (production) {

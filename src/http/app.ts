@@ -3,6 +3,7 @@ import type { Config } from '../config';
 import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
 import type { Services } from '../services';
+import { oauthMetadata, scopesSupported } from '../oauth';
 
 /** What the HTTP layer sees: the services once they are up (undefined while the database is awaited). */
 export interface AppContext {
@@ -12,11 +13,12 @@ export interface AppContext {
   services(): Services | undefined;
 }
 
-/** RFC 8414 metadata: only what this server really offers. */
-export function authorizationServerMetadata(config: Config): Record<string, unknown> {
+/** RFC 8414 metadata: only what this server really offers. `scopes` are those clients may request. */
+export function authorizationServerMetadata(config: Config, scopes: readonly string[] = []): Record<string, unknown> {
   return {
     issuer: config.issuer,
     jwks_uri: `${config.issuer}/.well-known/jwks.json`,
+    ...oauthMetadata(config.issuer, scopes),
     id_token_signing_alg_values_supported: ['RS256'],
   };
 }
@@ -43,8 +45,11 @@ export function createApp(context: AppContext): express.Express {
     res.type(context.metrics.registry.contentType).send(await context.metrics.registry.metrics());
   });
 
-  const metadata = (_req: Request, res: Response) => {
-    res.set('Cache-Control', `public, max-age=${context.config.jwksMaxAgeSeconds}`).json(authorizationServerMetadata(context.config));
+  const metadata = async (_req: Request, res: Response) => {
+    const services = context.services();
+    // A scope list that cannot be read is left empty rather than failing discovery (RFC 8414: RECOMMENDED member).
+    const scopes = services ? await scopesSupported(services.handle).catch(() => []) : [];
+    res.set('Cache-Control', `public, max-age=${context.config.jwksMaxAgeSeconds}`).json(authorizationServerMetadata(context.config, scopes));
   };
   app.get('/.well-known/oauth-authorization-server', metadata);
   app.get('/.well-known/openid-configuration', metadata);

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import { etagMatches } from '../keys/jwks';
+import { createOAuthDispatch } from '../oauth/endpoints';
 import { createApp, type AppContext } from './app';
 
 /**
@@ -10,6 +11,7 @@ import { createApp, type AppContext } from './app';
  */
 export function createHttpServer(context: AppContext): http.Server {
   const app = createApp(context);
+  const oauth = createOAuthDispatch(context);
   const cacheControl = `public, max-age=${context.config.jwksMaxAgeSeconds}`;
 
   const serveJwks = (req: http.IncomingMessage, res: http.ServerResponse) => {
@@ -42,6 +44,8 @@ export function createHttpServer(context: AppContext): http.Server {
     const query = url.indexOf('?');
     const path = query < 0 ? url : url.slice(0, query);
     if (path === '/.well-known/jwks.json' && (req.method === 'GET' || req.method === 'HEAD')) return serveJwks(req, res);
+    // POST /oauth/token, /oauth/introspect, /oauth/revoke: the token endpoint is the other hot route.
+    if (path.startsWith('/oauth/') && oauth(req, res, path)) return;
     app(req, res);
   });
 }

@@ -8,6 +8,12 @@ export interface Metrics {
   keyTransitions: client.Counter<'action'>;
   alreadyRotated: client.Counter;
   rotationCheckFailures: client.Counter;
+  /** Access tokens issued at POST /oauth/token, by client and grant type. */
+  oauthTokensIssued: client.Counter<'client_id' | 'grant_type'>;
+  /** OAuth error responses, by endpoint and `error` code. */
+  oauthErrors: client.Counter<'endpoint' | 'error'>;
+  /** Time to answer POST /oauth/token, by outcome (`success` or the error code). */
+  oauthTokenDuration: client.Histogram<'outcome'>;
   /** Lets the key gauges read the live key state at scrape time. */
   watchKeys(source: () => KeySnapshot | undefined, rotationIntervalMs: number): void;
 }
@@ -67,6 +73,25 @@ export function createMetrics(): Metrics {
     rotationCheckFailures: new client.Counter({
       name: 'idp_key_rotation_check_failures_total',
       help: 'Rotation checks that failed (database unreachable, ...)',
+      registers: [registry],
+    }),
+    oauthTokensIssued: new client.Counter({
+      name: 'idp_oauth_tokens_issued_total',
+      help: 'Access tokens issued at the token endpoint, by client and grant type',
+      labelNames: ['client_id', 'grant_type'],
+      registers: [registry],
+    }),
+    oauthErrors: new client.Counter({
+      name: 'idp_oauth_errors_total',
+      help: 'OAuth error responses by endpoint and error code',
+      labelNames: ['endpoint', 'error'],
+      registers: [registry],
+    }),
+    oauthTokenDuration: new client.Histogram({
+      name: 'idp_oauth_token_duration_seconds',
+      help: 'Token endpoint latency, from request to response, by outcome',
+      labelNames: ['outcome'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
       registers: [registry],
     }),
     watchKeys(next, rotationIntervalMs) {

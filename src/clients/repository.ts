@@ -1,0 +1,151 @@
+import type { Kysely, Transaction } from 'kysely';
+import type { Database } from '../db/schema';
+
+type Db = Kysely<Database> | Transaction<Database>;
+
+/** A client as the rest of the service sees it (the tenant's state folded in). Secrets are hashes only. */
+export interface Client {
+  id: string;
+  name: string;
+  scopes: readonly string[];
+  /** Allowed `aud` values; the first is the default. */
+  audiences: readonly string[];
+  tenantId: string | null;
+  /** The client's tenant exists and is disabled: no tokens, and its tokens are inactive. */
+  tenantDisabled: boolean;
+  /** Per-client access token lifetime; null means IDP_CLIENT_TOKEN_TTL. */
+  tokenTtlSeconds: number | null;
+  disabledAt: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+  secretHash: Uint8Array;
+  previousSecretHash: Uint8Array | null;
+  previousSecretExpiresAt: Date | null;
+}
+
+/** The channel the `idp_clients` trigger notifies on: payload `client:<id>` or `tenant:<id>`. */
+export const CLIENTS_CHANNEL = 'idp_clients';
+
+function selectClients(db: Db) {
+  return db
+    .selectFrom('oauth_clients as c')
+    .leftJoin('tenants as t', 't.id', 'c.tenant_id')
+    .selectAll('c')
+    .select('t.disabled_at as tenant_disabled_at');
+}
+
+type Row = Awaited<ReturnType<ReturnType<typeof selectClients>['executeTakeFirstOrThrow']>>;
+
+function toClient(row: Row): Client {
+  return {
+    id: row.id,
+    name: row.name,
+    scopes: Object.freeze([...row.scopes]),
+    audiences: Object.freeze([...row.audiences]),
+    tenantId: row.tenant_id,
+    tenantDisabled: row.tenant_disabled_at !== null,
+    tokenTtlSeconds: row.token_ttl_seconds,
+    disabledAt: row.disabled_at,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    secretHash: row.secret_hash,
+    previousSecretHash: row.previous_secret_hash,
+    previousSecretExpiresAt: row.previous_secret_expires_at,
+  };
+}
+
+export async function findClient(db: Db, id: string): Promise<Client | undefined> {
+  const row = await selectClients(db).where('c.id', '=', id).executeTakeFirst();
+  return row && toClient(row);
+}
+
+export async function findClients(db: Db, ids: readonly string[]): Promise<Client[]> {
+  if (ids.length === 0) return [];
+  return (await selectClients(db).where('c.id', 'in', ids).execute()).map(toClient);
+}
+
+export async function listClients(db: Db): Promise<Client[]> {
+  return (await selectClients(db).orderBy('c.created_at').orderBy('c.id').execute()).map(toClient);
+}
+
+export interface NewClientRow {
+  id: string;
+  name: string;
+  secretHash: Uint8Array;
+  scopes: readonly string[];
+  audiences: readonly string[];
+  tenantId: string | null;
+  tokenTtlSeconds: number | null;
+  now: Date;
+}
+
+export async function insertClient(db: Db, client: NewClientRow): Promise<void> {
+  await db
+    .insertInto('oauth_clients')
+    .values({
+      id: client.id,
+      name: client.name,
+      secret_hash: client.secretHash,
+      previous_secret_hash: null,
+      previous_secret_expires_at: null,
+      scopes: JSON.stringify(client.scopes),
+      audiences: JSON.stringify(client.audiences),
+      tenant_id: client.tenantId,
+      token_ttl_seconds: client.tokenTtlSeconds,
+      disabled_at: null,
+      created_at: client.now,
+      updated_at: client.now,
+    })
+    .execute();
+}
+
+/** The current secret becomes the previous one (valid until `previousValidUntil`, or not at all when null). */
+export async function replaceClientSecret(db: Db, id: string, secretHash: Uint8Array, previousValidUntil: Date | null, now: Date): Promise<boolean> {
+  const result = await db
+    .updateTable('oauth_clients')
+    .set((eb) => ({
+      previous_secret_hash: previousValidUntil ? eb.ref('secret_hash') : null,
+      previous_secret_expires_at: previousValidUntil,
+      secret_hash: secretHash,
+      updated_at: now,
+    }))
+    .where('id', '=', id)
+    .executeTakeFirst();
+  return result.numUpdatedRows === 1n;
+}
+
+export interface ClientChanges {
+  name?: string;
+  scopes?: readonly string[];
+  audiences?: readonly string[];
+  tokenTtlSeconds?: number | null;
+  /** A date disables the client; null enables it again. */
+  disabledAt?: Date | null;
+}
+
+export async function updateClient(db: Db, id: string, changes: ClientChanges, now: Date): Promise<boolean> {
+  const result = await db
+    .updateTable('oauth_clients')
+    .set({
+      ...(changes.name !== undefined && { name: changes.name }),
+      ...(changes.scopes !== undefined && { scopes: JSON.stringify(changes.scopes) }),
+      ...(changes.audiences !== undefined && { audiences: JSON.stringify(changes.audiences) }),
+      ...(changes.tokenTtlSeconds !== undefined && { token_ttl_seconds: changes.tokenTtlSeconds }),
+      ...(changes.disabledAt !== undefined && { disabled_at: changes.disabledAt }),
+      updated_at: now,
+    })
+    .where('id', '=', id)
+    .executeTakeFirst();
+  return result.numUpdatedRows === 1n;
+}
+
+export async function deleteClient(db: Db, id: string): Promise<boolean> {
+  const result = await db.deleteFrom('oauth_clients').where('id', '=', id).executeTakeFirst();
+  return result.numDeletedRows === 1n;
+}
+
+/** Every scope some enabled client may request: `scopes_supported` of the discovery metadata. */
+export async function listAllowedScopes(db: Db): Promise<string[]> {
+  const rows = await db.selectFrom('oauth_clients').select('scopes').where('disabled_at', 'is', null).execute();
+  return [...new Set(rows.flatMap((r) => r.scopes))].sort();
+}

@@ -1,0 +1,149 @@
+import type { Kysely } from 'kysely';
+import { recordAudit, type Actor } from '../audit';
+import type { Database } from '../db/schema';
+import { findTenant } from '../tenants/repository';
+import { deleteClient as deleteClientRow, findClient, insertClient, replaceClientSecret, updateClient, type Client, type ClientChanges } from './repository';
+import { generateClientId, generateClientSecret, hashClientSecret } from './secret';
+
+/** A refused client change: `code` is stable, `message` is one line for the operator. */
+export class ClientError extends Error {
+  constructor(
+    readonly code: 'ERR_CLIENT_NOT_FOUND' | 'ERR_CLIENT_INVALID' | 'ERR_TENANT_NOT_FOUND',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ClientError';
+  }
+}
+
+export interface ClientPolicy {
+  /** `aud` of a client created without audiences (IDP_CLIENT_AUDIENCE). */
+  defaultAudience: string;
+  /** IDP_CLIENT_TOKEN_TTL: a per-client TTL may not exceed it, since key retention is sized by it. */
+  maxTokenTtlMs: number;
+}
+
+export interface ChangeContext {
+  actor: Actor;
+  now: Date;
+  reason?: string;
+  requestId?: string;
+}
+
+export interface NewClient {
+  name: string;
+  scopes: readonly string[];
+  audiences?: readonly string[];
+  tenantId?: string | null;
+  tokenTtlSeconds?: number | null;
+}
+
+/** RFC 6749 §3.3 scope-token: %x21 / %x23-5B / %x5D-7E. */
+const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
+// Audiences are compared as exact strings; no whitespace or control characters, bounded length.
+const AUDIENCE = /^[\x21-\x7e]{1,2048}$/;
+
+/** Splits and checks a space-separated scope string (RFC 6749 §3.3); undefined when malformed. */
+export function parseScope(text: string): string[] | undefined {
+  const scopes = text.split(' ').filter((s) => s !== '');
+  return scopes.every((s) => SCOPE_TOKEN.test(s)) ? [...new Set(scopes)] : undefined;
+}
+
+function validScopes(scopes: readonly string[]): string[] {
+  if (scopes.length === 0) throw new ClientError('ERR_CLIENT_INVALID', 'a client needs at least one scope');
+  for (const scope of scopes) {
+    if (!SCOPE_TOKEN.test(scope)) throw new ClientError('ERR_CLIENT_INVALID', `invalid scope "${scope}" (RFC 6749 §3.3: printable ASCII, no space, quote or backslash)`);
+  }
+  return [...new Set(scopes)];
+}
+
+function validAudiences(audiences: readonly string[]): string[] {
+  if (audiences.length === 0) throw new ClientError('ERR_CLIENT_INVALID', 'a client needs at least one audience');
+  for (const audience of audiences) {
+    if (!AUDIENCE.test(audience)) throw new ClientError('ERR_CLIENT_INVALID', `invalid audience "${audience}" (printable ASCII without spaces, up to 2048 characters)`);
+  }
+  return [...new Set(audiences)];
+}
+
+function validTtl(ttl: number | null | undefined, policy: ClientPolicy): number | null {
+  if (ttl === undefined || ttl === null) return null;
+  if (!Number.isInteger(ttl) || ttl <= 0 || ttl * 1000 > policy.maxTokenTtlMs) {
+    throw new ClientError('ERR_CLIENT_INVALID', `token TTL must be a whole number of seconds from 1 to ${policy.maxTokenTtlMs / 1000} (IDP_CLIENT_TOKEN_TTL)`);
+  }
+  return ttl;
+}
+
+function validName(name: string): string {
+  const trimmed = name.trim();
+  if (trimmed === '' || trimmed.length > 200) throw new ClientError('ERR_CLIENT_INVALID', 'a client name is 1 to 200 characters');
+  return trimmed;
+}
+
+/** Creates a client; returns it with its secret, which exists nowhere else afterwards. */
+export async function createClient(db: Kysely<Database>, input: NewClient, policy: ClientPolicy, change: ChangeContext): Promise<{ client: Client; secret: string }> {
+  const name = validName(input.name);
+  const scopes = validScopes(input.scopes);
+  const audiences = validAudiences(input.audiences && input.audiences.length > 0 ? input.audiences : [policy.defaultAudience]);
+  const tokenTtlSeconds = validTtl(input.tokenTtlSeconds, policy);
+  const tenantId = input.tenantId ?? null;
+  const id = generateClientId();
+  const secret = generateClientSecret();
+  await db.transaction().execute(async (trx) => {
+    if (tenantId !== null && !(await findTenant(trx, tenantId))) throw new ClientError('ERR_TENANT_NOT_FOUND', `no tenant ${tenantId}`);
+    await insertClient(trx, { id, name, secretHash: hashClientSecret(secret), scopes, audiences, tenantId, tokenTtlSeconds, now: change.now });
+    await recordAudit(trx, { ...audit(change, 'client.created', id), details: { name, scopes, audiences, tenant_id: tenantId } });
+  });
+  return { client: (await findClient(db, id)) as Client, secret };
+}
+
+/**
+ * Issues a new secret. The previous one keeps working for `graceMs` (IDP_CLIENT_SECRET_GRACE by
+ * default) so the services using it can be redeployed; `graceMs = 0` ends it at once (a leak).
+ * A second rotation within the grace period ends the older secret: only one previous secret is kept.
+ */
+export async function rotateClientSecret(db: Kysely<Database>, id: string, graceMs: number, change: ChangeContext): Promise<{ secret: string; previousValidUntil: Date | null }> {
+  const secret = generateClientSecret();
+  const previousValidUntil = graceMs > 0 ? new Date(change.now.getTime() + graceMs) : null;
+  await db.transaction().execute(async (trx) => {
+    if (!(await replaceClientSecret(trx, id, hashClientSecret(secret), previousValidUntil, change.now))) throw notFound(id);
+    await recordAudit(trx, { ...audit(change, 'client.secret-rotated', id), details: { previous_valid_until: previousValidUntil?.toISOString() ?? null } });
+  });
+  return { secret, previousValidUntil };
+}
+
+/** Changes a client's settings (not its secret or tenant). */
+export async function changeClient(db: Kysely<Database>, id: string, changes: ClientChanges, policy: ClientPolicy, change: ChangeContext): Promise<Client> {
+  const checked: ClientChanges = {
+    ...(changes.name !== undefined && { name: validName(changes.name) }),
+    ...(changes.scopes !== undefined && { scopes: validScopes(changes.scopes) }),
+    ...(changes.audiences !== undefined && { audiences: validAudiences(changes.audiences) }),
+    ...(changes.tokenTtlSeconds !== undefined && { tokenTtlSeconds: validTtl(changes.tokenTtlSeconds, policy) }),
+    ...(changes.disabledAt !== undefined && { disabledAt: changes.disabledAt }),
+  };
+  await db.transaction().execute(async (trx) => {
+    if (!(await updateClient(trx, id, checked, change.now))) throw notFound(id);
+    const action = changes.disabledAt === undefined ? 'client.updated' : changes.disabledAt === null ? 'client.enabled' : 'client.disabled';
+    await recordAudit(trx, { ...audit(change, action, id), details: { fields: Object.keys(checked) } });
+  });
+  return (await findClient(db, id)) as Client;
+}
+
+export async function disableClient(db: Kysely<Database>, id: string, change: ChangeContext): Promise<Client> {
+  return changeClient(db, id, { disabledAt: change.now }, { defaultAudience: '', maxTokenTtlMs: 0 }, change);
+}
+
+/** Deletes a client. Its tokens stay verifiable offline until they expire, but introspect as inactive. */
+export async function deleteClient(db: Kysely<Database>, id: string, change: ChangeContext): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    if (!(await deleteClientRow(trx, id))) throw notFound(id);
+    await recordAudit(trx, audit(change, 'client.deleted', id));
+  });
+}
+
+function notFound(id: string): ClientError {
+  return new ClientError('ERR_CLIENT_NOT_FOUND', `no client ${id}`);
+}
+
+function audit(change: ChangeContext, action: string, target: string) {
+  return { actor: change.actor, action, target, reason: change.reason, requestId: change.requestId, at: change.now };
+}

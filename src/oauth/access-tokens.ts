@@ -1,0 +1,78 @@
+import { decodeJwt, decodeProtectedHeader, type JWTPayload } from 'jose';
+import type { Kysely } from 'kysely';
+import type { Database } from '../db/schema';
+import { UnauthorizedClient } from './errors';
+import type { ActiveIntrospection, TokenKind, TokenKindContext } from './token-kinds';
+
+/** Client-credentials access tokens: `typ: at+jwt`, `sub` = `client_id`, no session. */
+function claimsOf(token: string): JWTPayload | undefined {
+  try {
+    if (decodeProtectedHeader(token).typ !== 'at+jwt') return undefined;
+    const payload = decodeJwt(token);
+    const isClientToken = typeof payload.client_id === 'string' && payload.sub === payload.client_id && payload.sid === undefined && payload.token_type === undefined;
+    return isClientToken ? payload : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Signature, issuer, typ, expiry and key checked against the published keys; undefined if any fails. */
+async function verified(token: string, claims: JWTPayload, { services }: TokenKindContext): Promise<JWTPayload | undefined> {
+  if (claims.aud === undefined) return undefined;
+  try {
+    // The audience is whatever the token names: introspection answers for every resource server.
+    return await services.verifier.verify(token, { audience: claims.aud, typ: 'at+jwt', now: services.now() });
+  } catch {
+    return undefined;
+  }
+}
+
+export async function isRevoked(db: Kysely<Database>, jti: string): Promise<boolean> {
+  return (await db.selectFrom('revoked_access_tokens').select('jti').where('jti', '=', jti).executeTakeFirst()) !== undefined;
+}
+
+export const clientAccessTokens: TokenKind = {
+  name: 'client_access_token',
+
+  async introspect(token, context) {
+    const claims = claimsOf(token);
+    if (!claims) return undefined;
+    const payload = await verified(token, claims, context);
+    if (!payload || typeof payload.jti !== 'string') return null;
+    const { services } = context;
+    if (await isRevoked(services.handle.db, payload.jti)) return null;
+    const owner = await services.oauth.clients.get(payload.client_id as string);
+    if (!owner || owner.disabledAt !== null || owner.tenantDisabled) return null;
+    const result: ActiveIntrospection = {
+      active: true,
+      scope: payload.scope,
+      client_id: payload.client_id,
+      token_type: 'Bearer',
+      exp: payload.exp,
+      iat: payload.iat,
+      nbf: payload.nbf,
+      sub: payload.sub,
+      aud: payload.aud,
+      iss: payload.iss,
+      jti: payload.jti,
+    };
+    if (payload.tenant_id !== undefined) result.tenant_id = payload.tenant_id;
+    return result;
+  },
+
+  async revoke(token, context) {
+    const claims = claimsOf(token);
+    if (!claims) return false;
+    const payload = await verified(token, claims, context);
+    // RFC 7009 §2.2: an invalid (forged, expired) token needs no revocation and is no error.
+    if (!payload || typeof payload.jti !== 'string' || typeof payload.exp !== 'number') return true;
+    if (payload.client_id !== context.client.id) throw new UnauthorizedClient('the token was not issued to this client');
+    const { services } = context;
+    await services.handle.db
+      .insertInto('revoked_access_tokens')
+      .values({ jti: payload.jti, client_id: context.client.id, expires_at: new Date(payload.exp * 1000), revoked_at: services.now() })
+      .onConflict((oc) => oc.column('jti').doNothing())
+      .execute();
+    return true;
+  },
+};

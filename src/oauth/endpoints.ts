@@ -1,0 +1,108 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AppContext } from '../http/app';
+import type { Services } from '../services';
+import { clientIp, readClientCredentials } from './client-auth';
+import { InvalidClient, InvalidRequest, MethodNotAllowed, NO_STORE_HEADERS, oauthErrorResponse, TemporarilyUnavailable, UnsupportedGrantType } from './errors';
+import { readForm, type FormParams } from './form';
+import { findGrant } from './grants';
+import { introspect, revoke } from './token-kinds';
+
+export const TOKEN_PATH = '/oauth/token';
+export const INTROSPECTION_PATH = '/oauth/introspect';
+export const REVOCATION_PATH = '/oauth/revoke';
+
+type Endpoint = (req: IncomingMessage, services: Services) => Promise<{ body: unknown; label?: { clientId: string; grantType: string } }>;
+
+/**
+ * POST /oauth/token, /oauth/introspect and /oauth/revoke on the thin node:http dispatch (server.ts):
+ * the token endpoint is the one services call thousands of times a second, and Express's routing
+ * and body parsing would cost more than the work itself (shared/PERFORMANCE.md). All three share
+ * the form reader, client authentication, the error serializer and the metrics.
+ * Returns undefined for any other path.
+ */
+export function createOAuthDispatch(context: AppContext): (req: IncomingMessage, res: ServerResponse, path: string) => boolean {
+  const { metrics, logger } = context;
+  const endpoints: Record<string, { name: string; handle: Endpoint }> = {
+    [TOKEN_PATH]: { name: 'token', handle: token },
+    [INTROSPECTION_PATH]: { name: 'introspection', handle: introspection },
+    [REVOCATION_PATH]: { name: 'revocation', handle: revocation },
+  };
+
+  const send = (res: ServerResponse, status: number, headers: Record<string, string>, body: unknown) => {
+    if (body === undefined) {
+      const { 'Content-Type': _type, ...rest } = headers;
+      res.writeHead(status, { ...rest, 'Content-Length': '0' });
+      res.end();
+      return;
+    }
+    const bytes = Buffer.from(JSON.stringify(body));
+    res.writeHead(status, { ...headers, 'Content-Length': String(bytes.length) });
+    res.end(bytes);
+  };
+
+  const serve = async (req: IncomingMessage, res: ServerResponse, endpoint: { name: string; handle: Endpoint }) => {
+    const started = process.hrtime.bigint();
+    let outcome = 'success';
+    try {
+      if (req.method !== 'POST') throw new MethodNotAllowed(`use POST`);
+      const services = context.services();
+      if (!services) throw new TemporarilyUnavailable('the service is starting');
+      const { body, label } = await endpoint.handle(req, services);
+      if (label) metrics.oauthTokensIssued.inc({ client_id: label.clientId, grant_type: label.grantType });
+      send(res, 200, NO_STORE_HEADERS, body);
+    } catch (thrown) {
+      const response = oauthErrorResponse(thrown, logger, { endpoint: endpoint.name });
+      outcome = response.error.error;
+      metrics.oauthErrors.inc({ endpoint: endpoint.name, error: response.error.error });
+      // A refused body was not read: close the connection rather than read the rest of it.
+      if (response.status === 413) response.headers.Connection = 'close';
+      send(res, response.status, response.headers, response.body);
+    } finally {
+      if (endpoint.name === 'token') metrics.oauthTokenDuration.observe({ outcome }, Number(process.hrtime.bigint() - started) / 1e9);
+    }
+  };
+
+  return (req, res, path) => {
+    const endpoint = endpoints[path];
+    if (!endpoint) return false;
+    void serve(req, res, endpoint);
+    return true;
+  };
+}
+
+async function authenticated(req: IncomingMessage, form: FormParams, services: Services) {
+  return services.oauth.authenticator.authenticate(readClientCredentials(req.headers.authorization, form), clientIp(req));
+}
+
+const token: Endpoint = async (req, services) => {
+  const form = await readForm(req);
+  const grantType = form.get('grant_type');
+  if (grantType === undefined) throw new InvalidRequest('missing grant_type');
+  const grant = findGrant(grantType);
+  if (!grant) throw new UnsupportedGrantType(`unsupported grant_type "${grantType.slice(0, 64)}"`);
+  let client;
+  if (grant.clientAuthentication === 'required') {
+    client = await authenticated(req, form, services);
+  } else if (readClientCredentials(req.headers.authorization, form) !== undefined) {
+    throw new InvalidClient(`grant_type ${grantType} takes no client authentication`);
+  }
+  const body = await grant.handler({ params: form, client, services, ip: clientIp(req) });
+  return { body, label: { clientId: client?.id ?? '-', grantType } };
+};
+
+const introspection: Endpoint = async (req, services) => {
+  const form = await readForm(req);
+  const client = await authenticated(req, form, services);
+  const tokenText = form.get('token');
+  if (tokenText === undefined) throw new InvalidRequest('missing token');
+  return { body: await introspect(tokenText, { services, client }) };
+};
+
+const revocation: Endpoint = async (req, services) => {
+  const form = await readForm(req);
+  const client = await authenticated(req, form, services);
+  const tokenText = form.get('token');
+  if (tokenText === undefined) throw new InvalidRequest('missing token');
+  await revoke(tokenText, { services, client });
+  return { body: undefined };
+};

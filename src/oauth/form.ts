@@ -1,0 +1,60 @@
+import type { IncomingMessage } from 'node:http';
+import { InvalidRequest, PayloadTooLarge } from './errors';
+
+/** SPEC §7: bodies over 64 KiB are refused with 413 before they are parsed. */
+export const MAX_BODY_BYTES = 64 * 1024;
+
+/** Form parameters of one request: each name at most once, empty values dropped (RFC 6749 §3.1). */
+export type FormParams = ReadonlyMap<string, string>;
+
+const FORM_TYPE = /^application\/x-www-form-urlencoded\s*(;|$)/i;
+
+/**
+ * Reads an `application/x-www-form-urlencoded` body of at most MAX_BODY_BYTES. A declared length over
+ * the limit is refused before a byte is read; a chunked body is refused as soon as it passes it.
+ */
+export function readForm(req: IncomingMessage): Promise<FormParams> {
+  const declared = req.headers['content-length'];
+  if (declared !== undefined && Number(declared) > MAX_BODY_BYTES) {
+    return Promise.reject(new PayloadTooLarge(`request body over ${MAX_BODY_BYTES} bytes`));
+  }
+  if (!FORM_TYPE.test(req.headers['content-type'] ?? '')) {
+    return Promise.reject(new InvalidRequest('the body must be application/x-www-form-urlencoded'));
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        req.off('data', onData);
+        req.off('end', onEnd);
+        reject(new PayloadTooLarge(`request body over ${MAX_BODY_BYTES} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => {
+      try {
+        resolve(parseForm(chunks.length === 1 ? (chunks[0] as Buffer).toString('utf8') : Buffer.concat(chunks).toString('utf8')));
+      } catch (error) {
+        reject(error);
+      }
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', reject);
+  });
+}
+
+/** RFC 6749 §3.2: no parameter may appear more than once. */
+export function parseForm(body: string): FormParams {
+  const params = new Map<string, string>();
+  const seen = new Set<string>();
+  for (const [name, value] of new URLSearchParams(body)) {
+    if (seen.has(name)) throw new InvalidRequest(`parameter "${name.slice(0, 64)}" appears more than once`);
+    seen.add(name);
+    if (value !== '') params.set(name, value);
+  }
+  return params;
+}

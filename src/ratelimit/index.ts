@@ -1,0 +1,158 @@
+import { sql } from 'kysely';
+import type { DatabaseHandle } from '../db';
+import type { Logger } from '../observability/logger';
+
+/** At most `limit` failures per key within a window of `windowMs`. */
+export interface FailureRule {
+  limit: number;
+  windowMs: number;
+}
+
+/** One counted dimension of a failure, e.g. `{ key: 'token:client:abc', rule: { limit: 20, windowMs: 60_000 } }`. */
+export interface FailureKey {
+  key: string;
+  rule: FailureRule;
+}
+
+export interface FailureLimiterOptions {
+  handle: DatabaseHandle;
+  logger: Logger;
+  now?: () => Date;
+}
+
+/** The channel on which one instance tells the others that a key is blocked. */
+export const RATE_LIMIT_CHANNEL = 'idp_ratelimit';
+
+/**
+ * Counts failures per string key in Postgres, so every instance shares the counts, and answers
+ * "is this key blocked?" from memory, so a request that does not fail never waits for the database.
+ *
+ * Windows are fixed and start at a key's first failure: once `limit` failures land inside it, the
+ * key is blocked until the window ends ("until the window passes", SPEC §7), then counting starts
+ * afresh. The instance that sees the limit reached records `blocked_until` and announces it on
+ * `idp_ratelimit`; the others add it to their in-memory block list on the notification, and a
+ * starting instance reads the blocks still running.
+ *
+ * Reused by every limit of SPEC §7: the token endpoint (per client_id, per IP) and sign-in
+ * (per email, per IP). Namespace the keys (`token:client:...`, `signin:email:...`).
+ */
+export class FailureLimiter {
+  private readonly blocked = new Map<string, number>();
+  private readonly now: () => Date;
+
+  constructor(private readonly options: FailureLimiterOptions) {
+    this.now = options.now ?? (() => new Date());
+  }
+
+  /** Subscribes to blocks announced by other instances and loads the ones still running. */
+  async start(): Promise<void> {
+    await this.options.handle.listen(
+      RATE_LIMIT_CHANNEL,
+      (payload) => this.onNotification(payload),
+      () => void this.loadActiveBlocks().catch(() => undefined),
+    );
+    await this.loadActiveBlocks();
+  }
+
+  /**
+   * Seconds until none of `keys` is blocked; 0 when none is. Memory only: this is on every request's path.
+   */
+  retryAfterSeconds(keys: readonly string[]): number {
+    let until = 0;
+    const now = this.now().getTime();
+    for (const key of keys) {
+      const blockedUntil = this.blocked.get(key);
+      if (blockedUntil === undefined) continue;
+      if (blockedUntil <= now) this.blocked.delete(key);
+      else if (blockedUntil > until) until = blockedUntil;
+    }
+    return until === 0 ? 0 : Math.max(1, Math.ceil((until - now) / 1000));
+  }
+
+  /**
+   * Counts one failure for each key (on the failure path only). Returns the Retry-After seconds when
+   * this failure reached a limit, else 0. Never throws: with the database down, the failure is
+   * logged and not counted, rather than turning the caller's answer into a server error.
+   */
+  async recordFailure(keys: readonly FailureKey[]): Promise<number> {
+    const now = this.now();
+    const results = await Promise.all(
+      keys.map((k) =>
+        this.count(k, now).catch((error: Error) => {
+          this.options.logger.warn({ err: error.message }, 'failure counter unavailable; failure not counted');
+          return 0;
+        }),
+      ),
+    );
+    return Math.max(0, ...results);
+  }
+
+  /** Forgets the counts of `keys` (e.g. after a successful sign-in, if a caller wants that policy). */
+  async reset(keys: readonly string[]): Promise<void> {
+    if (keys.length === 0) return;
+    await this.options.handle.db.deleteFrom('rate_limit_counters').where('key', 'in', keys).execute();
+    for (const key of keys) this.blocked.delete(key);
+  }
+
+  /** Deletes counters whose window and block have both passed, and forgets expired blocks. */
+  async sweep(): Promise<number> {
+    const now = this.now();
+    for (const [key, until] of this.blocked) if (until <= now.getTime()) this.blocked.delete(key);
+    const result = await this.options.handle.db
+      .deleteFrom('rate_limit_counters')
+      .where('window_ends_at', '<=', now)
+      .where((eb) => eb.or([eb('blocked_until', 'is', null), eb('blocked_until', '<=', now)]))
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
+  private async count({ key, rule }: FailureKey, now: Date): Promise<number> {
+    const db = this.options.handle.db;
+    const windowEnd = new Date(now.getTime() + rule.windowMs);
+    // One statement: a new key or an ended window starts a fresh window at 1; otherwise +1.
+    const row = await db
+      .insertInto('rate_limit_counters')
+      .values({ key, failures: 1, window_ends_at: windowEnd, blocked_until: null })
+      .onConflict((oc) =>
+        oc.column('key').doUpdateSet({
+          failures: sql<number>`case when rate_limit_counters.window_ends_at <= ${now} then 1 else rate_limit_counters.failures + 1 end`,
+          window_ends_at: sql<Date>`case when rate_limit_counters.window_ends_at <= ${now} then excluded.window_ends_at else rate_limit_counters.window_ends_at end`,
+          blocked_until: sql<Date | null>`case when rate_limit_counters.window_ends_at <= ${now} then null else rate_limit_counters.blocked_until end`,
+        }),
+      )
+      .returning(['failures', 'window_ends_at'])
+      .executeTakeFirstOrThrow();
+    if (row.failures < rule.limit) return 0;
+    const until = new Date(row.window_ends_at).getTime();
+    this.block(key, until);
+    if (row.failures === rule.limit) {
+      // Only the failure that reaches the limit announces it; later ones were refused before counting.
+      await db.updateTable('rate_limit_counters').set({ blocked_until: new Date(until) }).where('key', '=', key).execute();
+      await sql`select pg_notify(${RATE_LIMIT_CHANNEL}, ${JSON.stringify({ key, until })})`.execute(db);
+    }
+    return Math.max(1, Math.ceil((until - now.getTime()) / 1000));
+  }
+
+  private block(key: string, until: number): void {
+    const known = this.blocked.get(key);
+    if (known === undefined || known < until) this.blocked.set(key, until);
+  }
+
+  private onNotification(payload: string): void {
+    try {
+      const { key, until } = JSON.parse(payload) as { key?: unknown; until?: unknown };
+      if (typeof key === 'string' && typeof until === 'number') this.block(key, until);
+    } catch {
+      this.options.logger.warn('malformed rate-limit notification ignored');
+    }
+  }
+
+  private async loadActiveBlocks(): Promise<void> {
+    const rows = await this.options.handle.db
+      .selectFrom('rate_limit_counters')
+      .select(['key', 'blocked_until'])
+      .where('blocked_until', '>', this.now())
+      .execute();
+    for (const row of rows) if (row.blocked_until) this.block(row.key, new Date(row.blocked_until).getTime());
+  }
+}

@@ -56,6 +56,8 @@ describe(`a process killed with SIGKILL inside a key transition (${usingPostgres
     if (!usingPostgres) await database.release();
 
     const child = await forkLifecycleChild({ ...database.env, ...LIFECYCLE_ENV, IDP_MEK: mek, IDP_TEST_HANG_IN_GENERATE: '1' });
+    child.send({ type: 'arm', now: clock.now().toISOString() });
+    await child.next('armed');
     child.send({ type: 'go', op: 'rotate', force: true });
     // The child has demoted current and promoted next (both UPDATEs ran) and now hangs in key
     // generation, with its transaction open.
@@ -115,6 +117,8 @@ describe(`a process killed with SIGKILL inside a key transition (${usingPostgres
     if (!usingPostgres) await database.release();
 
     const child = await forkLifecycleChild({ ...database.env, ...LIFECYCLE_ENV, IDP_MEK: mek });
+    child.send({ type: 'arm', now: clock.now().toISOString() });
+    await child.next('armed');
     child.send({ type: 'go', op: 'rotate', force: true });
     const result = await child.next('result');
     expect(result.changes.map((c) => c.action)).toEqual(['deactivated', 'promoted', 'created-next']);
@@ -128,4 +132,47 @@ describe(`a process killed with SIGKILL inside a key transition (${usingPostgres
     expect(after).toHaveLength(before.length + 1);
     await lifecycleOver(handle).assertAllDecryptable();
   });
+
+  // Only Postgres has other processes that can wait on the key lock: PGlite is one process's database.
+  if (usingPostgres) {
+    it('an instance waiting for the key lock of the killed process gets it when the process dies, and rotates once', async () => {
+      const before = await listKeys(handle.db);
+      clock.advance(HOUR);
+      const child = await forkLifecycleChild({ ...database.env, ...LIFECYCLE_ENV, IDP_MEK: mek, IDP_TEST_HANG_IN_GENERATE: '1' });
+      child.send({ type: 'arm', now: clock.now().toISOString() });
+      await child.next('armed');
+      child.send({ type: 'go', op: 'rotate', force: true });
+      await child.next('in-transition');
+
+      // Another instance (its own pool) runs the due rotation check and queues behind the child's lock.
+      const other = await database.open();
+      let settled = false;
+      const waiting = lifecycleOver(other)
+        .check('schedule')
+        .finally(() => (settled = true));
+      await waitFor(
+        'the other instance waits for the key lock',
+        async () => {
+          const { rows } = await sql<{ n: string }>`
+            select count(*) as n from pg_locks l join pg_stat_activity a on a.pid = l.pid
+            where a.datname = current_database() and l.locktype = 'advisory' and not l.granted`.execute(handle.db);
+          return Number(rows[0]?.n) === 1 ? true : undefined;
+        },
+        5_000,
+      );
+      expect(settled).toBe(false);
+
+      child.kill('SIGKILL');
+      const result = await waiting;
+      expect(result.changes).toEqual([
+        { action: 'deactivated', kid: before.find((k) => k.state === 'current')?.kid },
+        { action: 'promoted', kid: before.find((k) => k.state === 'next')?.kid },
+        { action: 'created-next', kid: expect.any(String) },
+      ]);
+      const after = await listKeys(handle.db);
+      expect(after.filter((k) => k.state === 'current')).toHaveLength(1);
+      expect(after.filter((k) => k.state === 'next')).toHaveLength(1);
+      expect(after).toHaveLength(before.length + 1);
+    });
+  }
 });

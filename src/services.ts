@@ -8,8 +8,14 @@ import type { Logger } from './observability/logger';
 import type { Metrics } from './observability/metrics';
 import { createSigner, type Signer } from './tokens/sign';
 import { TokenVerifier } from './tokens/verify';
+import { AdminTokens } from './admin/tokens';
+import { tenantIsActive } from './admin/tenants';
 import { FailureLimiter } from './ratelimit';
 import { startOAuth, type OAuthServices } from './oauth';
+import { signInLimiter } from './users/limits';
+import { UserAccounts } from './users/service';
+// Registers grant_type=refresh_token and the user token kinds at the OAuth endpoints.
+import './users/oauth';
 
 /** Everything a request handler, the scheduler or the CLI works with, built once per process. */
 export interface Services {
@@ -25,6 +31,10 @@ export interface Services {
   verifier: TokenVerifier;
   /** Shared Postgres failure counters (SPEC §7 limits). */
   failures: FailureLimiter;
+  /** User accounts, sessions and refresh tokens (/auth/v1). */
+  users: UserAccounts;
+  /** Registered admin tokens (/admin/v1, `idp admin-token`). */
+  adminTokens: AdminTokens;
   /** OAuth clients (cached in memory), client authentication, the /oauth/* endpoints' state. */
   oauth: OAuthServices;
   now: () => Date;
@@ -99,6 +109,28 @@ export async function startServices(options: ServiceOptions): Promise<Services> 
     sign,
     verifier,
     failures,
+    users: new UserAccounts({
+      db: handle.db,
+      sign,
+      verifier,
+      logger,
+      now,
+      limiter: signInLimiter(failures, config.signInFailureLimits),
+      tenantActive: (id) => tenantIsActive(handle.db, id),
+      settings: {
+        issuer: config.issuer,
+        audience: config.userAudience,
+        accessTokenTtlMs: config.accessTokenTtlMs,
+        refreshTokenTtlMs: config.refreshTokenTtlMs,
+      },
+    }),
+    adminTokens: new AdminTokens({
+      db: handle.db,
+      verifier,
+      sign,
+      now,
+      settings: { issuer: config.issuer, defaultTtlMs: config.adminTokenTtlMs, retentionMs: config.retentionMs },
+    }),
     oauth,
     now,
     async close() {

@@ -5,6 +5,8 @@ import { CliError, createCliContext, type CliIo, type CliOverrides, type OutputO
 import { registerClientCommands } from './clients';
 import { registerKeyCommands } from './keys';
 import { registerMekCommands } from './mek';
+import { registerAdminTokenCommands } from './admin-token';
+import { registerTenantCommands } from './tenants';
 
 export type { CliIo, CliOverrides } from './context';
 
@@ -28,6 +30,8 @@ export async function runCli(argv: string[], io: CliIo, overrides: CliOverrides 
   registerKeyCommands(program, context);
   registerMekCommands(program, context);
   registerClientCommands(program, context);
+  registerAdminTokenCommands(program, context);
+  registerTenantCommands(program, context);
 
   try {
     await program.parseAsync(argv, { from: 'user' });

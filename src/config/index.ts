@@ -60,6 +60,15 @@ export interface Config {
    * `clients rotate-secret`, so services can be redeployed with the new one (`--grace 0s` after a leak).
    */
   readonly clientSecretGraceMs: number;
+  /** Sign-in limits at /auth/v1/token (SPEC §7); past one, 429 with Retry-After until the window passes. */
+  readonly signInFailureLimits: {
+    /** `IDP_SIGNIN_FAILURES_PER_EMAIL`, default 10 failed sign-ins per email and window. */
+    readonly perEmail: number;
+    /** `IDP_SIGNIN_FAILURES_PER_IP`, default 100 failed sign-ins per client IP and window. */
+    readonly perIp: number;
+    /** `IDP_SIGNIN_FAILURE_WINDOW`, default 15m. */
+    readonly windowMs: number;
+  };
   /** Abuse limits on failed client authentication at /oauth/* (SPEC §7). */
   readonly tokenFailureLimits: {
     /** `IDP_TOKEN_FAILURES_PER_CLIENT`, default 20 failures per `client_id` and window. */
@@ -203,6 +212,11 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel,
     clientDefaultAudience: read(env, 'IDP_CLIENT_AUDIENCE') ?? `${issuer}/api`,
     clientSecretGraceMs: duration(env, 'IDP_CLIENT_SECRET_GRACE', 86_400_000),
+    signInFailureLimits: Object.freeze({
+      perEmail: integer(env, 'IDP_SIGNIN_FAILURES_PER_EMAIL', 10, 1, 1_000_000),
+      perIp: integer(env, 'IDP_SIGNIN_FAILURES_PER_IP', 100, 1, 1_000_000),
+      windowMs: duration(env, 'IDP_SIGNIN_FAILURE_WINDOW', 15 * 60_000),
+    }),
     tokenFailureLimits: Object.freeze({
       perClient: integer(env, 'IDP_TOKEN_FAILURES_PER_CLIENT', 20, 1, 1_000_000),
       perIp: integer(env, 'IDP_TOKEN_FAILURES_PER_IP', 20, 1, 1_000_000),

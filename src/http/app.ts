@@ -4,6 +4,8 @@ import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
 import type { Services } from '../services';
 import { oauthMetadata, scopesSupported } from '../oauth';
+import { adminRoutes } from '../admin/routes';
+import { userRoutes } from '../users/routes';
 
 /** What the HTTP layer sees: the services once they are up (undefined while the database is awaited). */
 export interface AppContext {
@@ -53,6 +55,9 @@ export function createApp(context: AppContext): express.Express {
   };
   app.get('/.well-known/oauth-authorization-server', metadata);
   app.get('/.well-known/openid-configuration', metadata);
+
+  app.use('/auth/v1', userRoutes({ accounts: () => context.services()?.users, now: () => context.services()?.now() ?? new Date(), logger: context.logger }));
+  app.use('/admin/v1', adminRoutes({ services: context.services, logger: context.logger }));
 
   app.use((_req, res) => {
     res.status(404).json({ error: 'not_found', error_description: 'no such endpoint' });

@@ -198,6 +198,11 @@ export class UserAccounts {
     await this.revokeSession(caller.claims.sid, `user:${caller.user.id}`, 'logout', origin.requestId);
   }
 
+  /** Whether a tenant may still get tokens (exists and is enabled). */
+  tenantActive(tenantId: string): Promise<boolean> {
+    return this.deps.tenantActive(tenantId);
+  }
+
   async revokeSession(sessionId: string, actor: string, reason: string, requestId?: string): Promise<boolean> {
     const now = this.deps.now();
     return this.deps.db.transaction().execute(async (trx) => {

@@ -1,7 +1,7 @@
 import { runCli } from '../../src/cli/program';
 import { testConfig, testMek, startTestServer, type TestServer } from '../helpers/context';
 import { createTestDatabase, usingPostgres, type TestDatabase } from '../helpers/database';
-import { freePort, getJson, jwksKids, killAllChildren, spawnServer, stopChild, waitFor, type Child } from './processes';
+import { forkLifecycleChild, freePort, getJson, jwksKids, killAllChildren, spawnServer, stopChild, waitFor, type Child } from './processes';
 
 // Large enough that the periodic re-read cannot be what delivers a change: only LISTEN/NOTIFY can.
 const NO_PERIODIC_REFRESH = { IDP_KEY_REFRESH_INTERVAL: '1h', NODE_ENV: 'test' };
@@ -109,4 +109,17 @@ describe(`key changes reach every running instance within ${WITHIN_MS} ms (${usi
     expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
     await expectEverywhere([current, next], current);
   });
+
+  // Another OS process can open the database only on Postgres (PGlite is one process's database).
+  if (usingPostgres) {
+    it('a rotation by the lifecycle of another process', async () => {
+      const kidsBefore = await jwksKids(servers[0]!.url);
+      const child = await forkLifecycleChild({ ...database.env, NODE_ENV: 'test', IDP_MEK: mek });
+      child.send({ type: 'go', op: 'rotate', force: true });
+      const { changes } = await child.next('result');
+      const promoted = changes.find((c) => c.action === 'promoted')!.kid;
+      const created = changes.find((c) => c.action === 'created-next')!.kid;
+      await expectEverywhere([...kidsBefore, created], promoted);
+    });
+  }
 });

@@ -7,7 +7,7 @@ import { listKeys } from '../../src/keys/repository';
 import { createLogger } from '../../src/observability/logger';
 import { FakeClock, testMek } from '../helpers/context';
 import { createTestDatabase, usingPostgres, type TestDatabase } from '../helpers/database';
-import { forkLifecycleChild, killAllChildren, waitFor, type LifecycleChild } from './processes';
+import { forkLifecycleChild, freePort, getJson, jwksKids, killAllChildren, spawnServer, stopChild, waitFor, type Child, type LifecycleChild } from './processes';
 
 const HOUR = 3_600_000;
 const ROUNDS = 10;
@@ -153,3 +153,50 @@ describe(`rotation check racing in ${INSTANCES} ${usingPostgres ? 'processes' : 
     expect(alreadyRotatedLines()).toBe(ROUNDS * (INSTANCES - 1));
   });
 });
+
+// Several processes can share the database only on Postgres (PGlite is one process's database).
+if (usingPostgres) {
+  describe(`${INSTANCES} compiled servers starting at the same moment on an empty database`, () => {
+    let database: TestDatabase;
+    const servers: Child[] = [];
+
+    beforeAll(async () => {
+      database = await createTestDatabase();
+    });
+
+    afterAll(async () => {
+      for (const server of servers) await stopChild(server);
+      await killAllChildren();
+      await database?.drop();
+    });
+
+    it('create exactly one current and one next key between them, serve the same JWKS and log no error', async () => {
+      const mek = testMek();
+      const ports = await Promise.all(Array.from({ length: INSTANCES }, () => freePort()));
+      for (const port of ports) {
+        servers.push(spawnServer({ ...database.env, NODE_ENV: 'test', IDP_MEK: mek, PORT: String(port), HOST: '127.0.0.1', IDP_WORKERS: '1', IDP_LOG_LEVEL: 'warn' }));
+      }
+      const urls = ports.map((port) => `http://127.0.0.1:${port}`);
+      await waitFor(
+        'every server is ready',
+        async () => {
+          const exited = servers.find((s) => s.process.exitCode !== null);
+          if (exited) throw new Error(`a server exited:\n${exited.output()}`);
+          const statuses = await Promise.all(urls.map(async (url) => (await getJson(`${url}/readyz`)).status));
+          return statuses.every((status) => status === 200) ? true : undefined;
+        },
+        30_000,
+        100,
+      );
+
+      const handle = await database.open();
+      const keys = await listKeys(handle.db);
+      expect(keys.map((k) => k.state).sort()).toEqual(['current', 'next']);
+      const served = await Promise.all(urls.map((url) => jwksKids(url)));
+      for (const kids of served) expect(kids).toEqual(keys.map((k) => k.kid).sort());
+      const created = await handle.db.selectFrom('audit_events').select('target').where('action', '=', 'key.created').execute();
+      expect(created).toHaveLength(2);
+      for (const server of servers) expect(server.output()).not.toMatch(/"level":(50|60)/);
+    });
+  });
+}

@@ -2,7 +2,11 @@ import crypto from 'node:crypto';
 import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import { recordAudit } from '../audit';
+import { clientView } from '../cli/clients';
 import { keyView } from '../cli/keys';
+import { findClient, listClients } from '../clients/repository';
+import { changeClient, ClientError, createClient, deleteClient, parseScope, rotateClientSecret, type ClientPolicy } from '../clients/service';
+import { parseDuration } from '../config/duration';
 import { ApiError, apiErrorHandler, bearerToken, jsonBody, requestId, withRequestId } from '../http/api-error';
 import { KeyLifecycleError } from '../keys/lifecycle';
 import type { Logger } from '../observability/logger';
@@ -36,6 +40,21 @@ function keyError(error: unknown): never {
   }
   throw error;
 }
+
+function clientError(error: unknown): never {
+  if (error instanceof ClientError) throw new ApiError(error.code === 'ERR_CLIENT_NOT_FOUND' ? 'not_found' : 'invalid_request', error.message);
+  throw error;
+}
+
+/** `scopes` as an array or an RFC 6749 space-separated string. */
+const scopesField = z.union([z.array(z.string().max(200)).max(100), z.string().max(4000)]).transform((value, ctx) => {
+  const scopes = typeof value === 'string' ? parseScope(value) : value;
+  if (!scopes) {
+    ctx.addIssue({ code: 'custom', message: 'malformed scope string' });
+    return z.NEVER;
+  }
+  return scopes;
+});
 
 const TENANT_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
@@ -95,6 +114,116 @@ export function adminRoutes(options: { services: () => Services | undefined; log
         previous_state: result.previousState,
         changes: result.changes,
         verifier_cache_seconds: result.verifierCacheSeconds,
+      });
+    }),
+  );
+
+  // Clients: the same service as `idp clients`; every change is audited there with the admin token as actor.
+  const clientPolicy = (services: Services): ClientPolicy => ({
+    defaultAudience: services.config.clientDefaultAudience,
+    maxTokenTtlMs: services.config.clientTokenTtlMs,
+  });
+  const change = (services: Services, req: Request, caller: AdminCaller) => ({ actor: caller.actor, now: services.now(), requestId: requestId(req) });
+  const clientId = (req: Request) => String(req.params.id);
+
+  router.get(
+    '/clients',
+    guard('clients:read', async (_req, res, _caller, services) => {
+      res.json({ clients: (await listClients(services.handle.db)).map(clientView) });
+    }),
+  );
+  router.post(
+    '/clients',
+    jsonBody(),
+    guard('clients:write', async (req, res, caller, services) => {
+      const body = parse(
+        z
+          .object({
+            name: z.string().max(200),
+            scopes: scopesField,
+            audiences: z.array(z.string().max(2048)).max(50).optional(),
+            tenant_id: z.string().regex(TENANT_ID, 'a tenant id').nullable().optional(),
+            token_ttl_seconds: z.number().int().positive().nullable().optional(),
+          })
+          .strict(),
+        req.body ?? {},
+        'body',
+      );
+      const { client, secret } = await createClient(
+        services.handle.db,
+        { name: body.name, scopes: body.scopes, audiences: body.audiences, tenantId: body.tenant_id, tokenTtlSeconds: body.token_ttl_seconds },
+        clientPolicy(services),
+        change(services, req, caller),
+      ).catch(clientError);
+      // The secret is shown once, here; only its hash is stored.
+      res.status(201).json({ ...clientView(client), client_secret: secret });
+    }),
+  );
+  router.get(
+    '/clients/:id',
+    guard('clients:read', async (req, res, _caller, services) => {
+      const client = await findClient(services.handle.db, clientId(req));
+      if (!client) throw new ApiError('not_found', `no client ${clientId(req)}`);
+      res.json(clientView(client));
+    }),
+  );
+  router.patch(
+    '/clients/:id',
+    jsonBody(),
+    guard('clients:write', async (req, res, caller, services) => {
+      const body = parse(
+        z
+          .object({
+            name: z.string().max(200).optional(),
+            scopes: scopesField.optional(),
+            audiences: z.array(z.string().max(2048)).max(50).optional(),
+            token_ttl_seconds: z.number().int().positive().nullable().optional(),
+            disabled: z.boolean().optional(),
+          })
+          .strict(),
+        req.body ?? {},
+        'body',
+      );
+      const now = services.now();
+      const client = await changeClient(
+        services.handle.db,
+        clientId(req),
+        {
+          name: body.name,
+          scopes: body.scopes,
+          audiences: body.audiences,
+          tokenTtlSeconds: body.token_ttl_seconds,
+          disabledAt: body.disabled === undefined ? undefined : body.disabled ? now : null,
+        },
+        clientPolicy(services),
+        { ...change(services, req, caller), now },
+      ).catch(clientError);
+      res.json(clientView(client));
+    }),
+  );
+  router.delete(
+    '/clients/:id',
+    guard('clients:write', async (req, res, caller, services) => {
+      await deleteClient(services.handle.db, clientId(req), change(services, req, caller)).catch(clientError);
+      res.status(204).end();
+    }),
+  );
+  router.post(
+    '/clients/:id/secret',
+    jsonBody(),
+    guard('clients:write', async (req, res, caller, services) => {
+      const body = parse(z.object({ grace: z.string().max(20).optional() }).strict(), req.body ?? {}, 'body');
+      let graceMs = services.config.clientSecretGraceMs;
+      if (body.grace !== undefined) {
+        const parsed = /^0+[smhd]?$/.test(body.grace) ? 0 : parseDuration(body.grace);
+        if (parsed === undefined) throw new ApiError('invalid_request', `grace "${body.grace}" is not a duration such as 0s, 1h or 1d`);
+        graceMs = parsed;
+      }
+      const rotated = await rotateClientSecret(services.handle.db, clientId(req), graceMs, change(services, req, caller)).catch(clientError);
+      res.json({
+        client_id: clientId(req),
+        client_secret: rotated.secret,
+        previous_secret_valid_until: rotated.previousValidUntil ? rotated.previousValidUntil.toISOString() : null,
       });
     }),
   );

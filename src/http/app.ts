@@ -56,7 +56,7 @@ export function createApp(context: AppContext): express.Express {
   app.get('/.well-known/oauth-authorization-server', metadata);
   app.get('/.well-known/openid-configuration', metadata);
 
-  app.use('/auth/v1', userRoutes({ accounts: () => context.services()?.users, now: () => context.services()?.now() ?? new Date(), logger: context.logger }));
+  app.use('/auth/v1', userRoutes({ accounts: () => context.services()?.users, logger: context.logger }));
   app.use('/admin/v1', adminRoutes({ services: context.services, logger: context.logger }));
 
   app.use((_req, res) => {

@@ -30,6 +30,8 @@ export interface UserAccessClaims extends JWTPayload {
 export interface IssuedAccessToken {
   token: string;
   expiresAt: Date;
+  /** Seconds from issue to expiry (`expires_in`). */
+  expiresIn: number;
 }
 
 /** Signs a user access token (SPEC §5): typ at+jwt, aud IDP_USER_AUDIENCE, sid, role, tenant_id when set. */
@@ -55,7 +57,7 @@ export async function issueUserAccessToken(
     token_type: USER_TOKEN_TYPE,
     ...(subject.tenantId ? { tenant_id: subject.tenantId } : {}),
   };
-  return { token: await sign(claims, 'at+jwt'), expiresAt: new Date(exp * 1000) };
+  return { token: await sign(claims, 'at+jwt'), expiresAt: new Date(exp * 1000), expiresIn: exp - iat };
 }
 
 /**

@@ -19,13 +19,12 @@ export const refreshTokenGrant: Grant = {
   parameters: ['refresh_token'],
   clientAuthentication: 'none',
   async handler({ params, services, ip }) {
-    const now = services.now();
     try {
       const session = await services.users.refresh(params.get('refresh_token'), { ip, requestId: crypto.randomUUID() });
       return {
         access_token: session.accessToken,
         token_type: 'Bearer',
-        expires_in: Math.max(0, Math.round((session.expiresAt.getTime() - now.getTime()) / 1000)),
+        expires_in: session.expiresIn,
         refresh_token: session.refreshToken,
         scope: USER_SCOPE,
       };

@@ -6,11 +6,11 @@ import { publicUser } from './repository';
 import type { RequestOrigin, UserAccounts, UserSession } from './service';
 
 /** The session response of sign-up, sign-in and refresh (the shape Supabase's GoTrue clients read). */
-export function sessionBody(session: UserSession, now: Date): Record<string, unknown> {
+export function sessionBody(session: UserSession): Record<string, unknown> {
   return {
     access_token: session.accessToken,
     token_type: 'bearer',
-    expires_in: Math.max(0, Math.round((session.expiresAt.getTime() - now.getTime()) / 1000)),
+    expires_in: session.expiresIn,
     expires_at: Math.floor(session.expiresAt.getTime() / 1000),
     refresh_token: session.refreshToken,
     user: session.user,
@@ -22,7 +22,7 @@ export function origin(req: Request): RequestOrigin {
 }
 
 /** `/auth/v1` (SPEC §4): sign up, sign in, refresh, sign out, who am I. `accounts()` is undefined until start-up is done. */
-export function userRoutes(options: { accounts: () => UserAccounts | undefined; now: () => Date; logger: Logger }): Router {
+export function userRoutes(options: { accounts: () => UserAccounts | undefined; logger: Logger }): Router {
   const router = Router();
   router.use(withRequestId);
   router.use((_req, res, next) => {
@@ -34,7 +34,7 @@ export function userRoutes(options: { accounts: () => UserAccounts | undefined; 
     if (!service) throw new ApiError('temporarily_unavailable', 'the service is starting; retry in a second', { headers: { 'Retry-After': '1' } });
     return service;
   };
-  const send = (res: Response, status: number, session: UserSession) => res.status(status).json(sessionBody(session, options.now()));
+  const send = (res: Response, status: number, session: UserSession) => res.status(status).json(sessionBody(session));
 
   router.post('/signup', jsonBody(), async (req, res) => {
     const service = accounts();

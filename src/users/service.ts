@@ -16,6 +16,7 @@ import * as repo from './repository';
 export interface UserSession {
   accessToken: string;
   expiresAt: Date;
+  expiresIn: number;
   refreshToken: string;
   user: repo.PublicUser;
 }
@@ -161,7 +162,7 @@ export class UserAccounts {
       throw new ApiError('invalid_grant', `tenant ${user.tenant_id} of this account is disabled; ask an administrator`);
     }
     const access = await this.sign(user, sessionId, now);
-    return { accessToken: access.token, expiresAt: access.expiresAt, refreshToken: outcome.refreshToken, user: repo.publicUser(user) };
+    return { accessToken: access.token, expiresAt: access.expiresAt, expiresIn: access.expiresIn, refreshToken: outcome.refreshToken, user: repo.publicUser(user) };
   }
 
   /**
@@ -235,7 +236,7 @@ export class UserAccounts {
       await repo.insertRefreshToken(trx, { hash: hashRefreshToken(refreshToken), sessionId, now, expiresAt: this.refreshExpiry(now) });
     });
     const access = await this.sign(user, sessionId, now);
-    return { accessToken: access.token, expiresAt: access.expiresAt, refreshToken, user: repo.publicUser(user) };
+    return { accessToken: access.token, expiresAt: access.expiresAt, expiresIn: access.expiresIn, refreshToken, user: repo.publicUser(user) };
   }
 
   private sign(user: UserRow, sessionId: string, now: Date) {

@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import { configWarnings, ConfigError, loadConfig, type Config } from './config';
 import { createHttpServer } from './http/server';
 import { createLogger, type Logger } from './observability/logger';
@@ -18,7 +19,8 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = createLogger(config.logLevel);
-  for (const warning of configWarnings(config)) logger.warn(warning);
+  if (config.workers > 1 && cluster.isPrimary) return supervise(config, logger);
+  if (cluster.isPrimary) for (const warning of configWarnings(config)) logger.warn(warning);
   const metrics = createMetrics();
 
   // Filled in as start-up progresses; the server answers /healthz and /readyz before they exist.
@@ -44,6 +46,8 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
+  // A worker whose primary is gone stops too, rather than serving unsupervised.
+  process.on('disconnect', () => void shutdown('primary gone'));
 
   let services: Services;
   try {
@@ -55,6 +59,68 @@ async function main(): Promise<void> {
   if (stopping) return;
   running.scheduler = startScheduler(services);
   logger.info({ kid: services.keys.current.kid }, 'ready');
+  process.send?.({ type: 'idp-ready' });
+}
+
+/**
+ * IDP_WORKERS > 1 (Postgres only): the primary process only supervises. Each worker is a whole
+ * instance — the same start-up order, its own key cache, client cache and LISTEN connection, its
+ * own rotation schedule (the advisory lock makes concurrent checks change the state once) — and
+ * they share the listening socket through node:cluster. A worker that dies after it was ready is
+ * replaced; one that cannot start stops everything with its exit code (a configuration or MEK
+ * problem would only repeat). SIGTERM/SIGINT are passed on and each worker drains as a single
+ * process would.
+ */
+function supervise(config: Config, logger: Logger): void {
+  for (const warning of configWarnings(config)) logger.warn(warning);
+  logger.info({ workers: config.workers }, 'starting workers');
+  const ready = new Set<number>();
+  let stopping = false;
+  let restartDelayMs = 250;
+
+  const fork = () => {
+    const worker = cluster.fork();
+    worker.on('message', (message: { type?: string }) => {
+      if (message?.type !== 'idp-ready') return;
+      ready.add(worker.id);
+      restartDelayMs = 250;
+    });
+  };
+
+  cluster.on('exit', (worker, code, signal) => {
+    const wasReady = ready.delete(worker.id);
+    if (stopping) {
+      if (Object.keys(cluster.workers ?? {}).length === 0) {
+        logger.info('stopped');
+        process.exit();
+      }
+      return;
+    }
+    if (!wasReady && code !== 0) {
+      logger.fatal({ pid: worker.process.pid, code, signal }, 'a worker could not start; stopping');
+      stopping = true;
+      for (const other of Object.values(cluster.workers ?? {})) other?.process.kill('SIGTERM');
+      process.exitCode = code ?? 1;
+      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(code ?? 1);
+      return;
+    }
+    logger.error({ pid: worker.process.pid, code, signal, restartInMs: restartDelayMs }, 'worker exited; starting another');
+    setTimeout(fork, restartDelayMs);
+    restartDelayMs = Math.min(restartDelayMs * 2, 30_000);
+  });
+
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down: stopping every worker');
+    const workers = Object.values(cluster.workers ?? {});
+    if (workers.length === 0) process.exit(0);
+    for (const worker of workers) worker?.process.kill('SIGTERM');
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+
+  for (let i = 0; i < config.workers; i++) fork();
 }
 
 function fatal(logger: Logger, error: unknown): never {

@@ -2,10 +2,12 @@ import type { Migration } from 'kysely';
 import * as signingKeys from './2026-11-22T1900-signing-keys';
 import * as usersSessionsAdmin from './2026-11-22T2100-users-sessions-admin';
 import * as oauthClients from './2026-11-22T2200-oauth-clients';
+import * as usersTenantFk from './2026-11-22T2300-users-tenant-fk';
 
 /** Every migration, by dated name; the migrator applies them in name order. */
 export const migrations: Record<string, Migration> = {
   '2026-11-22T1900-signing-keys': signingKeys,
   '2026-11-22T2100-users-sessions-admin': usersSessionsAdmin,
   '2026-11-22T2200-oauth-clients': oauthClients,
+  '2026-11-22T2300-users-tenant-fk': usersTenantFk,
 };

@@ -1,0 +1,103 @@
+import { execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { argument, freePort, load, startChild, stopChild, summarise, type RunFigures } from './lib/bench';
+
+/**
+ * `npm run bench:token [-- --duration 10 --connections 50 --runs 3]`
+ *
+ * autocannon against POST /oauth/token (client_credentials, client_secret_basic) of the real
+ * server — IDP_WORKERS processes (default: the CPU count) on Postgres — and, in the same run,
+ * against bare-token-server with the same number of processes doing only the essential work.
+ * Runs alternate; prints the medians, the ratio and the non-2xx count.
+ *
+ * Postgres: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test) names the server; a
+ * scratch database is created on it and dropped at the end. Loopback addresses only.
+ */
+async function main(): Promise<void> {
+  const duration = argument('duration', 10);
+  const connections = argument('connections', 50);
+  const runs = argument('runs', 3);
+  const workers = argument('workers', Number(process.env.IDP_WORKERS ?? os.availableParallelism()));
+  const root = path.resolve(__dirname, '../..');
+  const adminUrl = new URL(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test');
+  if (!['127.0.0.1', 'localhost', '::1', '[::1]'].includes(adminUrl.hostname)) throw new Error('DATABASE_URL must be on a loopback address');
+
+  const scratch = `idp_bench_token_${crypto.randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: adminUrl.toString() });
+  await admin.connect();
+  await admin.query(`create database ${scratch}`);
+  const databaseUrl = new URL(adminUrl);
+  databaseUrl.pathname = `/${scratch}`;
+
+  const idpPort = await freePort();
+  const env = {
+    PATH: process.env.PATH,
+    DATABASE_URL: databaseUrl.toString(),
+    IDP_MEK: `bench:${crypto.randomBytes(32).toString('base64')}`,
+    IDP_ISSUER: `http://127.0.0.1:${idpPort}`,
+    IDP_LOG_LEVEL: 'warn',
+  };
+  const children = [];
+  try {
+    const idp = await startChild(
+      process.execPath,
+      [path.join(root, 'dist/src/main.js')],
+      { ...env, PORT: String(idpPort), HOST: '127.0.0.1', IDP_WORKERS: String(workers) },
+      `http://127.0.0.1:${idpPort}/readyz`,
+    );
+    children.push(idp);
+    const created = JSON.parse(
+      execFileSync(process.execPath, [path.join(root, 'dist/src/cli/main.js'), 'clients', 'create', '--name', 'bench', '--scope', 'read write', '--audience', 'https://api.bench', '--json'], { env }).toString(),
+    ) as { client_id: string; client_secret: string };
+    const authorization = `Basic ${Buffer.from(`${created.client_id}:${created.client_secret}`).toString('base64')}`;
+
+    const barePort = await freePort();
+    const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const bare = await startChild(
+      process.execPath,
+      [path.join(root, 'dist/scripts/bare-token-server.js')],
+      {
+        PATH: process.env.PATH,
+        PORT: String(barePort),
+        BENCH_WORKERS: String(workers),
+        BENCH_CLIENT_ID: created.client_id,
+        BENCH_CLIENT_SECRET: created.client_secret,
+        BENCH_PRIVATE_KEY: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
+      },
+      `http://127.0.0.1:${barePort}/`,
+    );
+    children.push(bare);
+
+    const request = (port: number) => ({
+      url: `http://127.0.0.1:${port}/oauth/token`,
+      connections,
+      method: 'POST' as const,
+      headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'grant_type=client_credentials',
+    });
+    console.log(`POST /oauth/token, client_secret_basic; ${connections} connections, ${duration}s a run, ${runs} runs each, alternating; ${workers} process(es) each; ${os.availableParallelism()} CPUs; Postgres`);
+    const ours: RunFigures[] = [];
+    const baseline: RunFigures[] = [];
+    await load({ ...request(idpPort), duration: 2 });
+    await load({ ...request(barePort), duration: 2 });
+    for (let i = 0; i < runs; i++) {
+      ours.push(await load({ ...request(idpPort), duration }));
+      baseline.push(await load({ ...request(barePort), duration }));
+    }
+    const a = summarise('idp POST /oauth/token', ours);
+    const b = summarise('bare node:http, same work', baseline);
+    console.log(`ratio idp / bare: ${(a.requestsPerSecond / b.requestsPerSecond).toFixed(2)} (target ≥ 0.80; non-2xx must be 0)`);
+  } finally {
+    for (const child of children) await stopChild(child);
+    await admin.query(`drop database if exists ${scratch} with (force)`);
+    await admin.end();
+  }
+}
+
+main().catch((error: Error) => {
+  console.error(`bench-token: ${error.message}`);
+  process.exit(1);
+});

@@ -18,7 +18,7 @@ type Endpoint = (req: IncomingMessage, services: Services) => Promise<{ body: un
  * the token endpoint is the one services call thousands of times a second, and Express's routing
  * and body parsing would cost more than the work itself (shared/PERFORMANCE.md). All three share
  * the form reader, client authentication, the error serializer and the metrics.
- * Returns undefined for any other path.
+ * Returns false for any other path.
  */
 export function createOAuthDispatch(context: AppContext): (req: IncomingMessage, res: ServerResponse, path: string) => boolean {
   const { metrics, logger } = context;
@@ -65,7 +65,11 @@ export function createOAuthDispatch(context: AppContext): (req: IncomingMessage,
   return (req, res, path) => {
     const endpoint = endpoints[path];
     if (!endpoint) return false;
-    void serve(req, res, endpoint);
+    serve(req, res, endpoint).catch((error: unknown) => {
+      // Only a failure to write the response gets here (e.g. the client went away).
+      logger.warn({ err: error, endpoint: endpoint.name }, 'could not answer an OAuth request');
+      res.destroy();
+    });
     return true;
   };
 }

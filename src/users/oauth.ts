@@ -91,7 +91,7 @@ export const userRefreshTokens: TokenKind = {
     if (!row || row.used_at || row.expires_at <= now) return null;
     const found = await findSessionWithUser(db, row.session_id);
     if (!found || found.session.revoked_at || found.user.disabled_at) return null;
-    if (found.user.tenant_id && !(await services.users.tenantActive(found.user.tenant_id))) return null;
+    if (found.tenantDisabled) return null;
     return {
       active: true,
       token_type: 'refresh_token',

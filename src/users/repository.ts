@@ -110,13 +110,18 @@ export async function insertSession(db: Db, session: { id: string; userId: strin
   await db.insertInto('sessions').values({ id: session.id, user_id: session.userId, created_at: session.now }).execute();
 }
 
-/** The session of an access token with its user, in one query: what the user API checks on every request. */
-export async function findSessionWithUser(db: Db, sessionId: string): Promise<{ session: SessionRow; user: UserRow } | undefined> {
+/**
+ * The session of an access token with its user and whether the user's tenant is disabled, in one
+ * query: what the user API checks on every request.
+ */
+export async function findSessionWithUser(db: Db, sessionId: string): Promise<{ session: SessionRow; user: UserRow; tenantDisabled: boolean } | undefined> {
   const row = await db
     .selectFrom('sessions')
     .innerJoin('users', 'users.id', 'sessions.user_id')
+    .leftJoin('tenants', 'tenants.id', 'users.tenant_id')
     .selectAll('users')
     .select([
+      'tenants.disabled_at as tenant_disabled_at',
       'sessions.id as session_id',
       'sessions.created_at as session_created_at',
       'sessions.refreshed_at as session_refreshed_at',
@@ -126,9 +131,10 @@ export async function findSessionWithUser(db: Db, sessionId: string): Promise<{ 
     .where('sessions.id', '=', sessionId)
     .executeTakeFirst();
   if (!row) return undefined;
-  const { session_id, session_created_at, session_refreshed_at, session_revoked_at, session_revoked_reason, ...user } = row;
+  const { session_id, session_created_at, session_refreshed_at, session_revoked_at, session_revoked_reason, tenant_disabled_at, ...user } = row;
   return {
     user,
+    tenantDisabled: tenant_disabled_at !== null,
     session: {
       id: session_id,
       user_id: user.id,

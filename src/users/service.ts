@@ -29,7 +29,7 @@ export interface SignInLimiter {
   recordFailure(keys: readonly string[]): Promise<string[]>;
 }
 
-/** Whether a tenant may still get tokens; `undefined` tenant id means none. */
+/** Whether a tenant may still get tokens (exists and is not disabled); checked at sign-in. */
 export type TenantGate = (tenantId: string) => Promise<boolean>;
 
 export interface UserAccountsDeps {
@@ -115,6 +115,7 @@ export class UserAccounts {
     }
     const hash = hashRefreshToken(refreshToken);
     const now = this.deps.now();
+    // Every refusal but reuse throws inside the transaction, so the presented token stays unspent.
     const outcome = await this.deps.db.transaction().execute(async (trx) => {
       const consumed = await repo.consumeRefreshToken(trx, hash, now);
       if (!consumed) {
@@ -134,10 +135,15 @@ export class UserAccounts {
         }
         return { kind: 'reused' as const, sessionId: known.session_id };
       }
-      if (consumed.expires_at <= now) return { kind: 'expired' as const, expiresAt: consumed.expires_at };
+      if (consumed.expires_at <= now) {
+        throw new ApiError('invalid_grant', `refresh token expired ${describeExpiry(consumed.expires_at.getTime(), now)}; sign in again`);
+      }
       const found = await repo.findSessionWithUser(trx, consumed.session_id);
-      if (!found || found.session.revoked_at) return { kind: 'revoked' as const };
-      if (found.user.disabled_at) return { kind: 'disabled' as const };
+      if (!found || found.session.revoked_at) throw new ApiError('invalid_grant', 'the session of this refresh token has been signed out; sign in again');
+      if (found.user.disabled_at) throw new ApiError('invalid_grant', 'this account is disabled; ask an administrator');
+      if (found.tenantDisabled) {
+        throw new ApiError('invalid_grant', `tenant ${found.user.tenant_id} of this account is disabled; ask an administrator`);
+      }
       const next = newRefreshToken();
       await repo.insertRefreshToken(trx, { hash: hashRefreshToken(next), sessionId: found.session.id, now, expiresAt: this.refreshExpiry(now) });
       await repo.markSessionRefreshed(trx, found.session.id, now);
@@ -150,17 +156,8 @@ export class UserAccounts {
       case 'reused':
         this.deps.logger.warn({ sid: outcome.sessionId, requestId: origin.requestId }, 'refresh token reuse: session revoked');
         throw new ApiError('invalid_grant', 'refresh token was already used; its session has been revoked for safety, sign in again');
-      case 'expired':
-        throw new ApiError('invalid_grant', `refresh token expired ${describeExpiry(outcome.expiresAt.getTime(), now)}; sign in again`);
-      case 'revoked':
-        throw new ApiError('invalid_grant', 'the session of this refresh token has been signed out; sign in again');
-      case 'disabled':
-        throw new ApiError('invalid_grant', 'this account is disabled; ask an administrator');
     }
     const { user, sessionId } = outcome;
-    if (user.tenant_id && !(await this.deps.tenantActive(user.tenant_id))) {
-      throw new ApiError('invalid_grant', `tenant ${user.tenant_id} of this account is disabled; ask an administrator`);
-    }
     const access = await this.sign(user, sessionId, now);
     return { accessToken: access.token, expiresAt: access.expiresAt, expiresIn: access.expiresIn, refreshToken: outcome.refreshToken, user: repo.publicUser(user) };
   }
@@ -178,7 +175,7 @@ export class UserAccounts {
     }
     if (found.session.revoked_at) throw new ApiError('invalid_token', 'this session has been signed out; sign in again');
     if (found.user.disabled_at) throw new ApiError('invalid_token', 'this account is disabled; ask an administrator');
-    if (found.user.tenant_id && !(await this.deps.tenantActive(found.user.tenant_id))) {
+    if (found.tenantDisabled) {
       throw new ApiError('invalid_token', `tenant ${found.user.tenant_id} of this account is disabled; ask an administrator`);
     }
     return { claims, user: found.user };
@@ -197,11 +194,6 @@ export class UserAccounts {
   /** Signs the caller out: the session is revoked, and with it every access and refresh token it has. */
   async logout(caller: AuthenticatedUser, origin: RequestOrigin): Promise<void> {
     await this.revokeSession(caller.claims.sid, `user:${caller.user.id}`, 'logout', origin.requestId);
-  }
-
-  /** Whether a tenant may still get tokens (exists and is enabled). */
-  tenantActive(tenantId: string): Promise<boolean> {
-    return this.deps.tenantActive(tenantId);
   }
 
   async revokeSession(sessionId: string, actor: string, reason: string, requestId?: string): Promise<boolean> {

@@ -31,7 +31,7 @@ interface Instance {
 
 /**
  * Postgres: each instance is its own OS process with its own pool (test/fixtures/lifecycle-child.js).
- * Key generation is slowed by 300 ms there, so that the losers' first look at the keys certainly
+ * Key generation is slowed by 500 ms there, so that the losers' first look at the keys certainly
  * happens while the winner's transaction is still open — the race this test is about.
  */
 async function childInstances(database: TestDatabase, mek: string): Promise<{ instances: Instance[]; children: LifecycleChild[] }> {
@@ -43,7 +43,7 @@ async function childInstances(database: TestDatabase, mek: string): Promise<{ in
         IDP_MEK: mek,
         IDP_LOG_LEVEL: 'info',
         IDP_TEST_INSTANCE: `instance-${i + 1}`,
-        IDP_TEST_GENERATE_DELAY_MS: '300',
+        IDP_TEST_GENERATE_DELAY_MS: '500',
       }),
     ),
   );

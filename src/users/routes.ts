@@ -6,7 +6,7 @@ import { publicUser } from './repository';
 import type { RequestOrigin, UserAccounts, UserSession } from './service';
 
 /** The session response of sign-up, sign-in and refresh (the shape Supabase's GoTrue clients read). */
-export function sessionBody(session: UserSession): Record<string, unknown> {
+function sessionBody(session: UserSession): Record<string, unknown> {
   return {
     access_token: session.accessToken,
     token_type: 'bearer',
@@ -17,7 +17,7 @@ export function sessionBody(session: UserSession): Record<string, unknown> {
   };
 }
 
-export function origin(req: Request): RequestOrigin {
+function origin(req: Request): RequestOrigin {
   return { ip: req.ip ?? req.socket.remoteAddress ?? 'unknown', requestId: requestId(req) };
 }
 

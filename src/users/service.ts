@@ -248,7 +248,7 @@ export class UserAccounts {
   }
 }
 
-export function tooManyAttempts(retryAfterSeconds: number): ApiError {
+function tooManyAttempts(retryAfterSeconds: number): ApiError {
   return new ApiError('too_many_requests', `too many failed sign-ins; try again in ${retryAfterSeconds} seconds`, {
     headers: { 'Retry-After': String(retryAfterSeconds) },
   });

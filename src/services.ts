@@ -98,6 +98,22 @@ export async function startServices(options: ServiceOptions): Promise<Services> 
   const failures = new FailureLimiter({ handle, logger, now });
   await failures.start();
   const oauth = await startOAuth({ config, logger, handle, limiter: failures, now });
+  const users = new UserAccounts({
+    db: handle.db,
+    sign,
+    verifier,
+    logger,
+    now,
+    limiter: signInLimiter(failures, config.signInFailureLimits),
+    tenantActive: (id) => tenantIsActive(handle.db, id),
+    settings: {
+      issuer: config.issuer,
+      audience: config.userAudience,
+      accessTokenTtlMs: config.accessTokenTtlMs,
+      refreshTokenTtlMs: config.refreshTokenTtlMs,
+    },
+  });
+  users.startSweeping();
   return {
     config,
     logger,
@@ -109,21 +125,7 @@ export async function startServices(options: ServiceOptions): Promise<Services> 
     sign,
     verifier,
     failures,
-    users: new UserAccounts({
-      db: handle.db,
-      sign,
-      verifier,
-      logger,
-      now,
-      limiter: signInLimiter(failures, config.signInFailureLimits),
-      tenantActive: (id) => tenantIsActive(handle.db, id),
-      settings: {
-        issuer: config.issuer,
-        audience: config.userAudience,
-        accessTokenTtlMs: config.accessTokenTtlMs,
-        refreshTokenTtlMs: config.refreshTokenTtlMs,
-      },
-    }),
+    users,
     adminTokens: new AdminTokens({
       db: handle.db,
       verifier,
@@ -135,6 +137,7 @@ export async function startServices(options: ServiceOptions): Promise<Services> 
     now,
     async close() {
       oauth.stop();
+      users.stop();
       keys.stop();
       if (!options.handle) await handle.close();
     },

@@ -57,6 +57,9 @@ export interface AuthenticatedUser {
 
 const INVALID_CREDENTIALS = 'invalid email or password';
 
+/** How often each instance deletes expired refresh tokens (idempotent; instances may overlap). */
+const SWEEP_INTERVAL_MS = 15 * 60_000;
+
 /**
  * User accounts (SPEC §4 /auth/v1, §5): passwords under argon2id, one session per sign-in,
  * refresh tokens rotated on every use with reuse detection (OAuth 2.0 Security BCP §4.14).
@@ -65,9 +68,26 @@ const INVALID_CREDENTIALS = 'invalid email or password';
  * primary-key join): a logout is refused by every instance at once, with no cache to invalidate.
  */
 export class UserAccounts {
+  private sweepTimer: NodeJS.Timeout | undefined;
+
   constructor(private readonly deps: UserAccountsDeps) {
     // Made now, so that the first unknown-email sign-in costs one hash like every other.
     void dummyPasswordHash();
+  }
+
+  /** Starts the periodic deletion of expired refresh tokens (one row per refresh would pile up otherwise). */
+  startSweeping(): void {
+    this.sweepTimer = setInterval(() => {
+      repo.deleteExpiredRefreshTokens(this.deps.db, this.deps.now()).catch((error: Error) => {
+        this.deps.logger.warn({ err: error.message }, 'sweep of expired refresh tokens failed; retrying at the next interval');
+      });
+    }, SWEEP_INTERVAL_MS);
+    this.sweepTimer.unref();
+  }
+
+  stop(): void {
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.sweepTimer = undefined;
   }
 
   async signUp(credentials: Credentials, origin: RequestOrigin): Promise<UserSession> {

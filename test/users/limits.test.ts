@@ -1,5 +1,6 @@
 import request from 'supertest';
 import { loadConfig } from '../../src/config';
+import { deleteExpiredRefreshTokens } from '../../src/users/repository';
 import { FakeClock, startTestServer, type TestServer } from '../helpers/context';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { freshEmail, signUp, testEnv } from './support';
@@ -52,5 +53,8 @@ describe('sign-in limits (configured) and refresh-token expiry', () => {
     expect(expired.status).toBe(400);
     expect(expired.body.message).toMatch(/^refresh token expired 1 minute ago at .* UTC; sign in again$/);
     expect((await refresh()).body.message).toMatch(/^refresh token expired/);
+    // The sweep deletes it; it stays refused.
+    expect(await deleteExpiredRefreshTokens(server.services.handle.db, clock.now())).toBeGreaterThanOrEqual(1);
+    expect((await refresh()).body).toEqual({ error: 'invalid_grant', message: 'refresh token is not valid; sign in again' });
   });
 });

@@ -2,6 +2,7 @@ import http from 'node:http';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import pg from 'pg';
 import { runCli } from '../../src/cli/program';
+import { loadConfig } from '../../src/config';
 import type { DatabaseHandle } from '../../src/db';
 import { startTestServer, testConfig, testMek } from '../helpers/context';
 import { createTestDatabase, usingPostgres, type TestDatabase } from '../helpers/database';
@@ -26,8 +27,16 @@ function token(url: string, authorization: string): Promise<{ status: number; bo
   });
 }
 
-// Several processes on one database need Postgres; PGlite is one process's database (IDP_WORKERS=1).
-(usingPostgres ? describe : describe.skip)('the compiled server with IDP_WORKERS=2 (Postgres)', () => {
+// Several processes on one database need Postgres; PGlite is one process's database, so on PGlite
+// these blocks are not registered and the file checks instead that more workers are refused there.
+if (!usingPostgres) {
+  it('refuses IDP_WORKERS > 1 on the embedded PGlite, naming the variable', () => {
+    expect(() => loadConfig({ IDP_WORKERS: '2' })).toThrow('IDP_WORKERS: must be 1 on the embedded PGlite');
+    expect(loadConfig({}).workers).toBe(1);
+  });
+}
+
+if (usingPostgres) describe('the compiled server with IDP_WORKERS=2 (Postgres)', () => {
   let database: TestDatabase;
   let handle: DatabaseHandle;
   let server: Child;
@@ -81,7 +90,7 @@ function token(url: string, authorization: string): Promise<{ status: number; bo
   });
 });
 
-(usingPostgres ? describe : describe.skip)('the token endpoint with the database unreachable (Postgres)', () => {
+if (usingPostgres) describe('the token endpoint with the database unreachable (Postgres)', () => {
   let database: TestDatabase;
   let admin: pg.Client;
   let name: string;

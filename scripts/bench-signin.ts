@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 import { argument, freePort, load, startChild, stopChild, summarise, type RunFigures } from './lib/bench';
 
 /**
@@ -11,14 +12,33 @@ import { argument, freePort, load, startChild, stopChild, summarise, type RunFig
  * /auth/v1/token against the compiled server (loopback only). Each sign-in is one argon2id
  * verification (m=19 MiB, t=2, p=1), three small writes (session, refresh token hash, last sign-in)
  * and one RS256 signature, so the figure is mostly the password hash's CPU cost.
- * Uses DATABASE_URL when set (with the server's default worker count), else a throw-away PGlite.
+ * With DATABASE_URL: a throw-away database on that server (created and dropped here; the
+ * server's default worker count). Without: a throw-away PGlite.
  */
+async function scratchDatabase(adminUrl: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `idp_bench_${crypto.randomBytes(4).toString('hex')}`;
+  const run = async (statement: string) => {
+    const client = new pg.Client({ connectionString: adminUrl });
+    await client.connect();
+    try {
+      await client.query(statement);
+    } finally {
+      await client.end();
+    }
+  };
+  await run(`create database ${name}`);
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return { url: url.toString(), drop: () => run(`drop database if exists ${name} with (force)`) };
+}
+
 async function main(): Promise<void> {
   const duration = argument('duration', 10);
   const connections = argument('connections', 16);
   const runs = argument('runs', 3);
   const root = path.resolve(__dirname, '../..');
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'idp-bench-signin-'));
+  const database = process.env.DATABASE_URL ? await scratchDatabase(process.env.DATABASE_URL) : undefined;
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const server = await startChild(
@@ -32,7 +52,7 @@ async function main(): Promise<void> {
       IDP_MEK: `bench:${crypto.randomBytes(32).toString('base64')}`,
       IDP_DATA_DIR: path.join(scratch, 'data'),
       ...(process.env.IDP_WORKERS ? { IDP_WORKERS: process.env.IDP_WORKERS } : {}),
-      ...(process.env.DATABASE_URL ? { DATABASE_URL: process.env.DATABASE_URL } : {}),
+      ...(database ? { DATABASE_URL: database.url } : {}),
     },
     `${url}/readyz`,
   );
@@ -52,6 +72,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < runs; i++) figures.push(await load({ ...request, connections, duration }));
   } finally {
     await stopChild(server);
+    await database?.drop();
     fs.rmSync(scratch, { recursive: true, force: true });
   }
   const result = summarise('POST /auth/v1/token (password)', figures);

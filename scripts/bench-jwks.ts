@@ -2,14 +2,15 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { argument, freePort, load, startChild, stopChild, summarise, type RunFigures } from './lib/bench';
+import { argument, freePort, load, scratchDatabase, startChild, stopChild, summarise, type RunFigures } from './lib/bench';
 
 /**
  * `npm run bench:jwks [-- --duration 10 --connections 50 --runs 3]`
  *
  * autocannon against our /.well-known/jwks.json and against a bare node:http server serving the
  * same bytes, in the same run, one process each, alternating runs; prints medians and the ratio.
- * Uses DATABASE_URL when set, else a throw-away embedded database. Loopback only.
+ * With DATABASE_URL: a throw-away database on that server (created and dropped here); else a
+ * throw-away embedded database. Loopback only.
  */
 async function main(): Promise<void> {
   const duration = argument('duration', 10);
@@ -17,6 +18,7 @@ async function main(): Promise<void> {
   const runs = argument('runs', 3);
   const root = path.resolve(__dirname, '../..');
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'idp-bench-jwks-'));
+  const database = process.env.DATABASE_URL ? await scratchDatabase(process.env.DATABASE_URL, 'idp_bench_jwks') : undefined;
 
   const idpPort = await freePort();
   const idp = await startChild(
@@ -30,7 +32,7 @@ async function main(): Promise<void> {
       IDP_LOG_LEVEL: 'warn',
       IDP_MEK: `bench:${crypto.randomBytes(32).toString('base64')}`,
       IDP_DATA_DIR: path.join(scratch, 'data'),
-      ...(process.env.DATABASE_URL ? { DATABASE_URL: process.env.DATABASE_URL } : {}),
+      ...(database ? { DATABASE_URL: database.url } : {}),
     },
     `http://127.0.0.1:${idpPort}/readyz`,
   );
@@ -61,6 +63,7 @@ async function main(): Promise<void> {
     await stopChild(idp);
     await stopChild(bare);
     fs.rmSync(scratch, { recursive: true, force: true });
+    await database?.drop();
   }
   const a = summarise('idp /.well-known/jwks.json', ours);
   const b = summarise('bare node:http, same bytes', baseline);

@@ -2,8 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
-import { argument, freePort, load, startChild, stopChild, summarise, type RunFigures } from './lib/bench';
+import { argument, freePort, load, scratchDatabase, startChild, stopChild, summarise, type RunFigures } from './lib/bench';
 
 /**
  * `npm run bench:signin [-- --duration 10 --connections 16 --runs 3]`
@@ -15,30 +14,13 @@ import { argument, freePort, load, startChild, stopChild, summarise, type RunFig
  * With DATABASE_URL: a throw-away database on that server (created and dropped here; the
  * server's default worker count). Without: a throw-away PGlite.
  */
-async function scratchDatabase(adminUrl: string): Promise<{ url: string; drop(): Promise<void> }> {
-  const name = `idp_bench_${crypto.randomBytes(4).toString('hex')}`;
-  const run = async (statement: string) => {
-    const client = new pg.Client({ connectionString: adminUrl });
-    await client.connect();
-    try {
-      await client.query(statement);
-    } finally {
-      await client.end();
-    }
-  };
-  await run(`create database ${name}`);
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  return { url: url.toString(), drop: () => run(`drop database if exists ${name} with (force)`) };
-}
-
 async function main(): Promise<void> {
   const duration = argument('duration', 10);
   const connections = argument('connections', 16);
   const runs = argument('runs', 3);
   const root = path.resolve(__dirname, '../..');
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'idp-bench-signin-'));
-  const database = process.env.DATABASE_URL ? await scratchDatabase(process.env.DATABASE_URL) : undefined;
+  const database = process.env.DATABASE_URL ? await scratchDatabase(process.env.DATABASE_URL, 'idp_bench_signin') : undefined;
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const server = await startChild(

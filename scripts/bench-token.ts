@@ -2,8 +2,7 @@ import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
-import { argument, freePort, load, startChild, stopChild, summarise, type RunFigures } from './lib/bench';
+import { argument, freePort, load, scratchDatabase, startChild, stopChild, summarise, type RunFigures } from './lib/bench';
 
 /**
  * `npm run bench:token [-- --duration 10 --connections 50 --runs 3]`
@@ -22,20 +21,12 @@ async function main(): Promise<void> {
   const runs = argument('runs', 3);
   const workers = argument('workers', Number(process.env.IDP_WORKERS ?? os.availableParallelism()));
   const root = path.resolve(__dirname, '../..');
-  const adminUrl = new URL(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test');
-  if (!['127.0.0.1', 'localhost', '::1', '[::1]'].includes(adminUrl.hostname)) throw new Error('DATABASE_URL must be on a loopback address');
-
-  const scratch = `idp_bench_token_${crypto.randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: adminUrl.toString() });
-  await admin.connect();
-  await admin.query(`create database ${scratch}`);
-  const databaseUrl = new URL(adminUrl);
-  databaseUrl.pathname = `/${scratch}`;
+  const database = await scratchDatabase(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test', 'idp_bench_token');
 
   const idpPort = await freePort();
   const env = {
     PATH: process.env.PATH,
-    DATABASE_URL: databaseUrl.toString(),
+    DATABASE_URL: database.url,
     IDP_MEK: `bench:${crypto.randomBytes(32).toString('base64')}`,
     IDP_ISSUER: `http://127.0.0.1:${idpPort}`,
     IDP_LOG_LEVEL: 'warn',
@@ -92,8 +83,7 @@ async function main(): Promise<void> {
     console.log(`ratio idp / bare: ${(a.requestsPerSecond / b.requestsPerSecond).toFixed(2)} (target ≥ 0.80; non-2xx must be 0)`);
   } finally {
     for (const child of children) await stopChild(child);
-    await admin.query(`drop database if exists ${scratch} with (force)`);
-    await admin.end();
+    await database.drop();
   }
 }
 

@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import crypto from 'node:crypto';
 import net from 'node:net';
 import autocannon from 'autocannon';
+import pg from 'pg';
 
 /** Shared helpers of the benchmarks: child servers on loopback, autocannon runs, medians. */
 
@@ -86,4 +88,23 @@ export function summarise(label: string, runs: RunFigures[]): RunFigures {
     `${label.padEnd(34)} ${figures.requestsPerSecond.toFixed(0).padStart(8)} req/s   p50 ${String(figures.p50).padStart(4)} ms   p99 ${String(figures.p99).padStart(4)} ms   non-2xx ${figures.non2xx}   errors ${figures.errors}   (runs: ${runs.map((r) => r.requestsPerSecond.toFixed(0)).join(', ')})`,
   );
   return figures;
+}
+
+/** A throw-away database on the server of `adminUrl` (loopback only), so a benchmark never writes into a real one. */
+export async function scratchDatabase(adminUrl: string, prefix: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const url = new URL(adminUrl);
+  if (!['127.0.0.1', 'localhost', '::1', '[::1]'].includes(url.hostname)) throw new Error('DATABASE_URL must be on a loopback address');
+  const name = `${prefix}_${crypto.randomBytes(4).toString('hex')}`;
+  const run = async (statement: string) => {
+    const client = new pg.Client({ connectionString: adminUrl });
+    await client.connect();
+    try {
+      await client.query(statement);
+    } finally {
+      await client.end();
+    }
+  };
+  await run(`create database ${name}`);
+  url.pathname = `/${name}`;
+  return { url: url.toString(), drop: () => run(`drop database if exists ${name} with (force)`) };
 }

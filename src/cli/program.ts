@@ -33,6 +33,8 @@ export async function runCli(argv: string[], io: CliIo, overrides: CliOverrides 
   registerAdminTokenCommands(program, context);
   registerTenantCommands(program, context);
 
+  acceptDashedOperands(program);
+
   try {
     await program.parseAsync(argv, { from: 'user' });
     return 0;
@@ -41,6 +43,18 @@ export async function runCli(argv: string[], io: CliIo, overrides: CliOverrides 
     if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
     io.stderr(`idp: ${describe(error)}\n`);
     return error instanceof CliError ? error.exitCode : 1;
+  }
+}
+
+/**
+ * Key ids (RFC 7638 thumbprints) and other ids are base64url and may start with `-`; without this,
+ * commander would take `idp keys revoke -Abc…` for an unknown option. Commands that take an id
+ * treat an unknown dash-word as that id; their real options still parse as options.
+ */
+function acceptDashedOperands(command: Command): void {
+  for (const sub of command.commands) {
+    if (sub.registeredArguments.length > 0) sub.allowUnknownOption();
+    acceptDashedOperands(sub);
   }
 }
 

@@ -1,8 +1,14 @@
 import crypto from 'node:crypto';
 
-/** 128 random bits, base64url (22 characters): URL-safe, unguessable, no meaning to leak. */
+/**
+ * 128 random bits, base64url (22 characters): URL-safe, unguessable, no meaning to leak. Drawn
+ * again when it would start with `-` or `_`, so that no id looks like a command-line option.
+ */
 export function generateClientId(): string {
-  return crypto.randomBytes(16).toString('base64url');
+  for (;;) {
+    const id = crypto.randomBytes(16).toString('base64url');
+    if (/^[A-Za-z0-9]/.test(id)) return id;
+  }
 }
 
 /** 256 random bits, base64url (43 characters). Shown once; only its hash is stored. */

@@ -101,6 +101,10 @@ describe('idp CLI', () => {
     expect(await listKeys(handle.db)).toEqual(before);
   });
 
+  it('takes an id that starts with a dash (base64url kids may) as the id, not as an option', async () => {
+    expect(await idp(['keys', 'revoke', '-Abc_123', '--json'])).toEqual({ code: 1, stdout: '', stderr: 'idp: no signing key has kid "-Abc_123"\n' });
+  });
+
   it('mek generate prints a usable key-ring entry; mek rewrap moves every key to the new primary', async () => {
     const generated = await idp(['mek', 'generate']);
     expect(generated.code).toBe(0);

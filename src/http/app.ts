@@ -21,7 +21,6 @@ export function authorizationServerMetadata(config: Config, scopes: readonly str
     issuer: config.issuer,
     jwks_uri: `${config.issuer}/.well-known/jwks.json`,
     ...oauthMetadata(config.issuer, scopes),
-    id_token_signing_alg_values_supported: ['RS256'],
   };
 }
 

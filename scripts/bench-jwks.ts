@@ -1,8 +1,6 @@
-import crypto from 'node:crypto';
-import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { argument, freePort, load, scratchDatabase, startChild, stopChild, summarise, type RunFigures } from './lib/bench';
+import { argument, freePort, load, startChild, startIdp, stopChild, summarise, type RunFigures } from './lib/bench';
 
 /**
  * `npm run bench:jwks [-- --duration 10 --connections 50 --runs 3]`
@@ -17,26 +15,9 @@ async function main(): Promise<void> {
   const connections = argument('connections', 50);
   const runs = argument('runs', 3);
   const root = path.resolve(__dirname, '../..');
-  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'idp-bench-jwks-'));
-  const database = process.env.DATABASE_URL ? await scratchDatabase(process.env.DATABASE_URL, 'idp_bench_jwks') : undefined;
-
-  const idpPort = await freePort();
-  const idp = await startChild(
-    process.execPath,
-    [path.join(root, 'dist/src/main.js')],
-    {
-      PATH: process.env.PATH,
-      PORT: String(idpPort),
-      HOST: '127.0.0.1',
-      IDP_WORKERS: '1',
-      IDP_LOG_LEVEL: 'warn',
-      IDP_MEK: `bench:${crypto.randomBytes(32).toString('base64')}`,
-      IDP_DATA_DIR: path.join(scratch, 'data'),
-      ...(database ? { DATABASE_URL: database.url } : {}),
-    },
-    `http://127.0.0.1:${idpPort}/readyz`,
-  );
-  const jwksUrl = `http://127.0.0.1:${idpPort}/.well-known/jwks.json`;
+  // One server process against one bare process: the JWKS path does no I/O, so this compares the dispatch alone.
+  const idp = await startIdp({ databaseUrl: process.env.DATABASE_URL, workers: 1, name: 'bench-jwks' });
+  const jwksUrl = `${idp.url}/.well-known/jwks.json`;
   const sample = await fetch(jwksUrl);
   const body = await sample.text();
 
@@ -60,10 +41,8 @@ async function main(): Promise<void> {
       baseline.push(await load({ url: `http://127.0.0.1:${barePort}/`, connections, duration }));
     }
   } finally {
-    await stopChild(idp);
+    await idp.stop();
     await stopChild(bare);
-    fs.rmSync(scratch, { recursive: true, force: true });
-    await database?.drop();
   }
   const a = summarise('idp /.well-known/jwks.json', ours);
   const b = summarise('bare node:http, same bytes', baseline);

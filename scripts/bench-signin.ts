@@ -1,8 +1,6 @@
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
-import { argument, freePort, load, scratchDatabase, startChild, stopChild, summarise, type RunFigures } from './lib/bench';
+import { argument, load, startIdp, summarise, type RunFigures } from './lib/bench';
 
 /**
  * `npm run bench:signin [-- --duration 10 --connections 16 --runs 3]`
@@ -18,26 +16,9 @@ async function main(): Promise<void> {
   const duration = argument('duration', 10);
   const connections = argument('connections', 16);
   const runs = argument('runs', 3);
-  const root = path.resolve(__dirname, '../..');
-  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'idp-bench-signin-'));
-  const database = process.env.DATABASE_URL ? await scratchDatabase(process.env.DATABASE_URL, 'idp_bench_signin') : undefined;
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const server = await startChild(
-    process.execPath,
-    [path.join(root, 'dist/src/main.js')],
-    {
-      PATH: process.env.PATH,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      IDP_LOG_LEVEL: 'warn',
-      IDP_MEK: `bench:${crypto.randomBytes(32).toString('base64')}`,
-      IDP_DATA_DIR: path.join(scratch, 'data'),
-      ...(process.env.IDP_WORKERS ? { IDP_WORKERS: process.env.IDP_WORKERS } : {}),
-      ...(database ? { DATABASE_URL: database.url } : {}),
-    },
-    `${url}/readyz`,
-  );
+  const workers = process.env.IDP_WORKERS ? Number(process.env.IDP_WORKERS) : undefined;
+  const server = await startIdp({ databaseUrl: process.env.DATABASE_URL, workers, name: 'bench-signin' });
+  const url = server.url;
 
   const email = `bench-${crypto.randomBytes(4).toString('hex')}@example.com`;
   const password = crypto.randomBytes(18).toString('base64url');
@@ -53,9 +34,7 @@ async function main(): Promise<void> {
     await load({ ...request, connections, duration: 2 });
     for (let i = 0; i < runs; i++) figures.push(await load({ ...request, connections, duration }));
   } finally {
-    await stopChild(server);
-    await database?.drop();
-    fs.rmSync(scratch, { recursive: true, force: true });
+    await server.stop();
   }
   const result = summarise('POST /auth/v1/token (password)', figures);
   console.log(`sign-ins per second: ${result.requestsPerSecond.toFixed(0)}`);

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
-import { argument, freePort, load, scratchDatabase, startChild, stopChild, summarise, type RunFigures } from './lib/bench';
+import { argument, freePort, load, startChild, startIdp, stopChild, summarise, type RunFigures } from './lib/bench';
 
 /**
  * `npm run bench:token [-- --duration 10 --connections 50 --runs 3]`
@@ -21,25 +21,11 @@ async function main(): Promise<void> {
   const runs = argument('runs', 3);
   const workers = argument('workers', Number(process.env.IDP_WORKERS ?? os.availableParallelism()));
   const root = path.resolve(__dirname, '../..');
-  const database = await scratchDatabase(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test', 'idp_bench_token');
-
-  const idpPort = await freePort();
-  const env = {
-    PATH: process.env.PATH,
-    DATABASE_URL: database.url,
-    IDP_MEK: `bench:${crypto.randomBytes(32).toString('base64')}`,
-    IDP_ISSUER: `http://127.0.0.1:${idpPort}`,
-    IDP_LOG_LEVEL: 'warn',
-  };
+  const idp = await startIdp({ databaseUrl: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test', workers, name: 'bench-token' });
+  const env = idp.env;
+  const idpPort = Number(new URL(idp.url).port);
   const children = [];
   try {
-    const idp = await startChild(
-      process.execPath,
-      [path.join(root, 'dist/src/main.js')],
-      { ...env, PORT: String(idpPort), HOST: '127.0.0.1', IDP_WORKERS: String(workers) },
-      `http://127.0.0.1:${idpPort}/readyz`,
-    );
-    children.push(idp);
     const created = JSON.parse(
       execFileSync(process.execPath, [path.join(root, 'dist/src/cli/main.js'), 'clients', 'create', '--name', 'bench', '--scope', 'read write', '--audience', 'https://api.bench', '--json'], { env }).toString(),
     ) as { client_id: string; client_secret: string };
@@ -83,7 +69,7 @@ async function main(): Promise<void> {
     console.log(`ratio idp / bare: ${(a.requestsPerSecond / b.requestsPerSecond).toFixed(2)} (target ≥ 0.80; non-2xx must be 0)`);
   } finally {
     for (const child of children) await stopChild(child);
-    await database.drop();
+    await idp.stop();
   }
 }
 

@@ -1,6 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import autocannon from 'autocannon';
 import pg from 'pg';
 
@@ -107,4 +110,57 @@ export async function scratchDatabase(adminUrl: string, prefix: string): Promise
   await run(`create database ${name}`);
   url.pathname = `/${name}`;
   return { url: url.toString(), drop: () => run(`drop database if exists ${name} with (force)`) };
+}
+
+export interface IdpUnderTest {
+  url: string;
+  /** Environment that points the CLI at the same database and MEK. */
+  env: NodeJS.ProcessEnv;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the compiled server (dist/src/main.js) on loopback over a throw-away database: a scratch
+ * database on DATABASE_URL's server when `databaseUrl` is given, else an embedded PGlite in a
+ * temporary directory; a fresh random MEK. `stop()` removes all of it.
+ */
+export async function startIdp(options: { databaseUrl?: string; workers?: number; name: string }): Promise<IdpUnderTest> {
+  // This file runs as dist/scripts/lib/bench.js.
+  const root = path.resolve(__dirname, '../../..');
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), `idp-${options.name}-`));
+  const database = options.databaseUrl ? await scratchDatabase(options.databaseUrl, `idp_${options.name.replace(/\W/g, '_')}`) : undefined;
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    IDP_MEK: `bench:${crypto.randomBytes(32).toString('base64')}`,
+    IDP_ISSUER: url,
+    IDP_LOG_LEVEL: 'warn',
+    IDP_DATA_DIR: path.join(scratch, 'data'),
+    ...(database ? { DATABASE_URL: database.url } : {}),
+  };
+  const stop = async () => {
+    await database?.drop();
+    fs.rmSync(scratch, { recursive: true, force: true });
+  };
+  let child: ChildProcess;
+  try {
+    child = await startChild(
+      process.execPath,
+      [path.join(root, 'dist/src/main.js')],
+      { ...env, PORT: String(port), HOST: '127.0.0.1', ...(options.workers ? { IDP_WORKERS: String(options.workers) } : {}) },
+      `${url}/readyz`,
+    );
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return {
+    url,
+    env,
+    async stop() {
+      await stopChild(child);
+      await stop();
+    },
+  };
 }

@@ -7,7 +7,7 @@ import { keyView } from '../cli/keys';
 import { findClient, listClients } from '../clients/repository';
 import { changeClient, ClientError, createClient, deleteClient, parseScope, rotateClientSecret, type ClientPolicy } from '../clients/service';
 import { parseDuration } from '../config/duration';
-import { ApiError, apiErrorHandler, bearerToken, jsonBody, requestId, withRequestId } from '../http/api-error';
+import { ApiError, apiErrorHandler, bearerToken, readJsonBody, requestId, withRequestId } from '../http/api-error';
 import { KeyLifecycleError } from '../keys/lifecycle';
 import type { Logger } from '../observability/logger';
 import type { Services } from '../services';
@@ -80,6 +80,8 @@ export function adminRoutes(options: { services: () => Services | undefined; log
       if (!allows(caller, permission)) {
         throw new ApiError('forbidden', `admin token ${caller.id} lacks the permission "${permission}"`);
       }
+      // The body is read only once the caller is known: an anonymous caller gets 401, never a parse error.
+      if (req.method !== 'GET') await readJsonBody(req, res);
       await handler(req, res, caller, services);
     };
   const audit = (services: Services, req: Request, caller: AdminCaller, action: string, target: string, details?: Record<string, unknown>) =>
@@ -94,7 +96,6 @@ export function adminRoutes(options: { services: () => Services | undefined; log
   );
   router.post(
     '/keys/rotate',
-    jsonBody(),
     guard('keys:rotate', async (req, res, caller, services) => {
       const body = parse(z.object({ force: z.boolean().default(false), reason: z.string().max(500).optional() }).default({ force: false }), req.body ?? {}, 'body');
       const changes = await services.lifecycle.rotate(caller.actor, { force: body.force, reason: body.reason }).catch(keyError);
@@ -104,7 +105,6 @@ export function adminRoutes(options: { services: () => Services | undefined; log
   );
   router.post(
     '/keys/:kid/revoke',
-    jsonBody(),
     guard('keys:revoke', async (req, res, caller, services) => {
       const body = parse(z.object({ reason: z.string().min(1).max(500).optional() }).default({}), req.body ?? {}, 'body');
       const result = await services.lifecycle.revoke(caller.actor, String(req.params.kid), body.reason ?? 'revoked through the admin API').catch(keyError);
@@ -134,7 +134,6 @@ export function adminRoutes(options: { services: () => Services | undefined; log
   );
   router.post(
     '/clients',
-    jsonBody(),
     guard('clients:write', async (req, res, caller, services) => {
       const body = parse(
         z
@@ -169,7 +168,6 @@ export function adminRoutes(options: { services: () => Services | undefined; log
   );
   router.patch(
     '/clients/:id',
-    jsonBody(),
     guard('clients:write', async (req, res, caller, services) => {
       const body = parse(
         z
@@ -210,7 +208,6 @@ export function adminRoutes(options: { services: () => Services | undefined; log
   );
   router.post(
     '/clients/:id/secret',
-    jsonBody(),
     guard('clients:write', async (req, res, caller, services) => {
       const body = parse(z.object({ grace: z.string().max(20).optional() }).strict(), req.body ?? {}, 'body');
       let graceMs = services.config.clientSecretGraceMs;
@@ -249,7 +246,6 @@ export function adminRoutes(options: { services: () => Services | undefined; log
   );
   router.patch(
     '/users/:id',
-    jsonBody(),
     guard('users:write', async (req, res, caller, services) => {
       const body = parse(
         z
@@ -305,7 +301,6 @@ export function adminRoutes(options: { services: () => Services | undefined; log
   );
   router.post(
     '/tenants',
-    jsonBody(),
     guard('tenants:write', async (req, res, caller, services) => {
       const body = parse(
         z.object({ id: z.string().regex(TENANT_ID, 'letters, digits, _ . -, at most 64').optional(), name: z.string().trim().min(1).max(200) }).strict(),

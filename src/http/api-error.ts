@@ -62,6 +62,12 @@ export function jsonBody(): RequestHandler {
   return express.json({ limit: '64kb', strict: true, type: () => true });
 }
 
+/** Runs the JSON body parser inside a handler: routes that must authenticate first read the body only afterwards. */
+export function readJsonBody(req: Request, res: Response): Promise<void> {
+  const parser = jsonBody();
+  return new Promise((resolve, reject) => parser(req, res, (error?: unknown) => (error ? reject(error) : resolve())));
+}
+
 /** Every request gets an id, echoed in `X-Request-Id` and written into audit events. */
 export const withRequestId: RequestHandler = (req, res, next) => {
   res.set('X-Request-Id', requestId(req));

@@ -31,6 +31,20 @@ describe('/admin/v1 and `idp admin-token` / `idp tenants`', () => {
     delete: (path: string) => request(server.url).delete(`/admin/v1${path}`).set('Authorization', `Bearer ${token}`),
   });
 
+  it('authenticates before it reads a body: 401 for an anonymous malformed body, then 400 and 413 for a known caller', async () => {
+    const send = (body: string, token?: string) => {
+      const req = request(server.url).post('/admin/v1/tenants').set('Content-Type', 'application/json');
+      return (token ? req.set('Authorization', `Bearer ${token}`) : req).send(body);
+    };
+    expect((await send('{not json')).status).toBe(401);
+    const malformed = await send('{not json', superToken.token);
+    expect(malformed.status).toBe(400);
+    expect(malformed.body.error).toBe('invalid_request');
+    const oversized = await send(JSON.stringify({ name: 'x'.repeat(70 * 1024) }), superToken.token);
+    expect(oversized.status).toBe(413);
+    expect((await admin().get('/tenants')).body.tenants.map((t: { name: string }) => t.name)).not.toContain('x'.repeat(70 * 1024));
+  });
+
   it('issues, lists and revokes admin tokens from the CLI, with the SPEC shape and claims', async () => {
     const issued = await cli(env, handle, 'admin-token', 'issue', '--permission', 'keys:read', '--permission', 'audit:read', '--ttl', '30m', '--json');
     expect(issued.code).toBe(0);

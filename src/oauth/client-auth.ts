@@ -3,7 +3,7 @@ import type { ClientCache } from '../clients/cache';
 import type { Client } from '../clients/repository';
 import { hashClientSecret } from '../clients/secret';
 import type { FailureLimiter, FailureRule } from '../ratelimit';
-import { InvalidClient, InvalidRequest, TooManyFailures } from './errors';
+import { InvalidClient, InvalidRequest, TemporarilyUnavailable, TooManyFailures } from './errors';
 import type { FormParams } from './form';
 import crypto from 'node:crypto';
 
@@ -89,7 +89,13 @@ export class ClientAuthenticator {
 
     if (!credentials) return this.fail(ipKey, undefined, new InvalidClient('client authentication required'));
     if (!wellFormed) return this.fail(ipKey, undefined, new InvalidClient('client authentication failed', 'malformed client_id'));
-    const client = await this.options.clients.get(credentials.clientId);
+    let client: Client | undefined;
+    try {
+      client = await this.options.clients.get(credentials.clientId);
+    } catch (error) {
+      // A client not in memory while the database is unreachable: the caller should retry, not see a 500.
+      throw new TemporarilyUnavailable('the client store is unreachable; retry shortly', `client lookup failed: ${(error as Error).message}`);
+    }
     if (!client) return this.fail(ipKey, clientKey, new InvalidClient('client authentication failed', `unknown client ${credentials.clientId}`));
     if (!this.secretMatches(client, credentials.clientSecret)) {
       return this.fail(ipKey, clientKey, new InvalidClient('client authentication failed', `wrong secret for client ${client.id}`));

@@ -115,6 +115,10 @@ if (usingPostgres) describe('the token endpoint with the database unreachable (P
       await admin.query(`alter database ${name} allow_connections false`);
       await admin.query('select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()', [name]);
       for (let i = 0; i < 5; i++) expect((await token(app.url, client.authorization)).status).toBe(200);
+      // A client not in memory cannot be looked up: 503 with Retry-After, never a 500.
+      const unknown = await token(app.url, basic('NotCached0000000000000', 'whatever'));
+      expect(unknown.status).toBe(503);
+      expect(unknown.body.error).toBe('temporarily_unavailable');
       await admin.query(`alter database ${name} allow_connections true`);
     } finally {
       await app.close();

@@ -2,7 +2,7 @@ import cluster from 'node:cluster';
 import { configWarnings, ConfigError, loadConfig, type Config } from './config';
 import { createHttpServer } from './http/server';
 import { createLogger, type Logger } from './observability/logger';
-import { createMetrics } from './observability/metrics';
+import { createMetrics, joinClusterMetrics, serveClusterMetrics } from './observability/metrics';
 import { startScheduler, type Scheduler } from './scheduler';
 import { startServices, type Services } from './services';
 
@@ -22,6 +22,7 @@ async function main(): Promise<void> {
   if (config.workers > 1 && cluster.isPrimary) return supervise(config, logger);
   if (cluster.isPrimary) for (const warning of configWarnings(config)) logger.warn(warning);
   const metrics = createMetrics();
+  joinClusterMetrics(metrics);
 
   // Filled in as start-up progresses; the server answers /healthz and /readyz before they exist.
   const running: { services?: Services; scheduler?: Scheduler } = {};
@@ -74,6 +75,7 @@ async function main(): Promise<void> {
 function supervise(config: Config, logger: Logger): void {
   for (const warning of configWarnings(config)) logger.warn(warning);
   logger.info({ workers: config.workers }, 'starting workers');
+  serveClusterMetrics();
   const ready = new Set<number>();
   let stopping = false;
   let restartDelayMs = 250;

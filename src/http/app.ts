@@ -43,7 +43,8 @@ export function createApp(context: AppContext): express.Express {
   });
 
   app.get('/metrics', async (_req, res) => {
-    res.type(context.metrics.registry.contentType).send(await context.metrics.registry.metrics());
+    const { contentType, body } = await context.metrics.scrape();
+    res.type(contentType).send(body);
   });
 
   const metadata = async (_req: Request, res: Response) => {

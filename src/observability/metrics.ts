@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import client from 'prom-client';
 import type { KeySnapshot } from '../keys/cache';
 
@@ -16,6 +17,8 @@ export interface Metrics {
   oauthTokenDuration: client.Histogram<'outcome'>;
   /** Lets the key gauges read the live key state at scrape time. */
   watchKeys(source: () => KeySnapshot | undefined, rotationIntervalMs: number): void;
+  /** The text of GET /metrics: in a cluster worker, every worker's metrics aggregated by the primary. */
+  scrape(): Promise<{ contentType: string; body: string }>;
 }
 
 export function createMetrics(): Metrics {
@@ -28,6 +31,8 @@ export function createMetrics(): Metrics {
     name: 'idp_signing_key_age_seconds',
     help: 'Seconds since the current signing key started signing',
     registers: [registry],
+    // Across cluster workers: the oldest view (a worker that missed a change shows up).
+    aggregator: 'max',
     collect() {
       const signing = source?.()?.signing;
       if (signing) this.set((Date.now() - signing.activatedAt.getTime()) / 1000);
@@ -37,6 +42,7 @@ export function createMetrics(): Metrics {
     name: 'idp_seconds_to_next_rotation',
     help: 'Seconds until the current key has signed for IDP_KEY_ROTATION_INTERVAL (negative: overdue)',
     registers: [registry],
+    aggregator: 'min',
     collect() {
       const signing = source?.()?.signing;
       if (signing) this.set((signing.activatedAt.getTime() + intervalMs - Date.now()) / 1000);
@@ -46,6 +52,7 @@ export function createMetrics(): Metrics {
     name: 'idp_published_keys',
     help: 'Keys in the JWKS',
     registers: [registry],
+    aggregator: 'max',
     collect() {
       const snapshot = source?.();
       if (snapshot) this.set(snapshot.jwks.document.keys.length);
@@ -98,5 +105,63 @@ export function createMetrics(): Metrics {
       source = next;
       intervalMs = rotationIntervalMs;
     },
+    async scrape() {
+      if (cluster.isWorker) {
+        const body = await clusterScrape();
+        if (body !== undefined) return { contentType: registry.contentType, body };
+      }
+      return { contentType: registry.contentType, body: await registry.metrics() };
+    },
   };
+}
+
+/*
+ * With IDP_WORKERS > 1 a scrape reaches one worker at random, so each worker asks the primary,
+ * which collects every worker's registry (prom-client's AggregatorRegistry over cluster IPC):
+ * counters are summed, gauges use the aggregator declared with them.
+ */
+const SCRAPE_REQUEST = 'idp:metrics-request';
+const SCRAPE_RESPONSE = 'idp:metrics-response';
+let scrapeCounter = 0;
+const pendingScrapes = new Map<number, (body: string | undefined) => void>();
+
+/** In a worker: answers the primary's collection requests from `registry`, and sends scrapes to the primary. */
+export function joinClusterMetrics(metrics: Metrics): void {
+  if (!cluster.isWorker) return;
+  client.AggregatorRegistry.setRegistries([metrics.registry]);
+  new client.AggregatorRegistry(); // registers prom-client's worker-side listener
+  process.on('message', (message: { type?: string; id?: number; body?: string }) => {
+    if (message?.type !== SCRAPE_RESPONSE || message.id === undefined) return;
+    pendingScrapes.get(message.id)?.(message.body);
+    pendingScrapes.delete(message.id);
+  });
+}
+
+function clusterScrape(): Promise<string | undefined> {
+  if (!process.send) return Promise.resolve(undefined);
+  const id = ++scrapeCounter;
+  return new Promise((resolve) => {
+    // A primary that does not answer in time: fall back to this worker's own metrics.
+    const timer = setTimeout(() => {
+      pendingScrapes.delete(id);
+      resolve(undefined);
+    }, 3_000);
+    pendingScrapes.set(id, (body) => {
+      clearTimeout(timer);
+      resolve(body);
+    });
+    process.send?.({ type: SCRAPE_REQUEST, id });
+  });
+}
+
+/** In the primary: collects every worker's metrics when one of them is scraped. */
+export function serveClusterMetrics(): void {
+  const aggregator = new client.AggregatorRegistry();
+  cluster.on('message', (worker, message: { type?: string; id?: number }) => {
+    if (message?.type !== SCRAPE_REQUEST) return;
+    aggregator.clusterMetrics().then(
+      (body) => worker.send({ type: SCRAPE_RESPONSE, id: message.id, body }),
+      () => worker.send({ type: SCRAPE_RESPONSE, id: message.id, body: undefined }),
+    );
+  });
 }

@@ -66,6 +66,26 @@ if (usingPostgres) describe('the compiled server with IDP_WORKERS=2 (Postgres)',
     await database.drop();
   });
 
+  it('answers /metrics with every worker aggregated, whichever worker is scraped', async () => {
+    const get = (path: string) =>
+      new Promise<string>((resolve, reject) => {
+        http.get(`${url}${path}`, { agent: false }, (res) => {
+          let text = '';
+          res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+          res.on('end', () => resolve(text));
+        }).on('error', reject);
+      });
+    const jwksCount = (text: string) => Number(/^idp_jwks_requests_total\{status="200"\} (\d+)$/m.exec(text)?.[1] ?? 0);
+    const start = jwksCount(await get('/metrics'));
+    // Fresh connections, so node:cluster spreads them over both workers.
+    await Promise.all(Array.from({ length: 40 }, () => get('/.well-known/jwks.json')));
+    for (let i = 0; i < 6; i++) {
+      const text = await get('/metrics');
+      expect(jwksCount(text)).toBe(start + 40);
+      expect(text).toMatch(/^idp_published_keys 2$/m); // a gauge: the max over workers, not their sum
+    }
+  });
+
   it('every worker issues verifiable tokens, acts on a disable and on a key rotation within a second, and drains on SIGTERM', async () => {
     const created = await idp(['clients', 'create', '--name', 'svc', '--scope', 'read', '--audience', 'https://api.test', '--json']);
     const authorization = basic(created.client_id, created.client_secret);

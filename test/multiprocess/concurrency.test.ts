@@ -7,20 +7,13 @@ import { listKeys } from '../../src/keys/repository';
 import { createLogger } from '../../src/observability/logger';
 import { FakeClock, testMek } from '../helpers/context';
 import { createTestDatabase, usingPostgres, type TestDatabase } from '../helpers/database';
-import { forkLifecycleChild, freePort, getJson, jwksKids, killAllChildren, spawnServer, stopChild, waitFor, type Child, type LifecycleChild } from './processes';
+import { LIFECYCLE_ENV, forkLifecycleChild, freePort, getJson, jwksKids, killAllChildren, spawnServer, stopChild, waitFor, type Child, type LifecycleChild } from './processes';
 
 const HOUR = 3_600_000;
 const ROUNDS = 10;
 const INSTANCES = 3;
 
 // Every round the fake clock moves on by exactly the rotation interval, so exactly one promotion is due.
-const LIFECYCLE_ENV = {
-  NODE_ENV: 'test',
-  IDP_KEY_ROTATION_INTERVAL: '1h',
-  IDP_KEY_PREPUBLISH: '10m',
-  IDP_JWKS_MAX_AGE: '60',
-  IDP_KEY_RETENTION: '30d',
-};
 
 /** One rotation-check runner: its clock is set first, then every runner is released at once. */
 interface Instance {

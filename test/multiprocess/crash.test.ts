@@ -8,15 +8,8 @@ import { listKeys } from '../../src/keys/repository';
 import { createLogger } from '../../src/observability/logger';
 import { FakeClock, testMek } from '../helpers/context';
 import { createTestDatabase, usingPostgres, type TestDatabase } from '../helpers/database';
-import { forkLifecycleChild, killAllChildren, waitFor } from './processes';
+import { LIFECYCLE_ENV, forkLifecycleChild, killAllChildren, waitFor } from './processes';
 
-const LIFECYCLE_ENV = {
-  NODE_ENV: 'test',
-  IDP_KEY_ROTATION_INTERVAL: '1h',
-  IDP_KEY_PREPUBLISH: '10m',
-  IDP_JWKS_MAX_AGE: '60',
-  IDP_KEY_RETENTION: '30d',
-};
 const HOUR = 3_600_000;
 
 describe(`a process killed with SIGKILL inside a key transition (${usingPostgres ? 'Postgres' : 'PGlite on disk'})`, () => {

@@ -203,3 +203,12 @@ export async function jwksKids(baseUrl: string): Promise<string[]> {
   if (status !== 200) throw new Error(`JWKS answered ${status}`);
   return (body as Jwks).keys.map((k) => k.kid).sort();
 }
+
+/** Lifecycle settings of the child-process tests: hour-long rotations driven by a fake clock. */
+export const LIFECYCLE_ENV = {
+  NODE_ENV: 'test',
+  IDP_KEY_ROTATION_INTERVAL: '1h',
+  IDP_KEY_PREPUBLISH: '10m',
+  IDP_JWKS_MAX_AGE: '60',
+  IDP_KEY_RETENTION: '30d',
+};

@@ -9,7 +9,7 @@ import type { Metrics } from './observability/metrics';
 import { createSigner, type Signer } from './tokens/sign';
 import { TokenVerifier } from './tokens/verify';
 import { AdminTokens } from './admin/tokens';
-import { tenantIsActive } from './admin/tenants';
+import { tenantIsActive } from './tenants/repository';
 import { FailureLimiter } from './ratelimit';
 import { startOAuth, type OAuthServices } from './oauth';
 import { signInLimiter } from './users/limits';

@@ -1,40 +1,12 @@
 import type { Command } from 'commander';
 import type { Kysely } from 'kysely';
-import { findClient, listClients, type Client } from '../clients/repository';
+import { findClient, listClients } from '../clients/repository';
+import { clientView } from '../clients/view';
 import { ClientError, createClient, deleteClient, disableClient, parseScope, rotateClientSecret } from '../clients/service';
 import { parseDuration } from '../config/duration';
 import { migrateToLatest } from '../db/migrate';
 import type { Database } from '../db/schema';
 import { CliError, table, type CliContext, type OutputOptions } from './context';
-
-/** `clients list` / `clients show` JSON shape: everything but the secret hashes. */
-export interface ClientView {
-  client_id: string;
-  name: string;
-  scopes: string[];
-  audiences: string[];
-  tenant_id: string | null;
-  token_ttl_seconds: number | null;
-  disabled_at: string | null;
-  created_at: string;
-  updated_at: string;
-  previous_secret_valid_until: string | null;
-}
-
-export function clientView(client: Client): ClientView {
-  return {
-    client_id: client.id,
-    name: client.name,
-    scopes: [...client.scopes],
-    audiences: [...client.audiences],
-    tenant_id: client.tenantId,
-    token_ttl_seconds: client.tokenTtlSeconds,
-    disabled_at: client.disabledAt?.toISOString() ?? null,
-    created_at: client.createdAt.toISOString(),
-    updated_at: client.updatedAt.toISOString(),
-    previous_secret_valid_until: client.previousSecretExpiresAt?.toISOString() ?? null,
-  };
-}
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 

@@ -1,9 +1,8 @@
 import crypto from 'node:crypto';
 import type { Command } from 'commander';
 import { recordAudit } from '../audit';
-import { listTenants, tenantView } from '../admin/tenants';
 import { migrateToLatest } from '../db/migrate';
-import { createTenant, findTenant, setTenantDisabled } from '../tenants/repository';
+import { createTenant, findTenant, listTenants, setTenantDisabled, tenantView } from '../tenants/repository';
 import { CliError, table, type CliContext, type OutputOptions } from './context';
 
 const TENANT_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;

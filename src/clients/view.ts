@@ -1,0 +1,30 @@
+import type { Client } from './repository';
+
+/** `clients list` / `clients show` JSON shape: everything but the secret hashes. */
+export interface ClientView {
+  client_id: string;
+  name: string;
+  scopes: string[];
+  audiences: string[];
+  tenant_id: string | null;
+  token_ttl_seconds: number | null;
+  disabled_at: string | null;
+  created_at: string;
+  updated_at: string;
+  previous_secret_valid_until: string | null;
+}
+
+export function clientView(client: Client): ClientView {
+  return {
+    client_id: client.id,
+    name: client.name,
+    scopes: [...client.scopes],
+    audiences: [...client.audiences],
+    tenant_id: client.tenantId,
+    token_ttl_seconds: client.tokenTtlSeconds,
+    disabled_at: client.disabledAt?.toISOString() ?? null,
+    created_at: client.createdAt.toISOString(),
+    updated_at: client.updatedAt.toISOString(),
+    previous_secret_valid_until: client.previousSecretExpiresAt?.toISOString() ?? null,
+  };
+}

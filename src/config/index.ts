@@ -1,5 +1,6 @@
 import os from 'node:os';
 import cron from 'node-cron';
+import proxyaddr from 'proxy-addr';
 import { z } from 'zod';
 import { formatDuration, parseDuration } from './duration';
 
@@ -60,15 +61,53 @@ export interface Config {
    * `clients rotate-secret`, so services can be redeployed with the new one (`--grace 0s` after a leak).
    */
   readonly clientSecretGraceMs: number;
-  /** Sign-in limits at /auth/v1/token (SPEC §7); past one, 429 with Retry-After until the window passes. */
+  /**
+   * Sign-in limits at /auth/v1/token (SPEC §7, after Auth0's brute-force protection); past one, 429
+   * with Retry-After until the window passes. Refused attempts are not counted, so one address can
+   * add at most `perEmailIp` failures to an email's count.
+   */
   readonly signInFailureLimits: {
-    /** `IDP_SIGNIN_FAILURES_PER_EMAIL`, default 10 failed sign-ins per email and window. */
-    readonly perEmail: number;
-    /** `IDP_SIGNIN_FAILURES_PER_IP`, default 100 failed sign-ins per client IP and window. */
+    /** `IDP_SIGNIN_FAILURES_PER_EMAIL_IP`, default 10 failures for one (email, address) pair: blocks that pair only. */
+    readonly perEmailIp: number;
+    /** `IDP_SIGNIN_FAILURES_PER_IP`, default 100 failures from one address across emails: blocks sign-in from it. */
     readonly perIp: number;
+    /** `IDP_SIGNIN_FAILURES_PER_EMAIL`, default 100 failures for one email from all addresses: blocks that email. */
+    readonly perEmail: number;
     /** `IDP_SIGNIN_FAILURE_WINDOW`, default 15m. */
     readonly windowMs: number;
   };
+  /** Sign-up limit (SPEC §7): every attempt counts. */
+  readonly signUpLimits: {
+    /** `IDP_SIGNUPS_PER_IP`, default 20 sign-ups per address and window. */
+    readonly perIp: number;
+    /** `IDP_SIGNUP_WINDOW`, default 1h. */
+    readonly windowMs: number;
+  };
+  /** Password hashing (argon2id) under a bounded concurrency, so floods never starve the token endpoint (SPEC §7). */
+  readonly passwordHashing: {
+    /** `IDP_PASSWORD_HASH_CONCURRENCY`, default 1: hashes computed at once per process. */
+    readonly concurrency: number;
+    /** `IDP_PASSWORD_HASH_QUEUE`, default 32: hashes waiting per process; past it, 503 with Retry-After. */
+    readonly queue: number;
+  };
+  /**
+   * `IDP_TRUST_PROXY`, default `false`: which peers may name the client's address in
+   * `X-Forwarded-For` (Express's `trust proxy` syntax: a hop count, or addresses, CIDRs and the
+   * names loopback, linklocal, uniquelocal). `trustProxyText` is the setting as given.
+   */
+  readonly trustProxy: (address: string, hop: number) => boolean;
+  readonly trustProxyText: string;
+  /** `IDP_RATE_LIMIT_ALLOWLIST`, default empty: addresses never blocked by a per-address limit. */
+  readonly rateLimitAllowlist: (address: string) => boolean;
+  readonly rateLimitAllowlistText: string;
+  /** `IDP_METRICS_PORT` (default 9464; `0` a free port; `off`: none) and `IDP_METRICS_HOST` (default 127.0.0.1). */
+  readonly metrics: { readonly port: number; readonly host: string } | undefined;
+  /** `IDP_REQUEST_TIMEOUT`, default 30s: the longest a client may take to send one request's headers and body. */
+  readonly requestTimeoutMs: number;
+  /** `IDP_REFRESH_REUSE_INTERVAL`, default 0s: a refresh token presented again this soon after its rotation gets the current pair. */
+  readonly refreshReuseIntervalMs: number;
+  /** `IDP_API_KEY_MAX_TTL`, default 365d; `never` (undefined here) allows keys without expiry. */
+  readonly apiKeyMaxTtlMs: number | undefined;
   /** Abuse limits on failed client authentication at /oauth/* (SPEC §7). */
   readonly tokenFailureLimits: {
     /** `IDP_TOKEN_FAILURES_PER_CLIENT`, default 20 failures per `client_id` and window. */
@@ -108,6 +147,52 @@ function duration(env: Env, name: string, fallback: number): number {
     throw new ConfigError(name, `"${text}" is not a positive duration such as 90s, 15m, 1h or 7d`);
   }
   return ms;
+}
+
+/** A duration where `0s` is allowed (a feature turned off). */
+function optionalDuration(env: Env, name: string, fallback: number): number {
+  const text = read(env, name);
+  if (text === undefined) return fallback;
+  const ms = parseDuration(text);
+  if (ms === undefined || ms < 0) throw new ConfigError(name, `"${text}" is not a duration such as 0s, 10s or 1m`);
+  return ms;
+}
+
+/** Addresses and CIDRs (with proxy-addr's names) as a matcher; proxy-addr is what Express itself uses. */
+function addressList(name: string, text: string): (address: string, hop: number) => boolean {
+  const entries = text.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
+  try {
+    return proxyaddr.compile(entries);
+  } catch (error) {
+    throw new ConfigError(name, `${(error as Error).message.replace(/^invalid IP address: /, 'not an address or CIDR: ')}`);
+  }
+}
+
+/** Express's `trust proxy` values but `true`: trusting every peer would let any client choose its own address. */
+function trustProxy(env: Env): { fn: (address: string, hop: number) => boolean; text: string } {
+  const text = read(env, 'IDP_TRUST_PROXY') ?? 'false';
+  if (text === 'false') return { fn: () => false, text };
+  if (text === 'true') {
+    throw new ConfigError('IDP_TRUST_PROXY', '"true" would let every client choose its own address; give the hop count or the proxies\' addresses');
+  }
+  if (/^\d+$/.test(text)) {
+    const hops = Number(text);
+    if (hops > 16) throw new ConfigError('IDP_TRUST_PROXY', `${hops} hops is not a plausible proxy chain (0 to 16)`);
+    return { fn: (_address, hop) => hop < hops, text };
+  }
+  return { fn: addressList('IDP_TRUST_PROXY', text), text };
+}
+
+function metricsListener(env: Env): Config['metrics'] {
+  const portText = read(env, 'IDP_METRICS_PORT') ?? '9464';
+  if (portText === 'off') return undefined;
+  const port = integer(env, 'IDP_METRICS_PORT', 9464, 0, 65535);
+  return Object.freeze({ port, host: read(env, 'IDP_METRICS_HOST') ?? '127.0.0.1' });
+}
+
+function apiKeyMaxTtl(env: Env): number | undefined {
+  if (read(env, 'IDP_API_KEY_MAX_TTL') === 'never') return undefined;
+  return duration(env, 'IDP_API_KEY_MAX_TTL', 365 * 86_400_000);
 }
 
 function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
@@ -186,6 +271,10 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError('IDP_WORKERS', 'must be 1 on the embedded PGlite, which one process owns; set DATABASE_URL to run more');
   }
 
+  const trust = trustProxy(env);
+  const allowlistText = read(env, 'IDP_RATE_LIMIT_ALLOWLIST') ?? '';
+  const allowlist = allowlistText === '' ? () => false : addressList('IDP_RATE_LIMIT_ALLOWLIST', allowlistText);
+
   const config: Config = {
     production,
     port,
@@ -213,10 +302,27 @@ export function loadConfig(env: Env = process.env): Config {
     clientDefaultAudience: read(env, 'IDP_CLIENT_AUDIENCE') ?? `${issuer}/api`,
     clientSecretGraceMs: duration(env, 'IDP_CLIENT_SECRET_GRACE', 86_400_000),
     signInFailureLimits: Object.freeze({
-      perEmail: integer(env, 'IDP_SIGNIN_FAILURES_PER_EMAIL', 10, 1, 1_000_000),
+      perEmailIp: integer(env, 'IDP_SIGNIN_FAILURES_PER_EMAIL_IP', 10, 1, 1_000_000),
       perIp: integer(env, 'IDP_SIGNIN_FAILURES_PER_IP', 100, 1, 1_000_000),
+      perEmail: integer(env, 'IDP_SIGNIN_FAILURES_PER_EMAIL', 100, 1, 1_000_000),
       windowMs: duration(env, 'IDP_SIGNIN_FAILURE_WINDOW', 15 * 60_000),
     }),
+    signUpLimits: Object.freeze({
+      perIp: integer(env, 'IDP_SIGNUPS_PER_IP', 20, 1, 1_000_000),
+      windowMs: duration(env, 'IDP_SIGNUP_WINDOW', 3_600_000),
+    }),
+    passwordHashing: Object.freeze({
+      concurrency: integer(env, 'IDP_PASSWORD_HASH_CONCURRENCY', 1, 1, 64),
+      queue: integer(env, 'IDP_PASSWORD_HASH_QUEUE', 32, 0, 100_000),
+    }),
+    trustProxy: trust.fn,
+    trustProxyText: trust.text,
+    rateLimitAllowlist: (address: string) => allowlist(address, 0),
+    rateLimitAllowlistText: allowlistText,
+    metrics: metricsListener(env),
+    requestTimeoutMs: duration(env, 'IDP_REQUEST_TIMEOUT', 30_000),
+    refreshReuseIntervalMs: optionalDuration(env, 'IDP_REFRESH_REUSE_INTERVAL', 0),
+    apiKeyMaxTtlMs: apiKeyMaxTtl(env),
     tokenFailureLimits: Object.freeze({
       perClient: integer(env, 'IDP_TOKEN_FAILURES_PER_CLIENT', 20, 1, 1_000_000),
       perIp: integer(env, 'IDP_TOKEN_FAILURES_PER_IP', 20, 1, 1_000_000),

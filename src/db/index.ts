@@ -1,9 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
+import type { PGlite } from '@electric-sql/pglite';
 import { Kysely, PostgresDialect, sql } from 'kysely';
-import { PGliteDialect } from 'kysely-pglite-dialect';
-import pg from 'pg';
+import type pg from 'pg';
 import type { Logger } from '../observability/logger';
 import type { Database } from './schema';
 
@@ -80,13 +79,16 @@ async function openPglite(options: DatabaseOptions): Promise<DatabaseHandle> {
   if (!inMemory) fs.mkdirSync(path.resolve(options.dataDir), { recursive: true });
   const unlock = inMemory ? () => undefined : lockDataDir(options.dataDir);
   let client: PGlite;
+  let db: Kysely<Database>;
   try {
+    // Loaded here, not at the top: a process on Postgres (the CLI above all) never pays for PGlite.
+    const [{ PGlite }, { PGliteDialect }] = await Promise.all([import('@electric-sql/pglite'), import('kysely-pglite-dialect')]);
     client = await PGlite.create(inMemory ? undefined : path.resolve(options.dataDir));
+    db = new Kysely<Database>({ dialect: new PGliteDialect(client) });
   } catch (error) {
     unlock();
     throw error;
   }
-  const db = new Kysely<Database>({ dialect: new PGliteDialect(client) });
   return {
     kind: 'pglite',
     db,
@@ -105,6 +107,8 @@ async function openPglite(options: DatabaseOptions): Promise<DatabaseHandle> {
 
 async function openPostgres(databaseUrl: string, options: DatabaseOptions): Promise<DatabaseHandle> {
   const { logger } = options;
+  // Loaded here, not at the top: a process on PGlite never pays for the Postgres driver.
+  const { default: pg } = await import('pg');
   const pool = new pg.Pool({
     connectionString: databaseUrl,
     max: options.poolSize ?? 10,

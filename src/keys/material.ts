@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import { promisify } from 'node:util';
-import forge from 'node-forge';
+import type forge from 'node-forge';
 import type { StoredPublicJwk } from '../db/schema';
 
 const generateKeyPair = promisify(crypto.generateKeyPair);
@@ -29,7 +29,9 @@ export function rsaThumbprint(jwk: StoredPublicJwk): string {
 // A certificate outlives any sane key lifetime; verifiers use x5c for the key, not for expiry.
 const CERTIFICATE_YEARS = 5;
 
-function selfSignedCertificate(kid: string, publicPem: string, privatePem: string, now: Date): Buffer {
+type Forge = typeof forge;
+
+function selfSignedCertificate(forge: Forge, kid: string, publicPem: string, privatePem: string, now: Date): Buffer {
   const cert = forge.pki.createCertificate();
   cert.publicKey = forge.pki.publicKeyFromPem(publicPem);
   // A positive serial of 16 random bytes (RFC 5280 §4.1.2.2).
@@ -57,7 +59,9 @@ export const generateKeyMaterial: KeyGenerator = async (bits, now) => {
   const publicJwk: StoredPublicJwk = { kty: 'RSA', n: jwk.n as string, e: jwk.e as string };
   const kid = rsaThumbprint(publicJwk);
   const privatePem = privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
-  const der = selfSignedCertificate(kid, publicKey.export({ type: 'spki', format: 'pem' }) as string, privatePem, now);
+  // node-forge is loaded on the first key generated, not at start: most processes (the CLI listing keys) never need it.
+  const { default: forgeModule } = await import('node-forge');
+  const der = selfSignedCertificate(forgeModule, kid, publicKey.export({ type: 'spki', format: 'pem' }) as string, privatePem, now);
   return {
     kid,
     bits,

@@ -12,7 +12,8 @@ import { AdminTokens } from './admin/tokens';
 import { tenantIsActive } from './tenants/repository';
 import { FailureLimiter } from './ratelimit';
 import { startOAuth, type OAuthServices } from './oauth';
-import { signInLimiter } from './users/limits';
+import { AbuseLimits } from './ratelimit/policies';
+import { PasswordHashing } from './users/passwords';
 import { UserAccounts } from './users/service';
 // Registers grant_type=refresh_token and the user token kinds at the OAuth endpoints.
 import './users/oauth';
@@ -29,8 +30,10 @@ export interface Services {
   sign: Signer;
   /** Verifies our own JWTs against the published keys in memory. */
   verifier: TokenVerifier;
-  /** Shared Postgres failure counters (SPEC §7 limits). */
+  /** Shared Postgres failure counters. */
   failures: FailureLimiter;
+  /** The abuse limits of SPEC §7 over those counters. */
+  limits: AbuseLimits;
   /** User accounts, sessions and refresh tokens (/auth/v1). */
   users: UserAccounts;
   /** Registered admin tokens (/admin/v1, `idp admin-token`). */
@@ -97,14 +100,16 @@ export async function startServices(options: ServiceOptions): Promise<Services> 
   const verifier = new TokenVerifier(keys, config.issuer);
   const failures = new FailureLimiter({ handle, logger, now });
   await failures.start();
-  const oauth = await startOAuth({ config, logger, handle, limiter: failures, now });
+  const limits = new AbuseLimits(failures, config);
+  const oauth = await startOAuth({ config, logger, handle, limiter: failures, limits, now });
   const users = new UserAccounts({
     db: handle.db,
     sign,
     verifier,
     logger,
     now,
-    limiter: signInLimiter(failures, config.signInFailureLimits),
+    limits,
+    passwords: new PasswordHashing(config.passwordHashing),
     tenantActive: (id) => tenantIsActive(handle.db, id),
     settings: {
       issuer: config.issuer,
@@ -125,6 +130,7 @@ export async function startServices(options: ServiceOptions): Promise<Services> 
     sign,
     verifier,
     failures,
+    limits,
     users,
     adminTokens: new AdminTokens({
       db: handle.db,

@@ -1,8 +1,7 @@
-import type { IncomingMessage } from 'node:http';
 import type { ClientCache } from '../clients/cache';
 import type { Client } from '../clients/repository';
 import { hashClientSecret } from '../clients/secret';
-import type { FailureLimiter, FailureRule } from '../ratelimit';
+import { fingerprint, type AbuseLimits } from '../ratelimit/policies';
 import { InvalidClient, InvalidRequest, TemporarilyUnavailable, TooManyFailures } from './errors';
 import type { FormParams } from './form';
 import crypto from 'node:crypto';
@@ -59,36 +58,28 @@ export function readClientCredentials(authorization: string | undefined, form: F
   return { method: 'client_secret_post', clientId: bodyId, clientSecret: bodySecret };
 }
 
-export interface ClientAuthLimits {
-  perClient: FailureRule;
-  perIp: FailureRule;
-}
-
 export interface ClientAuthenticatorOptions {
   clients: ClientCache;
-  limiter: FailureLimiter;
-  limits: ClientAuthLimits;
+  limits: Pick<AbuseLimits, 'clientAuthenticationFailed'>;
   now: () => Date;
 }
 
 /**
- * Authenticates clients against the in-memory client cache; counts failures per client_id and per
- * IP (SPEC §7). A successful request touches neither the database nor the limiter's store: the
- * block check is a map lookup, and failures are counted only on the failure path.
+ * Authenticates clients against the in-memory client cache (SPEC §7). The limits are consulted on
+ * the failure path only: a correct secret of an active client is never refused, whatever the
+ * counters of its client_id or its address say, and a successful request touches neither the
+ * database nor the limiter. A failure is answered `invalid_client`, or `429` once its client_id or
+ * address is over its limit.
  */
 export class ClientAuthenticator {
   constructor(private readonly options: ClientAuthenticatorOptions) {}
 
   /** Throws InvalidClient (or TooManyFailures) unless the credentials are those of an active client. */
-  async authenticate(credentials: ClientCredentials | undefined, ip: string): Promise<Client> {
-    const ipKey = `oauth:ip:${ip}`;
-    const wellFormed = credentials !== undefined && CLIENT_ID.test(credentials.clientId);
-    const clientKey = wellFormed ? `oauth:client:${credentials.clientId}` : undefined;
-    const retryAfter = this.options.limiter.retryAfterSeconds(clientKey ? [clientKey, ipKey] : [ipKey]);
-    if (retryAfter > 0) throw new TooManyFailures(retryAfter);
-
-    if (!credentials) return this.fail(ipKey, undefined, new InvalidClient('client authentication required'));
-    if (!wellFormed) return this.fail(ipKey, undefined, new InvalidClient('client authentication failed', 'malformed client_id'));
+  async authenticate(credentials: ClientCredentials | undefined, address: string): Promise<Client> {
+    if (!credentials) return this.fail(address, undefined, new InvalidClient('client authentication required'));
+    if (!CLIENT_ID.test(credentials.clientId)) {
+      return this.fail(address, undefined, new InvalidClient('client authentication failed', 'malformed client_id'));
+    }
     let client: Client | undefined;
     try {
       client = await this.options.clients.get(credentials.clientId);
@@ -96,12 +87,15 @@ export class ClientAuthenticator {
       // A client not in memory while the database is unreachable: the caller should retry, not see a 500.
       throw new TemporarilyUnavailable('the client store is unreachable; retry shortly', `client lookup failed: ${(error as Error).message}`);
     }
-    if (!client) return this.fail(ipKey, clientKey, new InvalidClient('client authentication failed', `unknown client ${credentials.clientId}`));
+    // An unknown id is neither logged nor counted verbatim: it may be a secret pasted into the wrong field.
+    if (!client) return this.fail(address, undefined, new InvalidClient('client authentication failed', `unknown client ${fingerprint(credentials.clientId)}`));
     if (!this.secretMatches(client, credentials.clientSecret)) {
-      return this.fail(ipKey, clientKey, new InvalidClient('client authentication failed', `wrong secret for client ${client.id}`));
+      return this.fail(address, client.id, new InvalidClient('client authentication failed', `wrong secret for client ${client.id}`));
     }
-    if (client.disabledAt !== null) return this.fail(ipKey, clientKey, new InvalidClient('client is disabled', `client ${client.id} is disabled`));
-    if (client.tenantDisabled) return this.fail(ipKey, clientKey, new InvalidClient('client is disabled', `tenant ${client.tenantId} of client ${client.id} is disabled`));
+    if (client.disabledAt !== null) return this.fail(address, client.id, new InvalidClient('client is disabled', `client ${client.id} is disabled`));
+    if (client.tenantDisabled) {
+      return this.fail(address, client.id, new InvalidClient('client is disabled', `tenant ${client.tenantId} of client ${client.id} is disabled`));
+    }
     return client;
   }
 
@@ -117,14 +111,10 @@ export class ClientAuthenticator {
     return current || previous;
   }
 
-  private async fail(ipKey: string, clientKey: string | undefined, error: InvalidClient): Promise<never> {
-    const { limiter, limits } = this.options;
-    await limiter.recordFailure(clientKey ? [{ key: ipKey, rule: limits.perIp }, { key: clientKey, rule: limits.perClient }] : [{ key: ipKey, rule: limits.perIp }]);
+  private async fail(address: string, knownClientId: string | undefined, error: InvalidClient): Promise<never> {
+    const retryAfter = await this.options.limits.clientAuthenticationFailed(address, knownClientId);
+    if (retryAfter > 0) throw new TooManyFailures(retryAfter);
     throw error;
   }
 }
 
-/** The address failures are counted against: the peer of the TCP connection (no proxy headers are trusted). */
-export function clientIp(req: IncomingMessage): string {
-  return req.socket.remoteAddress ?? 'unknown';
-}

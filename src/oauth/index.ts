@@ -4,6 +4,7 @@ import type { Config } from '../config';
 import type { DatabaseHandle } from '../db';
 import type { Logger } from '../observability/logger';
 import type { FailureLimiter } from '../ratelimit';
+import type { AbuseLimits } from '../ratelimit/policies';
 import { CLIENT_AUTH_METHODS, ClientAuthenticator } from './client-auth';
 import { INTROSPECTION_PATH, REVOCATION_PATH, TOKEN_PATH } from './endpoints';
 import { grantTypes } from './grants';
@@ -28,22 +29,18 @@ export interface OAuthDeps {
   config: Config;
   logger: Logger;
   handle: DatabaseHandle;
-  /** The shared failure counter (started by the caller); failures are keyed `oauth:client:<id>` and `oauth:ip:<ip>`. */
+  /** The shared failure counter (started by the caller), swept here. */
   limiter: FailureLimiter;
+  /** The SPEC §7 policies over it: client authentication failures per client_id and per address. */
+  limits: AbuseLimits;
   now: () => Date;
 }
 
 export async function startOAuth(deps: OAuthDeps): Promise<OAuthServices> {
-  const { config, logger, handle, limiter, now } = deps;
+  const { config, logger, handle, limiter, limits, now } = deps;
   const clients = new ClientCache({ handle, logger, refreshIntervalMs: config.keyRefreshIntervalMs });
   await clients.start();
-  const { perClient, perIp, windowMs } = config.tokenFailureLimits;
-  const authenticator = new ClientAuthenticator({
-    clients,
-    limiter,
-    now,
-    limits: { perClient: { limit: perClient, windowMs }, perIp: { limit: perIp, windowMs } },
-  });
+  const authenticator = new ClientAuthenticator({ clients, limits, now });
   const sweep = async () => {
     await handle.db.deleteFrom('revoked_access_tokens').where('expires_at', '<', now()).execute();
     await limiter.sweep();

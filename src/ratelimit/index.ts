@@ -20,7 +20,14 @@ export interface FailureLimiterOptions {
   now?: () => Date;
 }
 
-/** The channel on which one instance tells the others that a key is blocked. */
+/** A block in force, as `idp limits list` and `GET /admin/v1/limits` show it. */
+export interface ActiveBlock {
+  key: string;
+  failures: number;
+  blockedUntil: Date;
+}
+
+/** The channel on which one instance tells the others that a key is blocked (or, `until: 0`, unblocked). */
 export const RATE_LIMIT_CHANNEL = 'idp_ratelimit';
 
 /**
@@ -33,8 +40,8 @@ export const RATE_LIMIT_CHANNEL = 'idp_ratelimit';
  * `idp_ratelimit`; the others add it to their in-memory block list on the notification, and a
  * starting instance reads the blocks still running.
  *
- * Reused by every limit of SPEC §7: the token endpoint (per client_id, per IP) and sign-in
- * (per email, per IP). Namespace the keys (`token:client:...`, `signin:email:...`).
+ * Reused by every limit of SPEC §7 (the policies are in `./policies.ts`); keys are namespaced
+ * (`oauth:client:...`, `signin:pair:...`).
  */
 export class FailureLimiter {
   private readonly blocked = new Map<string, number>();
@@ -87,11 +94,29 @@ export class FailureLimiter {
     return Math.max(0, ...results);
   }
 
-  /** Forgets the counts of `keys` (e.g. after a successful sign-in, if a caller wants that policy). */
-  async reset(keys: readonly string[]): Promise<void> {
-    if (keys.length === 0) return;
-    await this.options.handle.db.deleteFrom('rate_limit_counters').where('key', 'in', keys).execute();
-    for (const key of keys) this.blocked.delete(key);
+  /** The blocks in force now, soonest to end first (at most `limit`). */
+  async listBlocks(limit = 1000): Promise<ActiveBlock[]> {
+    const rows = await this.options.handle.db
+      .selectFrom('rate_limit_counters')
+      .select(['key', 'failures', 'blocked_until'])
+      .where('blocked_until', '>', this.now())
+      .orderBy('blocked_until')
+      .orderBy('key')
+      .limit(limit)
+      .execute();
+    return rows.map((row) => ({ key: row.key, failures: row.failures, blockedUntil: new Date(row.blocked_until as Date) }));
+  }
+
+  /**
+   * Lifts the block on `key` and forgets its count, on every instance (the others hear it on
+   * `idp_ratelimit`). Returns false when nothing was counted under that key.
+   */
+  async clear(key: string): Promise<boolean> {
+    const db = this.options.handle.db;
+    const result = await db.deleteFrom('rate_limit_counters').where('key', '=', key).executeTakeFirst();
+    this.blocked.delete(key);
+    await sql`select pg_notify(${RATE_LIMIT_CHANNEL}, ${JSON.stringify({ key, until: 0 })})`.execute(db);
+    return Number(result.numDeletedRows) > 0;
   }
 
   /** Deletes counters whose window and block have both passed, and forgets expired blocks. */
@@ -141,7 +166,9 @@ export class FailureLimiter {
   private onNotification(payload: string): void {
     try {
       const { key, until } = JSON.parse(payload) as { key?: unknown; until?: unknown };
-      if (typeof key === 'string' && typeof until === 'number') this.block(key, until);
+      if (typeof key !== 'string' || typeof until !== 'number') return;
+      if (until === 0) this.blocked.delete(key);
+      else this.block(key, until);
     } catch {
       this.options.logger.warn('malformed rate-limit notification ignored');
     }

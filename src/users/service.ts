@@ -8,7 +8,7 @@ import type { Signer } from '../tokens/sign';
 import type { TokenVerifier } from '../tokens/verify';
 import { describeExpiry, issueUserAccessToken, verifyUserAccessToken, type UserAccessClaims } from './access-token';
 import type { Credentials } from './credentials';
-import { dummyPasswordHash, hashPassword, verifyPassword } from './passwords';
+import { PasswordHashingBusy, type PasswordHashing } from './passwords';
 import { hashRefreshToken, looksLikeRefreshToken, newRefreshToken } from './refresh-token';
 import * as repo from './repository';
 
@@ -21,12 +21,14 @@ export interface UserSession {
   user: repo.PublicUser;
 }
 
-/** Sign-in limits (SPEC §7): how many failures per key, and what the limiter answers. */
-export interface SignInLimiter {
-  /** Seconds until another attempt is allowed for any of the keys; 0 when allowed. */
-  retryAfterSeconds(keys: readonly string[]): Promise<number>;
-  /** Counts one failure for each key; returns the keys that have just reached their limit. */
-  recordFailure(keys: readonly string[]): Promise<string[]>;
+/** The sign-in and sign-up limits of SPEC §7 (implemented by `AbuseLimits` in src/ratelimit). */
+export interface AccountLimits {
+  /** Seconds until a sign-in for this email from this address may be tried; 0 when it may now. */
+  signInRetryAfter(email: string, address: string): number;
+  /** Counts a failed sign-in; returns the keys it has just blocked. */
+  signInFailed(email: string, address: string): Promise<string[]>;
+  /** Counts a sign-up attempt; the seconds to wait when the address is over its limit, else 0. */
+  signUpAttempt(address: string): Promise<number>;
 }
 
 /** Whether a tenant may still get tokens (exists and is not disabled); checked at sign-in. */
@@ -38,7 +40,9 @@ export interface UserAccountsDeps {
   verifier: TokenVerifier;
   logger: Logger;
   now: () => Date;
-  limiter: SignInLimiter;
+  limits: AccountLimits;
+  /** argon2id under a bounded concurrency. */
+  passwords: PasswordHashing;
   tenantActive: TenantGate;
   settings: { issuer: string; audience: string; accessTokenTtlMs: number; refreshTokenTtlMs: number };
 }
@@ -72,7 +76,7 @@ export class UserAccounts {
 
   constructor(private readonly deps: UserAccountsDeps) {
     // Made now, so that the first unknown-email sign-in costs one hash like every other.
-    void dummyPasswordHash();
+    void deps.passwords.dummyHash();
   }
 
   /** Starts the periodic deletion of expired refresh tokens (one row per refresh would pile up otherwise). */
@@ -91,16 +95,18 @@ export class UserAccounts {
   }
 
   async signUp(credentials: Credentials, origin: RequestOrigin): Promise<UserSession> {
+    const wait = await this.deps.limits.signUpAttempt(origin.ip);
+    if (wait > 0) throw tooManyAttempts('sign-ups from this address', wait);
+    // A registered email is refused before any hashing: re-posting one costs a lookup, not argon2.
+    if (await repo.findUserByEmail(this.deps.db, credentials.email)) throw userExists();
+    const passwordHash = await this.hashing(this.deps.passwords.hash(credentials.password));
     const now = this.deps.now();
-    const passwordHash = await hashPassword(credentials.password);
     const user = await this.deps.db.transaction().execute(async (trx) => {
       let row: UserRow;
       try {
         row = await repo.insertUser(trx, { id: crypto.randomUUID(), email: credentials.email, passwordHash, now });
       } catch (error) {
-        if (error instanceof repo.DuplicateEmailError) {
-          throw new ApiError('user_already_exists', 'an account with this email already exists; sign in instead');
-        }
+        if (error instanceof repo.DuplicateEmailError) throw userExists();
         throw error;
       }
       await recordAudit(trx, { at: now, actor: `user:${row.id}`, action: 'user.signed_up', target: row.id, requestId: origin.requestId });
@@ -110,15 +116,16 @@ export class UserAccounts {
   }
 
   async signIn(credentials: Credentials, origin: RequestOrigin): Promise<UserSession> {
-    const keys = [`email:${credentials.email}`, `ip:${origin.ip}`];
-    const wait = await this.deps.limiter.retryAfterSeconds(keys);
-    if (wait > 0) throw tooManyAttempts(wait);
+    // Refused attempts are not counted and cost no hash (SPEC §7).
+    const wait = this.deps.limits.signInRetryAfter(credentials.email, origin.ip);
+    if (wait > 0) throw tooManyAttempts('failed sign-ins', wait);
 
     const user = await repo.findUserByEmail(this.deps.db, credentials.email);
     // Always one argon2 verification, against a dummy hash for an unknown email: same answer, same time.
-    const matches = await verifyPassword(user?.password_hash ?? (await dummyPasswordHash()), credentials.password);
+    const { passwords } = this.deps;
+    const matches = await this.hashing(passwords.verify(user?.password_hash ?? (await passwords.dummyHash()), credentials.password));
     if (!user || !matches) {
-      await this.recordFailure(keys, credentials.email, origin);
+      await this.recordFailure(credentials.email, origin);
       throw new ApiError('invalid_credentials', INVALID_CREDENTIALS);
     }
     // Past this point the caller has proved the password, so plain reasons are no leak.
@@ -228,8 +235,20 @@ export class UserAccounts {
     });
   }
 
-  private async recordFailure(keys: string[], email: string, origin: RequestOrigin): Promise<void> {
-    const reached = await this.deps.limiter.recordFailure(keys);
+  /** A hash that could not even queue is a 503 the client may retry, never a 500. */
+  private async hashing<T>(work: Promise<T>): Promise<T> {
+    try {
+      return await work;
+    } catch (error) {
+      if (error instanceof PasswordHashingBusy) {
+        throw new ApiError('temporarily_unavailable', 'too many sign-ins in progress; retry in a second', { headers: { 'Retry-After': '1' } });
+      }
+      throw error;
+    }
+  }
+
+  private async recordFailure(email: string, origin: RequestOrigin): Promise<void> {
+    const reached = await this.deps.limits.signInFailed(email, origin.ip);
     if (reached.length === 0) return;
     // One event per burst (the failure that reaches the limit), not one per failed attempt.
     this.deps.logger.warn({ keys: reached, requestId: origin.requestId }, 'sign-in failure limit reached');
@@ -268,8 +287,12 @@ export class UserAccounts {
   }
 }
 
-function tooManyAttempts(retryAfterSeconds: number): ApiError {
-  return new ApiError('too_many_requests', `too many failed sign-ins; try again in ${retryAfterSeconds} seconds`, {
+function tooManyAttempts(what: string, retryAfterSeconds: number): ApiError {
+  return new ApiError('too_many_requests', `too many ${what}; try again in ${retryAfterSeconds} seconds`, {
     headers: { 'Retry-After': String(retryAfterSeconds) },
   });
+}
+
+function userExists(): ApiError {
+  return new ApiError('user_already_exists', 'an account with this email already exists; sign in instead');
 }

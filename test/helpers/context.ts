@@ -52,9 +52,26 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
+/** Log lines written into an array (parsed), for tests that check what is and is not logged. */
+export function captureLogs(): { lines: Array<Record<string, unknown>>; text: () => string; stream: { write(line: string): void } } {
+  const raw: string[] = [];
+  return {
+    get lines() {
+      return raw.map((line) => JSON.parse(line) as Record<string, unknown>);
+    },
+    text: () => raw.join(''),
+    stream: { write: (line: string) => void raw.push(line) },
+  };
+}
+
 /** The real service on a real listening socket (port 0), over the given database. */
-export async function startTestServer(config: Config, handle: DatabaseHandle, now?: () => Date): Promise<TestServer> {
-  const logger = createLogger(config.logLevel);
+export async function startTestServer(
+  config: Config,
+  handle: DatabaseHandle,
+  now?: () => Date,
+  options: { logs?: ReturnType<typeof captureLogs> } = {},
+): Promise<TestServer> {
+  const logger = createLogger(config.logLevel, options.logs?.stream);
   const metrics = createMetrics();
   const services = await startServices({ config, logger, metrics, handle, now });
   const server = createHttpServer({ config, logger, metrics, services: () => services });

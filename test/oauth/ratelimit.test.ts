@@ -3,25 +3,31 @@ import type { DatabaseHandle } from '../../src/db';
 import { migrateToLatest } from '../../src/db/migrate';
 import { createLogger } from '../../src/observability/logger';
 import { FailureLimiter } from '../../src/ratelimit';
-import { FakeClock, startTestServer, testConfig, testMek, type TestServer } from '../helpers/context';
+import { captureLogs, FakeClock, startTestServer, testConfig, testMek, type TestServer } from '../helpers/context';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { basic, eventually, makeClient } from './helpers';
 
 const FORM = 'application/x-www-form-urlencoded';
 
+/**
+ * SPEC §7 at /oauth/*: the limits refuse failing requests only. Every request comes from 127.0.0.1
+ * (what every request looks like behind a load balancer); with IDP_TRUST_PROXY=loopback the
+ * X-Forwarded-For header names the address, as a proxy on this machine would.
+ */
 describe('abuse limits on failed client authentication (SPEC §7)', () => {
   let database: TestDatabase;
   let handles: DatabaseHandle[];
   let a: TestServer;
   let b: TestServer;
   const clock = new FakeClock(new Date());
+  const logs = captureLogs();
+  const mek = testMek();
 
   beforeAll(async () => {
     database = await createTestDatabase();
     handles = [await database.open(), await database.open()];
-    // Per client the default (20); per IP a little higher, so the per-client limit is seen first.
-    const config = testConfig(database, { IDP_MEK: testMek(), IDP_TOKEN_FAILURES_PER_IP: '30' });
-    a = await startTestServer(config, handles[0]!, clock.now);
+    const config = testConfig(database, { IDP_MEK: mek, IDP_TRUST_PROXY: 'loopback', IDP_LOG_LEVEL: 'debug' });
+    a = await startTestServer(config, handles[0]!, clock.now, { logs });
     b = await startTestServer(config, handles[1]!, clock.now);
   });
   afterAll(async () => {
@@ -30,38 +36,93 @@ describe('abuse limits on failed client authentication (SPEC §7)', () => {
     await database.drop();
   });
 
-  const token = (server: TestServer, authorization: string) =>
-    request(server.url).post('/oauth/token').set('Content-Type', FORM).set('Authorization', authorization).send('grant_type=client_credentials');
+  const token = (server: TestServer, authorization: string, from = '198.51.100.1') =>
+    request(server.url).post('/oauth/token').set('Content-Type', FORM).set('X-Forwarded-For', from).set('Authorization', authorization).send('grant_type=client_credentials');
 
-  it('after 20 failures for one client_id: 429 with Retry-After on every instance, even with the right secret, until the window passes', async () => {
+  it('20 wrong secrets for a known client_id: wrong secrets get 429 on every instance, the right secret still gets tokens', async () => {
     const victim = await makeClient(a.services);
     const wrong = basic(victim.id, 'wrong-secret');
-    for (let i = 0; i < 20; i++) expect((await token(i % 2 === 0 ? a : b, wrong)).status).toBe(401);
+    // From 20 addresses, so that only the per-client count reaches its limit.
+    for (let i = 0; i < 20; i++) expect((await token(i % 2 === 0 ? a : b, wrong, `203.0.113.${i + 1}`)).status).toBe(401);
 
-    const blocked = await token(a, victim.authorization).expect(429);
+    const blocked = await token(a, wrong, '203.0.113.99').expect(429);
     expect(blocked.body).toEqual({ error: 'temporarily_unavailable', error_description: expect.any(String) });
     expect(Number(blocked.headers['retry-after'])).toBeGreaterThan(0);
     expect(Number(blocked.headers['retry-after'])).toBeLessThanOrEqual(60);
     expect(blocked.headers['cache-control']).toBe('no-store');
-    await eventually(async () => expect((await token(b, victim.authorization)).status).toBe(429));
+    await eventually(async () => expect((await token(b, wrong, '203.0.113.99')).status).toBe(429));
 
-    // Another client from the same address is not affected (the IP has 20 of its 30).
-    const bystander = await makeClient(a.services);
-    await token(a, bystander.authorization).expect(200);
-
+    // The victim, from anywhere, with its secret: never refused.
+    await token(a, victim.authorization, '203.0.113.99').expect(200);
+    await token(b, victim.authorization, '192.0.2.7').expect(200);
+    const introspected = await request(a.url).post('/oauth/introspect').set('Content-Type', FORM).set('Authorization', victim.authorization).send('token=x');
+    expect(introspected.status).toBe(200);
     clock.advance(60_000);
-    await token(a, victim.authorization).expect(200);
-    await token(b, victim.authorization).expect(200);
   });
 
-  it('after IDP_TOKEN_FAILURES_PER_IP failures from one address: every client from it gets 429', async () => {
+  it('20 failures with random client ids from one address: that address keeps failing with 429, a correct client on it is served', async () => {
     const good = await makeClient(a.services);
-    for (let i = 0; i < 30; i++) expect((await token(a, basic(`unknown-${i}`, 'x'))).status).toBe(401);
-    const res = await token(a, good.authorization).expect(429);
-    expect(res.headers['retry-after']).toBeDefined();
-    await eventually(async () => expect((await token(b, good.authorization)).status).toBe(429));
+    const address = '198.51.100.20';
+    for (let i = 0; i < 20; i++) expect((await token(a, basic(`nobody${i}`, 'x'), address)).status).toBe(401);
+    const refused = await token(a, basic('nobody-more', 'x'), address).expect(429);
+    expect(refused.headers['retry-after']).toBeDefined();
+    await eventually(async () => expect((await token(b, basic('nobody-else', 'x'), address)).status).toBe(429));
+
+    for (const server of [a, b]) {
+      await token(server, good.authorization, address).expect(200);
+      const form = (body: string) => request(server.url).post('/oauth/introspect').set('Content-Type', FORM).set('X-Forwarded-For', address).set('Authorization', good.authorization).send(body);
+      await form('token=anything').expect(200, { active: false });
+      const revoke = await request(server.url).post('/oauth/revoke').set('Content-Type', FORM).set('X-Forwarded-For', address).set('Authorization', good.authorization).send('token=anything');
+      expect(revoke.status).toBe(200);
+    }
+    // Another address is not affected by the block.
+    expect((await token(a, basic('nobody-x', 'x'), '198.51.100.21')).status).toBe(401);
     clock.advance(60_000);
-    await token(a, good.authorization).expect(200);
+    expect((await token(a, basic('nobody-after', 'x'), address)).status).toBe(401);
+  });
+
+  it('never logs or stores an unknown client_id verbatim (it may be a secret pasted into the wrong field)', async () => {
+    const pasted = 'S3cr3tPastedIntoTheClientIdField0123456789';
+    expect((await token(a, basic(pasted, 'x'), '198.51.100.30')).status).toBe(401);
+    expect((await request(a.url).post('/oauth/token').set('Content-Type', FORM).send(`grant_type=client_credentials&client_id=${pasted}&client_secret=x`)).status).toBe(401);
+    const keys = await a.services.handle.db.selectFrom('rate_limit_counters').select('key').execute();
+    expect(keys.map((row) => row.key).join('\n')).not.toContain(pasted);
+    expect(logs.text()).not.toContain(pasted);
+    expect(logs.text()).toMatch(/unknown client sha256:[0-9a-f]{12}/);
+  });
+
+  it('X-Forwarded-For is read only from a trusted proxy, from the right: a client cannot choose its address', async () => {
+    clock.advance(60_000); // a fresh window for 127.0.0.1
+    const config = testConfig(database, { IDP_MEK: mek }); // IDP_TRUST_PROXY unset: the TCP peer
+    const direct = await startTestServer(config, await database.open(), clock.now);
+    try {
+      // Rotating the header does not help a direct client: every failure counts against 127.0.0.1.
+      for (let i = 0; i < 20; i++) expect((await token(direct, basic(`spoof${i}`, 'x'), `192.0.2.${i}`)).status).toBe(401);
+      expect((await token(direct, basic('spoof-more', 'x'), '192.0.2.200')).status).toBe(429);
+      const counted = await direct.services.failures.listBlocks();
+      expect(counted.map((block) => block.key)).toContain('oauth:ip:127.0.0.1');
+    } finally {
+      await direct.close();
+    }
+    // Behind the trusted proxy, a forged leftmost entry is ignored: the proxy's view (rightmost) counts.
+    for (let i = 0; i < 20; i++) expect((await token(a, basic(`chain${i}`, 'x'), `10.${i}.0.1, 198.51.100.40`)).status).toBe(401);
+    expect((await token(a, basic('chain-more', 'x'), '10.99.0.1, 198.51.100.40')).status).toBe(429);
+    expect((await token(a, basic('chain-other', 'x'), '198.51.100.41')).status).toBe(401);
+    clock.advance(60_000);
+  });
+
+  it('IDP_RATE_LIMIT_ALLOWLIST addresses are never blocked per address; per-client limits still apply', async () => {
+    const config = testConfig(database, { IDP_MEK: mek, IDP_RATE_LIMIT_ALLOWLIST: '127.0.0.0/8' });
+    const office = await startTestServer(config, await database.open(), clock.now);
+    try {
+      for (let i = 0; i < 25; i++) expect((await token(office, basic(`office${i}`, 'x'))).status).toBe(401);
+      const victim = await makeClient(office.services);
+      for (let i = 0; i < 20; i++) expect((await token(office, basic(victim.id, 'wrong'))).status).toBe(401);
+      expect((await token(office, basic(victim.id, 'wrong'))).status).toBe(429);
+      await token(office, victim.authorization).expect(200);
+    } finally {
+      await office.close();
+    }
   });
 });
 
@@ -103,13 +164,20 @@ describe('FailureLimiter', () => {
     expect(await limiter.recordFailure([{ key: 'signin:email:a', rule }])).toBe(0);
   });
 
-  it('reset forgets a key; sweep deletes counters whose window has passed', async () => {
+  it('lists blocks in force and clears one on every instance; sweep deletes counters whose window has passed', async () => {
     const limiter = new FailureLimiter({ handle, logger, now: clock.now });
+    const other = new FailureLimiter({ handle, logger, now: clock.now });
     await limiter.start();
-    for (let i = 0; i < 3; i++) await limiter.recordFailure([{ key: 'k:reset', rule }]);
-    expect(limiter.retryAfterSeconds(['k:reset'])).toBeGreaterThan(0);
-    await limiter.reset(['k:reset']);
-    expect(limiter.retryAfterSeconds(['k:reset'])).toBe(0);
+    await other.start();
+    for (let i = 0; i < 3; i++) await limiter.recordFailure([{ key: 'k:clear', rule }]);
+    await eventually(async () => expect(other.retryAfterSeconds(['k:clear'])).toBeGreaterThan(0));
+    expect((await limiter.listBlocks()).map((block) => [block.key, block.failures])).toContainEqual(['k:clear', 3]);
+
+    expect(await limiter.clear('k:clear')).toBe(true);
+    expect(limiter.retryAfterSeconds(['k:clear'])).toBe(0);
+    await eventually(async () => expect(other.retryAfterSeconds(['k:clear'])).toBe(0));
+    expect((await limiter.listBlocks()).map((block) => block.key)).not.toContain('k:clear');
+    expect(await limiter.clear('k:clear')).toBe(false);
 
     await limiter.recordFailure([{ key: 'k:old', rule }]);
     clock.advance(rule.windowMs);

@@ -2,7 +2,8 @@ import cluster from 'node:cluster';
 import { configWarnings, ConfigError, loadConfig, type Config } from './config';
 import { createHttpServer } from './http/server';
 import { createLogger, type Logger } from './observability/logger';
-import { createMetrics, joinClusterMetrics, serveClusterMetrics } from './observability/metrics';
+import type http from 'node:http';
+import { clusterScraper, createMetrics, joinClusterMetrics, startMetricsListener, type Metrics } from './observability/metrics';
 import { startScheduler, type Scheduler } from './scheduler';
 import { startServices, type Services } from './services';
 
@@ -30,6 +31,8 @@ async function main(): Promise<void> {
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
   logger.info({ port: config.port, host: config.host, issuer: config.issuer, database: config.databaseUrl ? 'postgres' : `pglite:${config.dataDir}` }, 'listening');
+  // In a cluster the primary owns the management listener; a single process serves its own.
+  const metricsServer = cluster.isWorker ? undefined : await listenForMetrics(config, logger, () => metrics.scrape());
 
   let stopping = false;
   const shutdown = async (signal: string) => {
@@ -41,6 +44,7 @@ async function main(): Promise<void> {
       server.close(() => resolve());
       server.closeIdleConnections();
     });
+    metricsServer?.close();
     await running.services?.close();
     logger.info('stopped');
     process.exit(0);
@@ -72,10 +76,10 @@ async function main(): Promise<void> {
  * problem would only repeat). SIGTERM/SIGINT are passed on and each worker drains as a single
  * process would.
  */
-function supervise(config: Config, logger: Logger): void {
+async function supervise(config: Config, logger: Logger): Promise<void> {
   for (const warning of configWarnings(config)) logger.warn(warning);
   logger.info({ workers: config.workers }, 'starting workers');
-  serveClusterMetrics();
+  const metricsServer = await listenForMetrics(config, logger, clusterScraper());
   const ready = new Set<number>();
   let stopping = false;
   let restartDelayMs = 250;
@@ -93,6 +97,7 @@ function supervise(config: Config, logger: Logger): void {
     const wasReady = ready.delete(worker.id);
     if (stopping) {
       if (Object.keys(cluster.workers ?? {}).length === 0) {
+        metricsServer?.close();
         logger.info('stopped');
         process.exit();
       }
@@ -123,6 +128,17 @@ function supervise(config: Config, logger: Logger): void {
   process.on('SIGINT', () => shutdown('SIGINT'));
 
   for (let i = 0; i < config.workers; i++) fork();
+}
+
+/** The management listener, or none with IDP_METRICS_PORT=off; a port that cannot be had stops start-up. */
+async function listenForMetrics(config: Config, logger: Logger, scrape: Metrics['scrape']): Promise<http.Server | undefined> {
+  if (!config.metrics) return undefined;
+  try {
+    return await startMetricsListener(config.metrics, scrape, logger);
+  } catch (error) {
+    const { host, port } = config.metrics;
+    fatal(logger, new Error(`IDP_METRICS_PORT: cannot listen on ${host}:${port} (${(error as Error).message}); set another port, 0 for a free one, or off`));
+  }
 }
 
 function fatal(logger: Logger, error: unknown): never {

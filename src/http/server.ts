@@ -6,7 +6,7 @@ import { createApp, type AppContext } from './app';
 /**
  * The HTTP server: a thin node:http dispatch in front of the Express app. The JWKS is the one
  * route verifiers hammer; it is answered here from precomputed bytes, because Express's router
- * alone costs ~100 µs a request (shared/PERFORMANCE.md) — several times the work itself.
+ * alone costs ~100 µs a request (README, "The hot path") — several times the work itself.
  * Everything else goes to Express.
  */
 export function createHttpServer(context: AppContext): http.Server {
@@ -39,13 +39,24 @@ export function createHttpServer(context: AppContext): http.Server {
     res.end(req.method === 'HEAD' ? undefined : jwks.body);
   };
 
-  return http.createServer((req, res) => {
-    const url = req.url ?? '/';
-    const query = url.indexOf('?');
-    const path = query < 0 ? url : url.slice(0, query);
-    if (path === '/.well-known/jwks.json' && (req.method === 'GET' || req.method === 'HEAD')) return serveJwks(req, res);
-    // POST /oauth/token, /oauth/introspect, /oauth/revoke: the token endpoint is the other hot route.
-    if (path.startsWith('/oauth/') && oauth(req, res, path)) return;
-    app(req, res);
-  });
+  const timeoutMs = context.config.requestTimeoutMs;
+  const server = http.createServer(
+    {
+      // SPEC §7: a request whose headers and body take longer than IDP_REQUEST_TIMEOUT is closed
+      // (Node's defaults hold a dripping client for 300 s, and check only every 30 s).
+      requestTimeout: timeoutMs,
+      headersTimeout: timeoutMs,
+      connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(timeoutMs / 4))),
+    },
+    (req, res) => {
+      const url = req.url ?? '/';
+      const query = url.indexOf('?');
+      const path = query < 0 ? url : url.slice(0, query);
+      if (path === '/.well-known/jwks.json' && (req.method === 'GET' || req.method === 'HEAD')) return serveJwks(req, res);
+      // POST /oauth/token, /oauth/introspect, /oauth/revoke: the token endpoint is the other hot route.
+      if (path.startsWith('/oauth/') && oauth(req, res, path)) return;
+      app(req, res);
+    },
+  );
+  return server;
 }

@@ -1,9 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AppContext } from '../http/app';
 import type { Services } from '../services';
-import { clientIp, readClientCredentials } from './client-auth';
+import { clientAddress } from '../http/client-address';
+import { readClientCredentials } from './client-auth';
 import { InvalidClient, InvalidRequest, MethodNotAllowed, NO_STORE_HEADERS, oauthErrorResponse, TemporarilyUnavailable, UnsupportedGrantType } from './errors';
-import { readForm, type FormParams } from './form';
+import { ClientGone, readForm, type FormParams } from './form';
 import { findGrant } from './grants';
 import { introspect, revoke } from './token-kinds';
 
@@ -11,12 +12,12 @@ export const TOKEN_PATH = '/oauth/token';
 export const INTROSPECTION_PATH = '/oauth/introspect';
 export const REVOCATION_PATH = '/oauth/revoke';
 
-type Endpoint = (req: IncomingMessage, services: Services) => Promise<{ body: unknown; label?: { clientId: string; grantType: string } }>;
+type Endpoint = (req: IncomingMessage, services: Services) => Promise<{ body: unknown; grantType?: string }>;
 
 /**
  * POST /oauth/token, /oauth/introspect and /oauth/revoke on the thin node:http dispatch (server.ts):
  * the token endpoint is the one services call thousands of times a second, and Express's routing
- * and body parsing would cost more than the work itself (shared/PERFORMANCE.md). All three share
+ * and body parsing would cost more than the work itself (README, "The hot path"). All three share
  * the form reader, client authentication, the error serializer and the metrics.
  * Returns false for any other path.
  */
@@ -47,10 +48,17 @@ export function createOAuthDispatch(context: AppContext): (req: IncomingMessage,
       if (req.method !== 'POST') throw new MethodNotAllowed(`use POST`);
       const services = context.services();
       if (!services) throw new TemporarilyUnavailable('the service is starting');
-      const { body, label } = await endpoint.handle(req, services);
-      if (label) metrics.oauthTokensIssued.inc({ client_id: label.clientId, grant_type: label.grantType });
+      const { body, grantType } = await endpoint.handle(req, services);
+      if (grantType) metrics.oauthTokensIssued.inc({ grant_type: grantType });
       send(res, 200, NO_STORE_HEADERS, body);
     } catch (thrown) {
+      if (thrown instanceof ClientGone) {
+        // Anyone can open a request and hang up: not an error, not a metric, one debug line at most.
+        outcome = 'client_gone';
+        logger.debug({ endpoint: endpoint.name }, thrown.message);
+        res.destroy();
+        return;
+      }
       const response = oauthErrorResponse(thrown, logger, { endpoint: endpoint.name });
       outcome = response.error.error;
       metrics.oauthErrors.inc({ endpoint: endpoint.name, error: response.error.error });
@@ -66,8 +74,8 @@ export function createOAuthDispatch(context: AppContext): (req: IncomingMessage,
     const endpoint = endpoints[path];
     if (!endpoint) return false;
     serve(req, res, endpoint).catch((error: unknown) => {
-      // Only a failure to write the response gets here (e.g. the client went away).
-      logger.warn({ err: error, endpoint: endpoint.name }, 'could not answer an OAuth request');
+      // Only a failure to write the response gets here: the client went away, which is not our error.
+      logger.debug({ err: (error as Error).message, endpoint: endpoint.name }, 'could not answer an OAuth request');
       res.destroy();
     });
     return true;
@@ -75,7 +83,7 @@ export function createOAuthDispatch(context: AppContext): (req: IncomingMessage,
 }
 
 async function authenticated(req: IncomingMessage, form: FormParams, services: Services) {
-  return services.oauth.authenticator.authenticate(readClientCredentials(req.headers.authorization, form), clientIp(req));
+  return services.oauth.authenticator.authenticate(readClientCredentials(req.headers.authorization, form), clientAddress(req, services.config.trustProxy));
 }
 
 const token: Endpoint = async (req, services) => {
@@ -90,8 +98,8 @@ const token: Endpoint = async (req, services) => {
   } else if (readClientCredentials(req.headers.authorization, form) !== undefined) {
     throw new InvalidClient(`grant_type ${grantType} takes no client authentication`);
   }
-  const body = await grant.handler({ params: form, client, services, ip: clientIp(req) });
-  return { body, label: { clientId: client?.id ?? '-', grantType } };
+  const body = await grant.handler({ params: form, client, services, ip: clientAddress(req, services.config.trustProxy) });
+  return { body, grantType };
 };
 
 const introspection: Endpoint = async (req, services) => {

@@ -1,6 +1,18 @@
 import type { IncomingMessage } from 'node:http';
 import { InvalidRequest, PayloadTooLarge } from './errors';
 
+/**
+ * The client went away before its request was whole (connection reset or closed mid-body). Not an
+ * error of ours: nothing is answered, nothing is counted as a failure, and it is logged at debug.
+ */
+export class ClientGone extends Error {
+  readonly code = 'ERR_CLIENT_GONE';
+  constructor() {
+    super('the client closed the connection before the request body was complete');
+    this.name = 'ClientGone';
+  }
+}
+
 /** SPEC §7: bodies over 64 KiB are refused with 413 before they are parsed. */
 export const MAX_BODY_BYTES = 64 * 1024;
 
@@ -41,9 +53,13 @@ export function readForm(req: IncomingMessage): Promise<FormParams> {
         reject(error);
       }
     };
+    const onGone = () => {
+      if (!req.complete) reject(new ClientGone());
+    };
     req.on('data', onData);
     req.on('end', onEnd);
-    req.on('error', reject);
+    req.on('error', onGone);
+    req.on('close', onGone);
   });
 }
 

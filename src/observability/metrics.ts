@@ -1,6 +1,8 @@
 import cluster from 'node:cluster';
+import http from 'node:http';
 import client from 'prom-client';
 import type { KeySnapshot } from '../keys/cache';
+import type { Logger } from './logger';
 
 /** Every metric of the service, on a registry of its own (no global state, one per app in tests). */
 export interface Metrics {
@@ -9,15 +11,15 @@ export interface Metrics {
   keyTransitions: client.Counter<'action'>;
   alreadyRotated: client.Counter;
   rotationCheckFailures: client.Counter;
-  /** Access tokens issued at POST /oauth/token, by client and grant type. */
-  oauthTokensIssued: client.Counter<'client_id' | 'grant_type'>;
+  /** Access tokens issued at POST /oauth/token, by grant type (never by client: labels must not grow with data). */
+  oauthTokensIssued: client.Counter<'grant_type'>;
   /** OAuth error responses, by endpoint and `error` code. */
   oauthErrors: client.Counter<'endpoint' | 'error'>;
   /** Time to answer POST /oauth/token, by outcome (`success` or the error code). */
   oauthTokenDuration: client.Histogram<'outcome'>;
   /** Lets the key gauges read the live key state at scrape time. */
   watchKeys(source: () => KeySnapshot | undefined, rotationIntervalMs: number): void;
-  /** The text of GET /metrics: in a cluster worker, every worker's metrics aggregated by the primary. */
+  /** This process's metrics in the exposition format. */
   scrape(): Promise<{ contentType: string; body: string }>;
 }
 
@@ -84,8 +86,8 @@ export function createMetrics(): Metrics {
     }),
     oauthTokensIssued: new client.Counter({
       name: 'idp_oauth_tokens_issued_total',
-      help: 'Access tokens issued at the token endpoint, by client and grant type',
-      labelNames: ['client_id', 'grant_type'],
+      help: 'Access tokens issued at the token endpoint, by grant type',
+      labelNames: ['grant_type'],
       registers: [registry],
     }),
     oauthErrors: new client.Counter({
@@ -106,62 +108,61 @@ export function createMetrics(): Metrics {
       intervalMs = rotationIntervalMs;
     },
     async scrape() {
-      if (cluster.isWorker) {
-        const body = await clusterScrape();
-        if (body !== undefined) return { contentType: registry.contentType, body };
-      }
       return { contentType: registry.contentType, body: await registry.metrics() };
     },
   };
 }
 
-/*
- * With IDP_WORKERS > 1 a scrape reaches one worker at random, so each worker asks the primary,
- * which collects every worker's registry (prom-client's AggregatorRegistry over cluster IPC):
- * counters are summed, gauges use the aggregator declared with them.
+/**
+ * With IDP_WORKERS > 1 the primary owns the management listener and collects every worker's
+ * registry over cluster IPC (prom-client's AggregatorRegistry): counters are summed, gauges use
+ * the aggregator declared with them. Each worker only makes its registry collectable.
  */
-const SCRAPE_REQUEST = 'idp:metrics-request';
-const SCRAPE_RESPONSE = 'idp:metrics-response';
-let scrapeCounter = 0;
-const pendingScrapes = new Map<number, (body: string | undefined) => void>();
-
-/** In a worker: answers the primary's collection requests from `registry`, and sends scrapes to the primary. */
 export function joinClusterMetrics(metrics: Metrics): void {
   if (!cluster.isWorker) return;
   client.AggregatorRegistry.setRegistries([metrics.registry]);
   new client.AggregatorRegistry(); // registers prom-client's worker-side listener
-  process.on('message', (message: { type?: string; id?: number; body?: string }) => {
-    if (message?.type !== SCRAPE_RESPONSE || message.id === undefined) return;
-    pendingScrapes.get(message.id)?.(message.body);
-    pendingScrapes.delete(message.id);
-  });
 }
 
-function clusterScrape(): Promise<string | undefined> {
-  if (!process.send) return Promise.resolve(undefined);
-  const id = ++scrapeCounter;
-  return new Promise((resolve) => {
-    // A primary that does not answer in time: fall back to this worker's own metrics.
-    const timer = setTimeout(() => {
-      pendingScrapes.delete(id);
-      resolve(undefined);
-    }, 3_000);
-    pendingScrapes.set(id, (body) => {
-      clearTimeout(timer);
-      resolve(body);
-    });
-    process.send?.({ type: SCRAPE_REQUEST, id });
-  });
-}
-
-/** In the primary: collects every worker's metrics when one of them is scraped. */
-export function serveClusterMetrics(): void {
+/** In the primary: the text of every worker's metrics together. */
+export function clusterScraper(): () => Promise<{ contentType: string; body: string }> {
   const aggregator = new client.AggregatorRegistry();
-  cluster.on('message', (worker, message: { type?: string; id?: number }) => {
-    if (message?.type !== SCRAPE_REQUEST) return;
-    aggregator.clusterMetrics().then(
-      (body) => worker.send({ type: SCRAPE_RESPONSE, id: message.id, body }),
-      () => worker.send({ type: SCRAPE_RESPONSE, id: message.id, body: undefined }),
+  return async () => ({ contentType: aggregator.contentType, body: await aggregator.clusterMetrics() });
+}
+
+/**
+ * The management listener (SPEC §4): `GET /metrics` on `IDP_METRICS_HOST:IDP_METRICS_PORT`, never on
+ * the public port, so metrics are not one more thing the internet can read or load. Port 0 picks a
+ * free port, which is logged. Anything else is 404.
+ */
+export async function startMetricsListener(
+  settings: { port: number; host: string },
+  scrape: () => Promise<{ contentType: string; body: string }>,
+  logger: Logger,
+): Promise<http.Server> {
+  const server = http.createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) {
+      res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found: the management listener serves GET /metrics\n');
+      return;
+    }
+    scrape().then(
+      ({ contentType, body }) => res.writeHead(200, { 'Content-Type': contentType, 'Cache-Control': 'no-store' }).end(req.method === 'HEAD' ? undefined : body),
+      (error: Error) => {
+        logger.warn({ err: error.message }, 'metrics scrape failed');
+        res.writeHead(503, { 'Content-Type': 'text/plain' }).end('metrics unavailable\n');
+      },
     );
   });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(settings.port, settings.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : settings.port;
+  logger.info({ host: settings.host, port }, `metrics on http://${settings.host.includes(':') ? `[${settings.host}]` : settings.host}:${port}/metrics`);
+  return server;
 }

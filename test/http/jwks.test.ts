@@ -1,7 +1,10 @@
 import crypto from 'node:crypto';
+import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { calculateJwkThumbprint, createRemoteJWKSet, jwtVerify } from 'jose';
 import type { PublicJwk } from '../../src/keys/jwks';
+import { createLogger } from '../../src/observability/logger';
+import { startMetricsListener } from '../../src/observability/metrics';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { startTestServer, testConfig, type TestServer } from '../helpers/context';
 
@@ -93,7 +96,13 @@ describe('JWKS, discovery and health over HTTP', () => {
   it('answers liveness, readiness and metrics', async () => {
     await request(app.url).get('/healthz').expect(200, { status: 'ok' });
     await request(app.url).get('/readyz').expect(200, { status: 'ready', checks: { database: true, signing_key: true } });
-    const metrics = await request(app.url).get('/metrics').expect(200);
+    // Metrics are on the management listener only (IDP_METRICS_PORT), never on the public port.
+    await request(app.url).get('/metrics').expect(404);
+    const listener = await startMetricsListener({ port: 0, host: '127.0.0.1' }, () => app.services.metrics.scrape(), createLogger('silent'));
+    const { port } = listener.address() as AddressInfo;
+    const metrics = await request(`http://127.0.0.1:${port}`).get('/metrics').expect(200);
+    await request(`http://127.0.0.1:${port}`).get('/other').expect(404);
+    listener.close();
     for (const name of ['idp_signing_key_age_seconds', 'idp_seconds_to_next_rotation', 'idp_key_transitions_total', 'idp_key_rotation_already_done_total', 'idp_jwks_requests_total']) {
       expect(metrics.text).toContain(name);
     }

@@ -11,7 +11,8 @@ const SERVER_MAIN = path.join(ROOT, 'dist/src/main.js');
  * DATABASE_URL (the admin database) or IDP_* never leak into it by accident.
  */
 export function childEnv(env: Record<string, string | undefined>): NodeJS.ProcessEnv {
-  const base: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, TMPDIR: process.env.TMPDIR };
+  // Many servers run at once: each management listener takes a free port unless a test names one.
+  const base: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, TMPDIR: process.env.TMPDIR, IDP_METRICS_PORT: '0' };
   for (const [name, value] of Object.entries(env)) if (value !== undefined) base[name] = value;
   return base;
 }

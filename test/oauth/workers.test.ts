@@ -41,6 +41,7 @@ if (usingPostgres) describe('the compiled server with IDP_WORKERS=2 (Postgres)',
   let handle: DatabaseHandle;
   let server: Child;
   let url: string;
+  let metricsUrl: string;
   const mek = testMek('workers-mek');
   const env = () => ({ IDP_LOG_LEVEL: 'info', IDP_MEK: mek, IDP_ISSUER: 'http://idp.test', NODE_ENV: 'test', ...database.env });
 
@@ -56,8 +57,10 @@ if (usingPostgres) describe('the compiled server with IDP_WORKERS=2 (Postgres)',
     database = await createTestDatabase();
     handle = await database.open();
     const port = await freePort();
+    const metricsPort = await freePort();
     url = `http://127.0.0.1:${port}`;
-    server = spawnServer({ ...env(), PORT: String(port), HOST: '127.0.0.1', IDP_WORKERS: '2' });
+    metricsUrl = `http://127.0.0.1:${metricsPort}`;
+    server = spawnServer({ ...env(), PORT: String(port), HOST: '127.0.0.1', IDP_WORKERS: '2', IDP_METRICS_PORT: String(metricsPort) });
     // Both workers ready (each logs "ready" once its keys and caches are loaded).
     await waitFor('two workers ready', () => ((server.output().match(/"msg":"ready"/g) ?? []).length === 2 ? true : undefined), 30_000, 100);
   });
@@ -66,21 +69,22 @@ if (usingPostgres) describe('the compiled server with IDP_WORKERS=2 (Postgres)',
     await database.drop();
   });
 
-  it('answers /metrics with every worker aggregated, whichever worker is scraped', async () => {
-    const get = (path: string) =>
-      new Promise<string>((resolve, reject) => {
-        http.get(`${url}${path}`, { agent: false }, (res) => {
+  it('serves /metrics on the one management listener of the instance, every worker aggregated; never on the public port', async () => {
+    const get = (base: string, path: string) =>
+      new Promise<{ status: number; text: string }>((resolve, reject) => {
+        http.get(`${base}${path}`, { agent: false }, (res) => {
           let text = '';
           res.on('data', (chunk: Buffer) => (text += chunk.toString()));
-          res.on('end', () => resolve(text));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
         }).on('error', reject);
       });
     const jwksCount = (text: string) => Number(/^idp_jwks_requests_total\{status="200"\} (\d+)$/m.exec(text)?.[1] ?? 0);
-    const start = jwksCount(await get('/metrics'));
+    expect((await get(url, '/metrics')).status).toBe(404);
+    const start = jwksCount((await get(metricsUrl, '/metrics')).text);
     // Fresh connections, so node:cluster spreads them over both workers.
-    await Promise.all(Array.from({ length: 40 }, () => get('/.well-known/jwks.json')));
-    for (let i = 0; i < 6; i++) {
-      const text = await get('/metrics');
+    await Promise.all(Array.from({ length: 40 }, () => get(url, '/.well-known/jwks.json')));
+    for (let i = 0; i < 3; i++) {
+      const { text } = await get(metricsUrl, '/metrics');
       expect(jwksCount(text)).toBe(start + 40);
       expect(text).toMatch(/^idp_published_keys 2$/m); // a gauge: the max over workers, not their sum
     }

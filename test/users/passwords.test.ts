@@ -1,0 +1,60 @@
+import request from 'supertest';
+import { loadConfig } from '../../src/config';
+import { PasswordHashing, PasswordHashingBusy } from '../../src/users/passwords';
+import { startTestServer, type TestServer } from '../helpers/context';
+import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { freshEmail, signUp, testEnv } from './support';
+
+describe('password hashing under a bounded concurrency (SPEC §7)', () => {
+  it('runs at most `concurrency` argon2 hashes at once, queues `queue` more, refuses the rest at once', async () => {
+    const hashing = new PasswordHashing({ concurrency: 2, queue: 1 });
+    const started = Array.from({ length: 6 }, (_, i) => hashing.hash(`password number ${i}`));
+    expect(hashing.load).toEqual({ running: 2, waiting: 1 });
+    const results = await Promise.allSettled(started);
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(3);
+    const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    expect(refused).toHaveLength(3);
+    for (const r of refused) expect(r.reason).toBeInstanceOf(PasswordHashingBusy);
+    expect(hashing.load).toEqual({ running: 0, waiting: 0 });
+    // The hashes are real argon2id and verify.
+    const hash = (results[0] as PromiseFulfilledResult<string>).value;
+    expect(hash).toMatch(/^\$argon2id\$/);
+    expect(await hashing.verify(hash, 'password number 0')).toBe(true);
+    expect(await hashing.verify(hash, 'password number 1')).toBe(false);
+    expect(await hashing.verify('not a hash', 'x')).toBe(false);
+  });
+
+  describe('over HTTP, with no room to queue', () => {
+    let database: TestDatabase;
+    let server: TestServer;
+
+    beforeAll(async () => {
+      database = await createTestDatabase();
+      const env = testEnv(database, { IDP_PASSWORD_HASH_CONCURRENCY: '1', IDP_PASSWORD_HASH_QUEUE: '0' });
+      server = await startTestServer(loadConfig(env), await database.open());
+    });
+    afterAll(async () => {
+      await server?.close();
+      await database?.drop();
+    });
+
+    it('a saturated hasher answers 503 with Retry-After, never a 500; a registered email is refused before any hashing', async () => {
+      const { user } = await signUp(server.url);
+      const signIns = Array.from({ length: 8 }, () => request(server.url).post('/auth/v1/token').send({ email: user.email, password: 'wrong password' }));
+      const duplicate = request(server.url).post('/auth/v1/signup').send({ email: user.email, password: 'another password' });
+      const [dup, ...answers] = await Promise.all([duplicate, ...signIns]);
+      // The duplicate needs no hash, so even with every slot taken it gets its 409.
+      expect(dup.status).toBe(409);
+      expect(dup.body.error).toBe('user_already_exists');
+      const statuses = answers.map((r) => r.status);
+      expect(statuses.every((status) => status === 400 || status === 503)).toBe(true);
+      for (const busy of answers.filter((r) => r.status === 503)) {
+        expect(busy.body.error).toBe('temporarily_unavailable');
+        expect(busy.headers['retry-after']).toBe('1');
+      }
+      // Once the flood is over, sign-in works.
+      expect((await request(server.url).post('/auth/v1/token').send({ email: user.email, password: 'correct horse battery' })).status).toBe(200);
+      expect((await request(server.url).post('/auth/v1/signup').send({ email: freshEmail(), password: 'correct horse battery' })).status).toBe(201);
+    });
+  });
+});

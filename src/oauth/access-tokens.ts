@@ -2,6 +2,7 @@ import { decodeJwt, decodeProtectedHeader, type JWTPayload } from 'jose';
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/schema';
 import { UnauthorizedClient } from './errors';
+import { withinTenant } from './tenant-boundary';
 import type { ActiveIntrospection, TokenKind, TokenKindContext } from './token-kinds';
 
 /** Client-credentials access tokens: `typ: at+jwt`, `sub` = `client_id`, no session. */
@@ -27,6 +28,10 @@ async function verified(token: string, claims: JWTPayload, { services }: TokenKi
   }
 }
 
+function claimedTenant(payload: JWTPayload): string | undefined {
+  return typeof payload.tenant_id === 'string' ? payload.tenant_id : undefined;
+}
+
 export async function isRevoked(db: Kysely<Database>, jti: string): Promise<boolean> {
   return (await db.selectFrom('revoked_access_tokens').select('jti').where('jti', '=', jti).executeTakeFirst()) !== undefined;
 }
@@ -43,6 +48,8 @@ export const clientAccessTokens: TokenKind = {
     if (await isRevoked(services.handle.db, payload.jti)) return null;
     const owner = await services.oauth.clients.get(payload.client_id as string);
     if (!owner || owner.disabledAt !== null || owner.tenantDisabled) return null;
+    // The tenant the token claims and the tenant its client is in now must both be the asker's.
+    if (!withinTenant(context.client, claimedTenant(payload), owner.tenantId)) return null;
     const result: ActiveIntrospection = {
       active: true,
       scope: payload.scope,
@@ -56,7 +63,8 @@ export const clientAccessTokens: TokenKind = {
       iss: payload.iss,
       jti: payload.jti,
     };
-    if (payload.tenant_id !== undefined) result.tenant_id = payload.tenant_id;
+    const tenantId = claimedTenant(payload);
+    if (tenantId !== undefined) result.tenant_id = tenantId;
     return result;
   },
 
@@ -66,6 +74,7 @@ export const clientAccessTokens: TokenKind = {
     const payload = await verified(token, claims, context);
     // RFC 7009 §2.2: an invalid (forged, expired) token needs no revocation and is no error.
     if (!payload || typeof payload.jti !== 'string' || typeof payload.exp !== 'number') return true;
+    // RFC 7009 §2.1: a valid token of another client is refused, and nothing changes.
     if (payload.client_id !== context.client.id) throw new UnauthorizedClient('the token was not issued to this client');
     const { services } = context;
     await services.handle.db

@@ -1,16 +1,19 @@
 import crypto from 'node:crypto';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { ApiError } from '../http/api-error';
-import { InvalidGrant, registerGrant, registerTokenKind, type Grant, type TokenKind } from '../oauth';
+import { InvalidGrant, registerGrant, registerTokenKind, UnauthorizedClient, type Grant, type TokenKind, type TokenKindContext } from '../oauth';
+import { withinTenant } from '../oauth/tenant-boundary';
 import { USER_SCOPE, USER_TOKEN_TYPE } from './access-token';
 import { hashRefreshToken, looksLikeRefreshToken } from './refresh-token';
 import { findRefreshToken, findSessionWithUser } from './repository';
+import type { AuthenticatedUser } from './service';
 
 /**
  * The user tokens of /auth/v1 at the OAuth endpoints: `grant_type=refresh_token` at /oauth/token,
  * and user access tokens and refresh tokens at /oauth/introspect and /oauth/revoke. These tokens
- * belong to a user session, not to a client: the refresh grant takes no client authentication,
- * and any authenticated client (a resource server) may introspect or revoke them.
+ * belong to a user session, not to a client: the refresh grant takes no client authentication; a
+ * client of the user's tenant, or a client without a tenant, may introspect them (SPEC §4); no
+ * client may revoke them (`unauthorized_client`, nothing changes).
  */
 
 /** RFC 6749 §6 over the same rotation and reuse detection as /auth/v1/token?grant_type=refresh_token. */
@@ -43,13 +46,34 @@ function isUserAccessToken(token: string): boolean {
   }
 }
 
+/**
+ * A user token is issued to a user's session, never to a client: no client may revoke it (RFC 7009
+ * §2.1). Sessions end through /auth/v1/logout or the admin API.
+ */
+function notIssuedToClient(what: string): UnauthorizedClient {
+  return new UnauthorizedClient(`a ${what} is not issued to a client; the user signs out at /auth/v1/logout, or an administrator revokes the session`);
+}
+
+/** The caller a user access token stands for when it is live (signed, unexpired, session open, user and tenant enabled). */
+async function liveUserAccess(token: string, services: TokenKindContext['services']): Promise<AuthenticatedUser | undefined> {
+  try {
+    return await services.users.authenticate(token);
+  } catch (error) {
+    if (error instanceof ApiError) return undefined;
+    throw error;
+  }
+}
+
 /** User access tokens: active while signed, unexpired, their session open, user and tenant enabled. */
 export const userAccessTokens: TokenKind = {
   name: 'user_access_token',
-  async introspect(token, { services }) {
+  async introspect(token, { services, client }) {
     if (!isUserAccessToken(token)) return undefined;
-    const claims = await services.users.introspect(token);
-    if (!claims) return null;
+    const live = await liveUserAccess(token, services);
+    if (!live) return null;
+    const { claims, user } = live;
+    // The tenant the token claims and the user's tenant now must both be the asking client's.
+    if (!withinTenant(client, claims.tenant_id, user.tenant_id)) return null;
     return {
       active: true,
       scope: claims.scope,
@@ -67,48 +91,48 @@ export const userAccessTokens: TokenKind = {
       ...(claims.tenant_id !== undefined ? { tenant_id: claims.tenant_id } : {}),
     };
   },
-  // Revoking a user access token signs its session out: every token of the session stops at once.
-  async revoke(token, { services, client }) {
+  // A live one is refused and nothing changes; an invalid one needs no revocation (RFC 7009 §2.2).
+  async revoke(token, { services }) {
     if (!isUserAccessToken(token)) return false;
-    const claims = await services.users.introspect(token);
-    if (claims) await services.users.revokeSession(claims.sid, `client:${client.id}`, 'revoked at /oauth/revoke');
+    if (await liveUserAccess(token, services)) throw notIssuedToClient('user access token');
     return true;
   },
 };
 
+/** A refresh token that can still be used: known, unused, unexpired, its session open, user and tenant enabled. */
+async function liveRefreshToken(token: string, services: TokenKindContext['services']) {
+  const db = services.handle.db;
+  const row = await findRefreshToken(db, hashRefreshToken(token));
+  if (!row || row.used_at || row.expires_at <= services.now()) return undefined;
+  const found = await findSessionWithUser(db, row.session_id);
+  if (!found || found.session.revoked_at || found.user.disabled_at || found.tenantDisabled) return undefined;
+  return { row, ...found };
+}
+
 /** Refresh tokens: opaque, so recognised by shape and looked up by hash. */
 export const userRefreshTokens: TokenKind = {
   name: 'user_refresh_token',
-  async introspect(token, { services }) {
+  async introspect(token, { services, client }) {
     if (!looksLikeRefreshToken(token)) return undefined;
-    const db = services.handle.db;
-    const row = await db
-      .selectFrom('refresh_tokens')
-      .select(['session_id', 'expires_at', 'used_at', 'created_at'])
-      .where('token_hash', '=', hashRefreshToken(token))
-      .executeTakeFirst();
-    const now = services.now();
-    if (!row || row.used_at || row.expires_at <= now) return null;
-    const found = await findSessionWithUser(db, row.session_id);
-    if (!found || found.session.revoked_at || found.user.disabled_at) return null;
-    if (found.tenantDisabled) return null;
+    const live = await liveRefreshToken(token, services);
+    if (!live || !withinTenant(client, live.user.tenant_id)) return null;
+    const { row, session, user } = live;
     return {
       active: true,
       token_type: 'refresh_token',
       scope: USER_SCOPE,
-      sub: found.user.id,
-      sid: found.session.id,
+      sub: user.id,
+      sid: session.id,
       exp: Math.floor(row.expires_at.getTime() / 1000),
       iat: Math.floor(row.created_at.getTime() / 1000),
       iss: services.config.issuer,
-      ...(found.user.tenant_id ? { tenant_id: found.user.tenant_id } : {}),
+      ...(user.tenant_id ? { tenant_id: user.tenant_id } : {}),
     };
   },
-  // RFC 7009 §2.1: revoking a refresh token also ends the access tokens of the same grant — the session.
-  async revoke(token, { services, client }) {
+  // Never a reuse: revocation only looks. A spent, expired or unknown token is a 200 (RFC 7009 §2.2).
+  async revoke(token, { services }) {
     if (!looksLikeRefreshToken(token)) return false;
-    const row = await findRefreshToken(services.handle.db, hashRefreshToken(token));
-    if (row) await services.users.revokeSession(row.session_id, `client:${client.id}`, 'refresh token revoked at /oauth/revoke');
+    if (await liveRefreshToken(token, services)) throw notIssuedToClient('refresh token');
     return true;
   },
 };

@@ -190,8 +190,8 @@ export async function consumeRefreshToken(db: Db, hash: string, now: Date): Prom
     .executeTakeFirst();
 }
 
-export function findRefreshToken(db: Db, hash: string): Promise<{ session_id: string; used_at: Date | null } | undefined> {
-  return db.selectFrom('refresh_tokens').select(['session_id', 'used_at']).where('token_hash', '=', hash).executeTakeFirst();
+export function findRefreshToken(db: Db, hash: string): Promise<{ session_id: string; created_at: Date; expires_at: Date; used_at: Date | null } | undefined> {
+  return db.selectFrom('refresh_tokens').select(['session_id', 'created_at', 'expires_at', 'used_at']).where('token_hash', '=', hash).executeTakeFirst();
 }
 
 /** Deletes refresh tokens past their expiry: they can no longer be used, so reuse detection needs them no more. */

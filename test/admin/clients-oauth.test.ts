@@ -19,6 +19,8 @@ describe('admin clients, user tokens at /oauth/*, tenants', () => {
   let token: string;
   let acme: CreatedClient;
   let globex: CreatedClient;
+  /** A client without a tenant: it sees every tenant's tokens (SPEC §4). */
+  let platform: CreatedClient;
 
   beforeAll(async () => {
     database = await createTestDatabase();
@@ -53,6 +55,7 @@ describe('admin clients, user tokens at /oauth/*, tenants', () => {
     expect(created.body).toMatchObject({ name: 'Acme API', scopes: ['read', 'write'], tenant_id: 'acme', client_secret: expect.any(String) });
     acme = created.body as CreatedClient;
     globex = (await admin().post('/clients').send({ name: 'Globex', scopes: ['read'], tenant_id: 'globex' })).body as CreatedClient;
+    platform = (await admin().post('/clients').send({ name: 'Platform', scopes: ['read'] })).body as CreatedClient;
 
     const listed = await admin().get('/clients');
     expect(listed.body.clients.map((c: { client_id: string }) => c.client_id)).toEqual(expect.arrayContaining([acme.client_id, globex.client_id]));
@@ -107,23 +110,32 @@ describe('admin clients, user tokens at /oauth/*, tenants', () => {
 
   it('introspects user access and refresh tokens, inactive once signed out or used', async () => {
     const session = await signUp(server.url);
-    const active = await introspect(globex, session.access_token);
+    const active = await introspect(platform, session.access_token);
     expect(active.body).toMatchObject({ active: true, sub: session.user.id, email: session.user.email, token_type: 'Bearer', scope: 'user', sid: expect.any(String) });
-    const refresh = await introspect(globex, session.refresh_token);
+    const refresh = await introspect(platform, session.refresh_token);
     expect(refresh.body).toMatchObject({ active: true, token_type: 'refresh_token', sub: session.user.id });
+    // A client of a tenant does not see a tenantless user's tokens (SPEC §4).
+    expect((await introspect(globex, session.access_token)).body).toEqual({ active: false });
+    expect((await introspect(globex, session.refresh_token)).body).toEqual({ active: false });
 
     const rotated = await request(server.url).post('/auth/v1/token?grant_type=refresh_token').send({ refresh_token: session.refresh_token });
-    expect((await introspect(globex, session.refresh_token)).body).toEqual({ active: false });
+    expect((await introspect(platform, session.refresh_token)).body).toEqual({ active: false });
     await withToken(request(server.url).post('/auth/v1/logout'), rotated.body.access_token);
-    expect((await introspect(globex, session.access_token)).body).toEqual({ active: false });
-    expect((await introspect(globex, rotated.body.refresh_token)).body).toEqual({ active: false });
+    expect((await introspect(platform, session.access_token)).body).toEqual({ active: false });
+    expect((await introspect(platform, rotated.body.refresh_token)).body).toEqual({ active: false });
   });
 
-  it('revokes a session through /oauth/revoke of its refresh token', async () => {
+  it('refuses to revoke a session at /oauth/revoke (unauthorized_client): sessions end at /auth/v1/logout or the admin API', async () => {
     const session = await signUp(server.url);
-    const revoked = await request(server.url).post('/oauth/revoke').auth(globex.client_id, globex.client_secret).type('form').send({ token: session.refresh_token });
-    expect(revoked.status).toBe(200);
-    expect((await withToken(request(server.url).get('/auth/v1/user'), session.access_token)).status).toBe(401);
+    for (const client of [globex, platform]) {
+      for (const value of [session.refresh_token, session.access_token]) {
+        const refused = await request(server.url).post('/oauth/revoke').auth(client.client_id, client.client_secret).type('form').send({ token: value });
+        expect(refused.status).toBe(400);
+        expect(refused.body).toEqual({ error: 'unauthorized_client', error_description: expect.any(String) });
+      }
+    }
+    expect((await withToken(request(server.url).get('/auth/v1/user'), session.access_token)).status).toBe(200);
+    expect((await introspect(platform, session.refresh_token)).body.active).toBe(true);
   });
 
   it('disabling a tenant stops its clients’ and users’ tokens; the other tenant is unaffected', async () => {
@@ -135,20 +147,25 @@ describe('admin clients, user tokens at /oauth/*, tenants', () => {
     const globexSession = await signIn(server.url, globexUser.user.email);
     const acmeClientToken = (await clientToken(acme)).body.access_token as string;
     const globexClientToken = (await clientToken(globex)).body.access_token as string;
-    expect((await introspect(globex, acmeClientToken)).body).toMatchObject({ active: true, tenant_id: 'acme' });
-    expect((await introspect(globex, acmeSession.access_token)).body).toMatchObject({ active: true, tenant_id: 'acme' });
+    // Acme's tokens are seen by a tenantless client (and by acme's own clients), never by globex's.
+    expect((await introspect(platform, acmeClientToken)).body).toMatchObject({ active: true, tenant_id: 'acme' });
+    expect((await introspect(platform, acmeSession.access_token)).body).toMatchObject({ active: true, tenant_id: 'acme' });
+    expect((await introspect(acme, acmeSession.refresh_token)).body).toMatchObject({ active: true, tenant_id: 'acme' });
+    expect((await introspect(globex, acmeClientToken)).body).toEqual({ active: false });
+    expect((await introspect(globex, acmeSession.access_token)).body).toEqual({ active: false });
 
     expect((await admin().delete('/tenants/acme')).status).toBe(200);
     // The client cache hears of the tenant change over LISTEN/NOTIFY; give it its second.
     await waitFor(async () => (await clientToken(acme)).status === 401);
-    expect((await introspect(globex, acmeClientToken)).body).toEqual({ active: false });
-    expect((await introspect(globex, acmeSession.access_token)).body).toEqual({ active: false });
-    expect((await introspect(globex, acmeSession.refresh_token)).body).toEqual({ active: false });
+    expect((await introspect(platform, acmeClientToken)).body).toEqual({ active: false });
+    expect((await introspect(platform, acmeSession.access_token)).body).toEqual({ active: false });
+    expect((await introspect(platform, acmeSession.refresh_token)).body).toEqual({ active: false });
     expect((await request(server.url).post('/auth/v1/token').send({ email: acmeUser.user.email, password: 'correct horse battery' })).status).toBe(403);
 
     expect((await clientToken(globex)).status).toBe(200);
     expect((await introspect(globex, globexClientToken)).body).toMatchObject({ active: true, tenant_id: 'globex' });
     expect((await introspect(globex, globexSession.access_token)).body).toMatchObject({ active: true, tenant_id: 'globex' });
+    expect((await introspect(platform, globexSession.access_token)).body).toMatchObject({ active: true, tenant_id: 'globex' });
     expect((await withToken(request(server.url).get('/auth/v1/user'), globexSession.access_token)).status).toBe(200);
   });
 });

@@ -1,0 +1,63 @@
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { errorResponse, VerifierError } from './errors';
+import { checkRequirements, type AuthInfo, type AuthRequirements, type Verifier } from './verifier';
+
+declare global {
+  // eslint-disable-next-line @typescript-eslint/no-namespace -- the way Express's own types are augmented
+  namespace Express {
+    interface Request {
+      /** The verified caller, set by `requireAuth`. */
+      auth?: AuthInfo;
+    }
+  }
+}
+
+export interface RequireAuthOptions extends AuthRequirements {
+  /** The verifier built once with `createVerifier`. */
+  verifier: Verifier;
+  /** `realm` of `WWW-Authenticate`. @default the verifier's realm */
+  realm?: string;
+  /**
+   * Called with every refusal before it is answered, e.g. to log `error.cause` (the private detail
+   * of a 503). @default none
+   */
+  onError?(error: VerifierError, req: Request): void;
+}
+
+/**
+ * Express middleware (SPEC §9): verifies the request's credential, checks the route's
+ * requirements, sets `req.auth` and calls `next()`. A refusal is answered here, RFC 6750 style:
+ * `401`/`400`/`403` with `WWW-Authenticate: Bearer realm=..., error=..., error_description=...`
+ * (and `scope=...` for a missing scope), `503` with `Retry-After` when the identity provider is
+ * needed and unreachable, and the same `{error, error_description}` as a JSON body. Anything that
+ * is not a VerifierError (a bug) goes to `next(error)`.
+ *
+ * ```ts
+ * app.get('/invoices', requireAuth({ verifier, scopes: ['invoices:read'] }), handler);
+ * ```
+ */
+export function requireAuth(options: RequireAuthOptions): RequestHandler {
+  const { verifier, realm = verifier.realm, onError, ...rest } = options;
+  if (verifier === undefined || typeof verifier.authenticate !== 'function') throw new TypeError('requireAuth: options.verifier is required (createVerifier)');
+  const requirements = checkRequirements(rest);
+  const refuse = (error: VerifierError, req: Request, res: Response) => {
+    onError?.(error, req);
+    const { status, headers, body } = errorResponse(error, realm);
+    res.status(status).set(headers).json(body);
+  };
+  return (req: Request, res: Response, next: NextFunction): void => {
+    verifier
+      .authenticate(req.headers, requirements)
+      .then(
+        (auth) => {
+          req.auth = auth;
+          next();
+        },
+        (error: unknown) => {
+          if (error instanceof VerifierError) refuse(error, req, res);
+          else next(error);
+        },
+      )
+      .catch(next);
+  };
+}

@@ -15,8 +15,12 @@ import { startOAuth, type OAuthServices } from './oauth';
 import { AbuseLimits } from './ratelimit/policies';
 import { PasswordHashing } from './users/passwords';
 import { UserAccounts } from './users/service';
+import { USER_SCOPE } from './users/access-token';
+import { startApiKeys, type ApiKeys } from './api-keys/service';
 // Registers grant_type=refresh_token and the user token kinds at the OAuth endpoints.
 import './users/oauth';
+// Registers the token-exchange grant and the API-key token kinds.
+import './api-keys/oauth';
 
 /** Everything a request handler, the scheduler or the CLI works with, built once per process. */
 export interface Services {
@@ -40,6 +44,8 @@ export interface Services {
   adminTokens: AdminTokens;
   /** OAuth clients (cached in memory), client authentication, the /oauth/* endpoints' state. */
   oauth: OAuthServices;
+  /** API keys (SPEC §8), cached in memory. */
+  apiKeys: ApiKeys;
   now: () => Date;
   close(): Promise<void>;
 }
@@ -119,6 +125,13 @@ export async function startServices(options: ServiceOptions): Promise<Services> 
     },
   });
   users.startSweeping();
+  const apiKeys = await startApiKeys({
+    handle,
+    logger,
+    now,
+    policy: { maxTtlMs: config.apiKeyMaxTtlMs, userScopes: [USER_SCOPE] },
+    refreshIntervalMs: config.keyRefreshIntervalMs,
+  });
   return {
     config,
     logger,
@@ -140,8 +153,10 @@ export async function startServices(options: ServiceOptions): Promise<Services> 
       settings: { issuer: config.issuer, defaultTtlMs: config.adminTokenTtlMs, retentionMs: config.retentionMs },
     }),
     oauth,
+    apiKeys,
     now,
     async close() {
+      apiKeys.stop();
       oauth.stop();
       users.stop();
       keys.stop();

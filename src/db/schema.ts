@@ -71,6 +71,11 @@ export interface RefreshTokensTable {
   created_at: Date;
   expires_at: Date;
   used_at: Date | null;
+  /**
+   * Set at rotation when IDP_REFRESH_REUSE_INTERVAL is positive: the token that replaced this one,
+   * sealed under a key derived from this token (src/users/refresh-token.ts); cleared after the interval.
+   */
+  successor: Uint8Array | null;
 }
 
 export interface AdminTokensTable {
@@ -124,6 +129,26 @@ export interface RateLimitCountersTable {
   blocked_until: Date | null;
 }
 
+export interface ApiKeysTable {
+  /** Public identifier: 16 base62 characters, the `<id>` of `idpk_<id>_<secret>`. */
+  id: string;
+  name: string;
+  /** The owner: exactly one of user_id and client_id. */
+  user_id: string | null;
+  client_id: string | null;
+  /** The owner's tenant, kept in step with it by a trigger. */
+  tenant_id: string | null;
+  scopes: ColumnType<string[], string, string>;
+  /** SHA-256 of the secret (src/api-keys/format.ts); the key itself is never stored. */
+  secret_hash: Uint8Array;
+  expires_at: Date | null;
+  created_at: Date;
+  created_by: string;
+  last_used_at: Date | null;
+  revoked_at: Date | null;
+  revoked_by: string | null;
+}
+
 export interface Database {
   signing_keys: SigningKeysTable;
   audit_events: AuditEventsTable;
@@ -135,6 +160,7 @@ export interface Database {
   oauth_clients: OAuthClientsTable;
   revoked_access_tokens: RevokedAccessTokensTable;
   rate_limit_counters: RateLimitCountersTable;
+  api_keys: ApiKeysTable;
 }
 
 export type SigningKeyRow = Selectable<SigningKeysTable>;
@@ -144,3 +170,4 @@ export type SessionRow = Selectable<SessionsTable>;
 export type AdminTokenRow = Selectable<AdminTokensTable>;
 export type TenantRow = Selectable<TenantsTable>;
 export type OAuthClientRow = Selectable<OAuthClientsTable>;
+export type ApiKeyRow = Selectable<ApiKeysTable>;

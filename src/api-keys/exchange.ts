@@ -1,0 +1,150 @@
+import crypto from 'node:crypto';
+import { parseScope } from '../clients/service';
+import type { Config } from '../config';
+import type { Grant, TokenResponse } from '../oauth/grants';
+import { InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget, TemporarilyUnavailable } from '../oauth/errors';
+import { apiKeyPresentationFailed } from './limits';
+import type { ApiKeyRecord } from './repository';
+import type { ApiKeys, Presentation } from './service';
+
+/** RFC 8693 §2.1 grant type, and the one token type it takes and issues (SPEC §8: the key is presented as an access token). */
+export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
+export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+
+/** The claims of an exchanged access token (SPEC §5). */
+export interface ExchangedAccessTokenClaims {
+  iss: string;
+  sub: string;
+  aud: string;
+  exp: number;
+  iat: number;
+  nbf: number;
+  jti: string;
+  scope: string;
+  api_key_id: string;
+  client_id?: string;
+  tenant_id?: string;
+}
+
+/** RFC 8693 §2.2.1 success body. */
+export interface ExchangeResponse extends TokenResponse {
+  issued_token_type: typeof ACCESS_TOKEN_TYPE;
+}
+
+/** The `aud` values the key's owner may have: a client's allowed audiences (the first the default), a user's IDP_USER_AUDIENCE. */
+export function ownerAudiences(key: ApiKeyRecord, config: Pick<Config, 'userAudience'>): readonly string[] {
+  return key.owner.kind === 'user' ? [config.userAudience] : (key.ownerState.clientAudiences ?? []);
+}
+
+/** `scope`: a subset of what the key grants now; absent means all of it. */
+export function exchangedScopes(granted: readonly string[], requested: string | undefined): readonly string[] {
+  if (granted.length === 0) throw new InvalidScope('the API key grants no scope its owner still has');
+  if (requested === undefined) return granted;
+  const scopes = parseScope(requested);
+  if (scopes === undefined) throw new InvalidRequest('malformed scope parameter');
+  if (scopes.length === 0) return granted;
+  const refused = scopes.filter((s) => !granted.includes(s));
+  if (refused.length > 0) throw new InvalidScope(`scope not granted by this API key: ${refused.join(' ').slice(0, 200)}`);
+  return scopes;
+}
+
+/** `aud`: the `resource` (RFC 8707) or `audience` (RFC 8693) when the owner may have it; else the owner's default. */
+export function exchangedAudience(allowed: readonly string[], resource: string | undefined, audience: string | undefined): string {
+  if (resource !== undefined && audience !== undefined && resource !== audience) {
+    throw new InvalidTarget('resource and audience name different targets; give one');
+  }
+  const requested = resource ?? audience;
+  const fallback = allowed[0];
+  if (fallback === undefined) throw new InvalidTarget('the owner of this API key has no audience');
+  if (requested === undefined) return fallback;
+  if (!allowed.includes(requested)) throw new InvalidTarget('the requested resource is not allowed for the owner of this API key');
+  return requested;
+}
+
+/** Checks a presented key, turning an unreachable store (a key not in memory) into 503 rather than 500. */
+export async function presentKey(apiKeys: ApiKeys, text: string): Promise<Presentation> {
+  try {
+    return await apiKeys.present(text);
+  } catch (error) {
+    throw new TemporarilyUnavailable('the API key store is unreachable; retry shortly', `API key lookup failed: ${(error as Error).message}`);
+  }
+}
+
+function refusal(presented: Exclude<Presentation, { status: 'active' }>): InvalidGrant {
+  switch (presented.status) {
+    case 'malformed':
+      return new InvalidGrant('subject_token is not an API key (idpk_<id>_<secret>)');
+    case 'unknown':
+      return new InvalidGrant('subject_token is not a valid API key');
+    case 'revoked':
+      return new InvalidGrant('the API key has been revoked', `API key ${presented.key.id} is revoked`);
+    case 'expired':
+      return new InvalidGrant(`the API key expired at ${presented.key.expiresAt?.toISOString() ?? 'an earlier time'}`, `API key ${presented.key.id} expired`);
+    case 'owner_disabled':
+      return new InvalidGrant('the owner of this API key (or its tenant) is disabled', `owner of API key ${presented.key.id} is disabled`);
+  }
+}
+
+/**
+ * RFC 8693 token exchange: an API key (the subject token) for a short-lived JWT access token of its
+ * owner (SPEC §5 "exchanged access token"), for resource servers that only verify JWTs offline.
+ *
+ * No client authentication: the key itself is the credential (RFC 8693 §2.1 leaves client
+ * authentication to the server's policy), so a script holding only a key can exchange it; client
+ * credentials sent along are refused by the token endpoint. A failed presentation of a well-formed
+ * key counts against the per-address limit; a correct key is never checked against it.
+ */
+export const tokenExchangeGrant: Grant = {
+  grantType: TOKEN_EXCHANGE_GRANT,
+  parameters: ['subject_token', 'subject_token_type', 'requested_token_type', 'scope', 'resource', 'audience'],
+  clientAuthentication: 'none',
+  async handler({ params, services, ip }): Promise<ExchangeResponse> {
+    const subjectToken = params.get('subject_token');
+    if (subjectToken === undefined) throw new InvalidRequest('missing subject_token (the API key)');
+    const subjectTokenType = params.get('subject_token_type');
+    if (subjectTokenType === undefined) throw new InvalidRequest('missing subject_token_type');
+    if (subjectTokenType !== ACCESS_TOKEN_TYPE) throw new InvalidRequest(`subject_token_type must be ${ACCESS_TOKEN_TYPE} (an API key)`);
+    const requestedType = params.get('requested_token_type');
+    if (requestedType !== undefined && requestedType !== ACCESS_TOKEN_TYPE) throw new InvalidRequest(`requested_token_type: only ${ACCESS_TOKEN_TYPE} is issued`);
+    if (params.has('actor_token') || params.has('actor_token_type')) throw new InvalidRequest('actor_token is not supported: a key is exchanged for its own owner only');
+
+    const { apiKeys, config } = services;
+    const presented = await presentKey(apiKeys, subjectToken);
+    if (presented.status !== 'active') {
+      // A key that does not parse costs nothing (no query, no counter); any other failure is counted.
+      if (presented.status !== 'malformed') await apiKeyPresentationFailed(services.failures, config, ip);
+      throw refusal(presented);
+    }
+    const { key } = presented;
+    const scopes = exchangedScopes(presented.scopes, params.get('scope'));
+    const aud = exchangedAudience(ownerAudiences(key, config), params.get('resource'), params.get('audience'));
+
+    const nowMs = services.now().getTime();
+    const iat = Math.floor(nowMs / 1000);
+    // At most IDP_ACCESS_TOKEN_TTL, a client owner's own token TTL, and never past the key's expiry.
+    let ttl = Math.floor(config.accessTokenTtlMs / 1000);
+    if (key.ownerState.clientTokenTtlSeconds !== null) ttl = Math.min(ttl, key.ownerState.clientTokenTtlSeconds);
+    if (key.expiresAt !== null) ttl = Math.min(ttl, Math.floor(key.expiresAt.getTime() / 1000) - iat);
+    if (ttl <= 0) {
+      await apiKeyPresentationFailed(services.failures, config, ip);
+      throw refusal({ status: 'expired', key });
+    }
+    const scope = scopes.join(' ');
+    const claims: ExchangedAccessTokenClaims = {
+      iss: config.issuer,
+      sub: key.owner.id,
+      aud,
+      exp: iat + ttl,
+      iat,
+      nbf: iat,
+      jti: crypto.randomBytes(16).toString('base64url'),
+      scope,
+      api_key_id: key.id,
+      ...(key.owner.kind === 'client' && { client_id: key.owner.id }),
+      ...(key.tenantId !== null && { tenant_id: key.tenantId }),
+    };
+    apiKeys.recordUse(key);
+    const accessToken = await services.sign({ ...claims }, 'at+jwt');
+    return { access_token: accessToken, issued_token_type: ACCESS_TOKEN_TYPE, token_type: 'Bearer', expires_in: ttl, scope };
+  },
+};

@@ -1,0 +1,95 @@
+import type { NextFunction, Request, Response } from 'express';
+import { z } from 'zod';
+import { parseScope } from '../clients/service';
+import { parseDuration } from '../config/duration';
+import { ApiError } from '../http/api-error';
+import { API_KEY_ID } from './format';
+import { ApiKeyError } from './service';
+import { decodeApiKeyCursor } from './view';
+import type { ApiKeyCursor } from './repository';
+
+/** Shared pieces of the two HTTP surfaces of API keys (/auth/v1/api-keys, /admin/v1/api-keys). */
+
+export function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const result = schema.safeParse(value);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const where = issue && issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
+    throw new ApiError('invalid_request', `${what}: ${where}${issue?.message ?? 'invalid'}`);
+  }
+  return result.data;
+}
+
+/** ApiKeyError → the JSON API's error; anything else is rethrown. */
+export function apiKeyError(error: unknown): never {
+  if (error instanceof ApiKeyError) {
+    switch (error.code) {
+      case 'ERR_API_KEY_NOT_FOUND':
+        throw new ApiError('not_found', error.message);
+      case 'ERR_TOO_MANY_KEYS':
+        throw new ApiError('conflict', error.message);
+      default:
+        throw new ApiError('invalid_request', error.message);
+    }
+  }
+  throw error;
+}
+
+/** `scopes` as an array or an RFC 6749 space-separated string. */
+export const scopesField = z.union([z.array(z.string().max(200)).max(100), z.string().max(4000)]).transform((value, ctx) => {
+  const scopes = typeof value === 'string' ? parseScope(value) : value;
+  if (!scopes) {
+    ctx.addIssue({ code: 'custom', message: 'malformed scope string' });
+    return z.NEVER;
+  }
+  return scopes;
+});
+
+/** The creation fields both surfaces share: a name, optional scopes, and at most one of `expires_in` (`90d`) and `expires_at`. */
+export const creationFields = {
+  name: z.string().max(1000),
+  scopes: scopesField.optional(),
+  expires_in: z.string().max(20).optional(),
+  expires_at: z.iso.datetime({ offset: true }).optional(),
+};
+
+export function requestedExpiry(body: { expires_in?: string; expires_at?: string }, now: Date): Date | undefined {
+  if (body.expires_in !== undefined && body.expires_at !== undefined) throw new ApiError('invalid_request', 'give expires_in or expires_at, not both');
+  if (body.expires_in !== undefined) {
+    const ms = parseDuration(body.expires_in);
+    if (ms === undefined || ms <= 0) throw new ApiError('invalid_request', `expires_in: "${body.expires_in}" is not a duration such as 30d or 12h`);
+    return new Date(now.getTime() + ms);
+  }
+  return body.expires_at === undefined ? undefined : new Date(body.expires_at);
+}
+
+export const pageQuery = {
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+  cursor: z.string().max(400).optional(),
+};
+
+export function pageCursor(text: string | undefined): ApiKeyCursor | undefined {
+  if (text === undefined) return undefined;
+  const cursor = decodeApiKeyCursor(text);
+  if (!cursor) throw new ApiError('invalid_request', 'cursor: not a cursor returned by this endpoint');
+  return cursor;
+}
+
+/** A key id from the path; anything that cannot be one is not found without a query. */
+export function keyIdParam(req: Request): string {
+  const id = String(req.params.id);
+  if (!API_KEY_ID.test(id)) throw new ApiError('not_found', `no API key ${id.slice(0, 64)}`);
+  return id;
+}
+
+/**
+ * SPEC §7: routes are exact and case-sensitive. Express matches a mount path case-insensitively
+ * and ignores a trailing slash; a router mounted at `base` passes anything else on (to a 404).
+ */
+export function exactMount(base: string) {
+  return (req: Request, _res: Response, next: NextFunction): void => {
+    const path = req.originalUrl.split('?')[0] ?? '';
+    if (req.baseUrl !== base || path.endsWith('/')) return next('router');
+    next();
+  };
+}

@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import { SignJWT, exportJWK, generateKeyPair } from 'jose';
+import { SignJWT, generateKeyPair } from 'jose';
 import request from 'supertest';
 import { makeClient, type TestClient } from '../oauth/helpers';
 import { signIn, signUp } from '../users/support';

@@ -108,6 +108,7 @@ export async function startServices(options: ServiceOptions): Promise<Services> 
   await failures.start();
   const limits = new AbuseLimits(failures, config);
   const oauth = await startOAuth({ config, logger, handle, limiter: failures, limits, now });
+  const passwords = new PasswordHashing(config.passwordHashing);
   const users = new UserAccounts({
     db: handle.db,
     sign,
@@ -115,13 +116,14 @@ export async function startServices(options: ServiceOptions): Promise<Services> 
     logger,
     now,
     limits,
-    passwords: new PasswordHashing(config.passwordHashing),
+    passwords,
     tenantActive: (id) => tenantIsActive(handle.db, id),
     settings: {
       issuer: config.issuer,
       audience: config.userAudience,
       accessTokenTtlMs: config.accessTokenTtlMs,
       refreshTokenTtlMs: config.refreshTokenTtlMs,
+      refreshReuseIntervalMs: config.refreshReuseIntervalMs,
     },
   });
   users.startSweeping();
@@ -160,6 +162,7 @@ export async function startServices(options: ServiceOptions): Promise<Services> 
       oauth.stop();
       users.stop();
       keys.stop();
+      await passwords.close();
       if (!options.handle) await handle.close();
     },
   };

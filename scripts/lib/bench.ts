@@ -124,7 +124,7 @@ export interface IdpUnderTest {
  * database on DATABASE_URL's server when `databaseUrl` is given, else an embedded PGlite in a
  * temporary directory; a fresh random MEK. `stop()` removes all of it.
  */
-export async function startIdp(options: { databaseUrl?: string; workers?: number; name: string }): Promise<IdpUnderTest> {
+export async function startIdp(options: { databaseUrl?: string; workers?: number; name: string; env?: NodeJS.ProcessEnv }): Promise<IdpUnderTest> {
   // This file runs as dist/scripts/lib/bench.js.
   const root = path.resolve(__dirname, '../../..');
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), `idp-${options.name}-`));
@@ -137,7 +137,9 @@ export async function startIdp(options: { databaseUrl?: string; workers?: number
     IDP_ISSUER: url,
     IDP_LOG_LEVEL: 'warn',
     IDP_DATA_DIR: path.join(scratch, 'data'),
+    IDP_METRICS_PORT: 'off',
     ...(database ? { DATABASE_URL: database.url } : {}),
+    ...options.env,
   };
   const stop = async () => {
     await database?.drop();

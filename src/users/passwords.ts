@@ -1,10 +1,11 @@
 import crypto from 'node:crypto';
-import { hash, verify } from '@node-rs/argon2';
+import { Worker } from 'node:worker_threads';
+import { hash } from '@node-rs/argon2';
 
 /**
  * argon2id with the first configuration of the OWASP Password Storage Cheat Sheet
- * (m = 19 MiB, t = 2, p = 1): ~8 ms of one core per hash on this machine class, run on the libuv
- * thread pool by the native binding so it never blocks the event loop.
+ * (m = 19 MiB, t = 2, p = 1): ~8 ms of one core per hash on this machine class, run on hashing
+ * threads of their own (below) so it never blocks the event loop.
  */
 // `algorithm: 2` is Algorithm.Argon2id (a const enum, which isolatedModules cannot import).
 const ARGON2_OPTIONS = { algorithm: 2, memoryCost: 19_456, timeCost: 2, parallelism: 1 } as const;
@@ -30,25 +31,92 @@ export interface PasswordHashingLimits {
 }
 
 /**
- * argon2id under a bounded concurrency (SPEC §7). Both libuv's thread pool and the cores are
- * shared with RS256 signing: without a bound, a flood of sign-ins or sign-ups would keep every
- * thread hashing and the token endpoint and JWKS would wait behind it. Hashes beyond
- * `concurrency` wait in a bounded FIFO; beyond `queue`, they are refused at once.
+ * The niceness of the hashing threads. CPU time goes to the token endpoint and the JWKS first;
+ * hashing takes what they leave, plus a CFS share of about a tenth when they saturate the cores,
+ * so sign-ins slow down under a token peak instead of the tokens slowing down under a sign-in flood.
+ */
+const HASHING_NICENESS = 10;
+
+/**
+ * The hashing thread: argon2's synchronous calls on a worker thread of its own, so the thread's
+ * niceness applies to the hash itself (on Linux a thread's priority is its own; libuv's pool
+ * threads, shared with RS256 signing, stay at normal priority). Loaded from text so that it needs
+ * no separate build output; the argon2 binding is required by its resolved path.
+ */
+function hashingThreadSource(argon2Path: string): string {
+  return `
+const { parentPort } = require('node:worker_threads');
+try { require('node:os').setPriority(0, ${HASHING_NICENESS}); } catch {}
+const argon2 = require(${JSON.stringify(argon2Path)});
+const options = ${JSON.stringify(ARGON2_OPTIONS)};
+parentPort.on('message', ({ op, password, hash }) => {
+  try {
+    if (op === 'hash') parentPort.postMessage({ value: argon2.hashSync(password, options) });
+    else {
+      let ok = false;
+      try { ok = argon2.verifySync(hash, password); } catch {}
+      parentPort.postMessage({ value: ok });
+    }
+  } catch (error) {
+    parentPort.postMessage({ error: String(error && error.message) });
+  }
+});`;
+}
+
+/** One hashing thread, one job at a time. */
+class HashingThread {
+  private readonly worker: Worker;
+  private pending: { resolve(value: string | boolean): void; reject(error: Error): void } | undefined;
+
+  constructor(source: string) {
+    this.worker = new Worker(source, { eval: true });
+    this.worker.unref();
+    this.worker.on('message', (message: { value?: string | boolean; error?: string }) => {
+      const pending = this.pending;
+      this.pending = undefined;
+      if (message.error !== undefined) pending?.reject(new Error(`argon2: ${message.error}`));
+      else pending?.resolve(message.value as string | boolean);
+    });
+    this.worker.on('error', (error) => {
+      this.pending?.reject(error);
+      this.pending = undefined;
+    });
+  }
+
+  run(job: { op: 'hash'; password: string } | { op: 'verify'; hash: string; password: string }): Promise<string | boolean> {
+    return new Promise((resolve, reject) => {
+      this.pending = { resolve, reject };
+      this.worker.postMessage(job);
+    });
+  }
+
+  terminate(): Promise<number> {
+    return this.worker.terminate();
+  }
+}
+
+/**
+ * argon2id under a bounded concurrency (SPEC §7): at most `concurrency` hashes at once, each on a
+ * hashing thread of lowered priority; hashes beyond that wait in a bounded FIFO; beyond `queue`,
+ * they are refused at once (PasswordHashingBusy, a 503). Without these bounds a flood of sign-ins
+ * or sign-ups would keep every core hashing and the token endpoint would wait behind it.
  */
 export class PasswordHashing {
-  private running = 0;
-  private readonly waiting: Array<() => void> = [];
+  private readonly idle: HashingThread[] = [];
+  private readonly threads: HashingThread[] = [];
+  private readonly waiting: Array<(thread: HashingThread) => void> = [];
   private dummy: Promise<string> | undefined;
+  private source: string | undefined;
 
   constructor(private readonly limits: PasswordHashingLimits) {}
 
-  hash(password: string): Promise<string> {
-    return this.run(() => hash(password, ARGON2_OPTIONS));
+  async hash(password: string): Promise<string> {
+    return (await this.run({ op: 'hash', password })) as string;
   }
 
   /** True when `password` matches `passwordHash`; a malformed stored hash counts as no match. */
-  verify(passwordHash: string, password: string): Promise<boolean> {
-    return this.run(() => verify(passwordHash, password).catch(() => false));
+  async verify(passwordHash: string, password: string): Promise<boolean> {
+    return (await this.run({ op: 'verify', hash: passwordHash, password })) as boolean;
   }
 
   /**
@@ -62,23 +130,38 @@ export class PasswordHashing {
 
   /** Hashes in progress and waiting, for tests and metrics. */
   get load(): { running: number; waiting: number } {
-    return { running: this.running, waiting: this.waiting.length };
+    return { running: this.threads.length - this.idle.length, waiting: this.waiting.length };
   }
 
-  private async run<T>(work: () => Promise<T>): Promise<T> {
-    if (this.running >= this.limits.concurrency) {
-      if (this.waiting.length >= this.limits.queue) throw new PasswordHashingBusy();
-      await new Promise<void>((resolve) => this.waiting.push(resolve));
-    } else {
-      this.running++;
-    }
+  /** Stops the hashing threads (they do not keep the process alive, but tests close what they open). */
+  async close(): Promise<void> {
+    await Promise.all(this.threads.map((thread) => thread.terminate()));
+    this.threads.length = 0;
+    this.idle.length = 0;
+  }
+
+  private async run(job: Parameters<HashingThread['run']>[0]): Promise<string | boolean> {
+    const thread = await this.acquire();
     try {
-      return await work();
+      return await thread.run(job);
     } finally {
-      // Hand the slot straight to the next waiter, so `running` never dips and lets a newcomer jump the queue.
+      // Hand the thread straight to the next waiter, so a newcomer never jumps the queue.
       const next = this.waiting.shift();
-      if (next) next();
-      else this.running--;
+      if (next) next(thread);
+      else this.idle.push(thread);
     }
+  }
+
+  private acquire(): Promise<HashingThread> {
+    const idle = this.idle.pop();
+    if (idle) return Promise.resolve(idle);
+    if (this.threads.length < this.limits.concurrency) {
+      this.source ??= hashingThreadSource(require.resolve('@node-rs/argon2'));
+      const thread = new HashingThread(this.source);
+      this.threads.push(thread);
+      return Promise.resolve(thread);
+    }
+    if (this.waiting.length >= this.limits.queue) return Promise.reject(new PasswordHashingBusy());
+    return new Promise((resolve) => this.waiting.push(resolve));
   }
 }

@@ -10,6 +10,10 @@ export const PERMISSIONS = [
   'tenants:read',
   'tenants:write',
   'audit:read',
+  'api-keys:read',
+  'api-keys:write',
+  'limits:read',
+  'limits:write',
 ] as const;
 
 export type Permission = (typeof PERMISSIONS)[number];

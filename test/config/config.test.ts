@@ -91,3 +91,53 @@ describe('configuration', () => {
     expect(formatDuration(90_000)).toBe('90s');
   });
 });
+
+describe('configuration of the hardening (SPEC §2, §7)', () => {
+  it('has the documented defaults', () => {
+    const config = loadConfig({});
+    expect(config.signInFailureLimits).toEqual({ perEmailIp: 10, perIp: 100, perEmail: 100, windowMs: 15 * 60_000 });
+    expect(config.signUpLimits).toEqual({ perIp: 20, windowMs: 3_600_000 });
+    expect(config.passwordHashing).toEqual({ concurrency: 1, queue: 32 });
+    expect(config.metrics).toEqual({ port: 9464, host: '127.0.0.1' });
+    expect(config.requestTimeoutMs).toBe(30_000);
+    expect(config.refreshReuseIntervalMs).toBe(0);
+    expect(config.apiKeyMaxTtlMs).toBe(365 * 86_400_000);
+    expect(config.trustProxyText).toBe('false');
+    expect(config.trustProxy('127.0.0.1', 0)).toBe(false);
+    expect(config.rateLimitAllowlist('127.0.0.1')).toBe(false);
+  });
+
+  it('reads IDP_TRUST_PROXY as Express does: a hop count, or addresses, CIDRs and names', () => {
+    const hops = loadConfig({ IDP_TRUST_PROXY: '2' }).trustProxy;
+    expect([hops('203.0.113.1', 0), hops('203.0.113.1', 1), hops('203.0.113.1', 2)]).toEqual([true, true, false]);
+    const named = loadConfig({ IDP_TRUST_PROXY: 'loopback, 10.0.0.0/8' }).trustProxy;
+    expect([named('127.0.0.1', 0), named('10.1.2.3', 0), named('203.0.113.1', 0)]).toEqual([true, true, false]);
+  });
+
+  it('reads IDP_RATE_LIMIT_ALLOWLIST, IDP_METRICS_PORT=off and 0, a 0s reuse interval, a never-expiring API key maximum', () => {
+    const config = loadConfig({ IDP_RATE_LIMIT_ALLOWLIST: '192.0.2.0/24,2001:db8::/32', IDP_METRICS_PORT: 'off', IDP_REFRESH_REUSE_INTERVAL: '10s', IDP_API_KEY_MAX_TTL: 'never' });
+    expect([config.rateLimitAllowlist('192.0.2.77'), config.rateLimitAllowlist('2001:db8::1'), config.rateLimitAllowlist('198.51.100.1')]).toEqual([true, true, false]);
+    expect(config.metrics).toBeUndefined();
+    expect(config.refreshReuseIntervalMs).toBe(10_000);
+    expect(config.apiKeyMaxTtlMs).toBeUndefined();
+    expect(loadConfig({ IDP_METRICS_PORT: '0', IDP_METRICS_HOST: '::1' }).metrics).toEqual({ port: 0, host: '::1' });
+    expect(loadConfig({ IDP_REFRESH_REUSE_INTERVAL: '0s' }).refreshReuseIntervalMs).toBe(0);
+  });
+
+  it.each([
+    [{ IDP_TRUST_PROXY: 'true' }, 'IDP_TRUST_PROXY', /every client choose its own address/],
+    [{ IDP_TRUST_PROXY: 'my-proxy' }, 'IDP_TRUST_PROXY', /not an address or CIDR/],
+    [{ IDP_TRUST_PROXY: '99' }, 'IDP_TRUST_PROXY', /not a plausible proxy chain/],
+    [{ IDP_RATE_LIMIT_ALLOWLIST: '10.0.0.0/99' }, 'IDP_RATE_LIMIT_ALLOWLIST', /./],
+    [{ IDP_METRICS_PORT: 'public' }, 'IDP_METRICS_PORT', /whole number/],
+    [{ IDP_REQUEST_TIMEOUT: '0s' }, 'IDP_REQUEST_TIMEOUT', /positive duration/],
+    [{ IDP_REFRESH_REUSE_INTERVAL: 'soon' }, 'IDP_REFRESH_REUSE_INTERVAL', /duration/],
+    [{ IDP_SIGNIN_FAILURES_PER_EMAIL_IP: '0' }, 'IDP_SIGNIN_FAILURES_PER_EMAIL_IP', /whole number/],
+    [{ IDP_PASSWORD_HASH_CONCURRENCY: '0' }, 'IDP_PASSWORD_HASH_CONCURRENCY', /whole number/],
+    [{ IDP_API_KEY_MAX_TTL: 'forever' }, 'IDP_API_KEY_MAX_TTL', /positive duration/],
+  ])('refuses %j naming the variable', (env, variable, message) => {
+    const error = problem(env as Record<string, string>);
+    expect(error.variable).toBe(variable);
+    expect(error.message).toMatch(message);
+  });
+});

@@ -28,7 +28,7 @@ describe('abuse limits on failed client authentication (SPEC §7)', () => {
     handles = [await database.open(), await database.open()];
     const config = testConfig(database, { IDP_MEK: mek, IDP_TRUST_PROXY: 'loopback', IDP_LOG_LEVEL: 'debug' });
     a = await startTestServer(config, handles[0]!, clock.now, { logs });
-    b = await startTestServer(config, handles[1]!, clock.now);
+    b = await startTestServer(config, handles[1]!, clock.now, { logs: captureLogs() });
   });
   afterAll(async () => {
     await a.close();

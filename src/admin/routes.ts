@@ -17,6 +17,7 @@ import { normaliseEmail } from '../users/credentials';
 import { auditView, listAudit } from './audit';
 import type { Permission } from './permissions';
 import { allows, type AdminCaller } from './tokens';
+import { apiKeyAdminRoutes } from '../api-keys/admin-routes';
 
 type Handler = (req: Request, res: Response, caller: AdminCaller, services: Services) => Promise<void>;
 
@@ -352,6 +353,8 @@ export function adminRoutes(options: { services: () => Services | undefined; log
       res.json({ events: page.events.map(auditView), next_cursor: page.next ?? null });
     }),
   );
+
+  router.use('/api-keys', apiKeyAdminRoutes(guard));
 
   router.use(() => {
     throw new ApiError('not_found', 'no such endpoint under /admin/v1 (keys, clients, users, tenants, audit)');

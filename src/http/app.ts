@@ -6,6 +6,7 @@ import type { Services } from '../services';
 import { oauthMetadata, scopesSupported } from '../oauth';
 import { adminRoutes } from '../admin/routes';
 import { userRoutes } from '../users/routes';
+import { apiKeyUserRoutes } from '../api-keys/user-routes';
 
 /** What the HTTP layer sees: the services once they are up (undefined while the database is awaited). */
 export interface AppContext {
@@ -56,6 +57,7 @@ export function createApp(context: AppContext): express.Express {
   app.get('/.well-known/oauth-authorization-server', metadata);
   app.get('/.well-known/openid-configuration', metadata);
 
+  app.use('/auth/v1/api-keys', apiKeyUserRoutes({ deps: context.services, logger: context.logger }));
   app.use('/auth/v1', userRoutes({ accounts: () => context.services()?.users, logger: context.logger }));
   app.use('/admin/v1', adminRoutes({ services: context.services, logger: context.logger }));
 

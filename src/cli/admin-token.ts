@@ -2,37 +2,43 @@ import type { Command } from 'commander';
 import { AdminTokenError, AdminTokens, adminTokenView } from '../admin/tokens';
 import { PERMISSIONS } from '../admin/permissions';
 import { parseDuration } from '../config/duration';
+import { migrateToLatest } from '../db/migrate';
 import { KeyCache } from '../keys/cache';
-import { createMetrics } from '../observability/metrics';
-import { buildLifecycle } from '../services';
 import { createSigner } from '../tokens/sign';
 import { TokenVerifier } from '../tokens/verify';
 import { CliError, table, type CliContext, type OutputOptions } from './context';
+import { mekOf } from './services';
 
-/** Runs `work` with the admin tokens over a database opened for this command; `signing` loads the current key. */
-function withAdminTokens<T>(context: CliContext, signing: boolean, work: (tokens: AdminTokens) => Promise<T>): Promise<T> {
-  return context.withDatabase(async (handle) => {
-    const config = context.config();
-    const logger = context.logger();
-    const { mek } = await buildLifecycle({ config, logger, metrics: createMetrics(), handle, now: context.overrides.now });
-    const keys = new KeyCache({ handle, mek, logger, refreshIntervalMs: config.keyRefreshIntervalMs });
-    if (signing) {
-      await keys.refresh();
-      if (!keys.loaded) throw new CliError('no current signing key: start the server once, or run `idp keys check`');
-    }
-    const tokens = new AdminTokens({
-      db: handle.db,
-      verifier: new TokenVerifier(keys, config.issuer),
-      sign: createSigner(keys),
-      now: context.overrides.now ?? (() => new Date()),
-      settings: { issuer: config.issuer, defaultTtlMs: config.adminTokenTtlMs, retentionMs: config.retentionMs },
-    });
+/** Runs `work` with the admin tokens (the server's when it runs the command); `signing` loads the current key. */
+async function withAdminTokens<T>(context: CliContext, signing: boolean, work: (tokens: AdminTokens) => Promise<T>): Promise<T> {
+  const run = async (tokens: AdminTokens) => {
     try {
       return await work(tokens);
     } catch (error) {
       if (error instanceof AdminTokenError) throw new CliError(error.message);
       throw error;
     }
+  };
+  const { host } = context.overrides;
+  if (host && !context.overrides.now) return run(host.adminTokens);
+  const mek = mekOf(context);
+  return context.withDatabase(async (handle) => {
+    const config = context.config();
+    await migrateToLatest(handle);
+    const keys = new KeyCache({ handle, mek, logger: context.logger(), refreshIntervalMs: config.keyRefreshIntervalMs });
+    if (signing) {
+      await keys.refresh();
+      if (!keys.loaded) throw new CliError('no current signing key: start the server once, or run `idp keys check`');
+    }
+    return run(
+      new AdminTokens({
+        db: handle.db,
+        verifier: new TokenVerifier(keys, config.issuer),
+        sign: createSigner(keys),
+        now: () => context.now(),
+        settings: { issuer: config.issuer, defaultTtlMs: config.adminTokenTtlMs, retentionMs: config.retentionMs },
+      }),
+    );
   });
 }
 

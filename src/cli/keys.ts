@@ -1,23 +1,8 @@
 import type { Command } from 'commander';
-import type { KeyChange, KeyLifecycle } from '../keys/lifecycle';
-import { createMetrics } from '../observability/metrics';
-import { buildLifecycle } from '../services';
-import { keyView } from '../keys/view';
+import type { KeyChange } from '../keys/lifecycle';
+import { keyTransition, keyView } from '../keys/view';
 import { table, type CliContext, type OutputOptions } from './context';
-
-/** Runs `work` with the key lifecycle over a database opened for this command (migrated, MEK checked). */
-export function withLifecycle<T>(context: CliContext, work: (lifecycle: KeyLifecycle) => Promise<T>): Promise<T> {
-  return context.withDatabase(async (handle) => {
-    const { lifecycle } = await buildLifecycle({
-      config: context.config(),
-      logger: context.logger(),
-      metrics: createMetrics(),
-      handle,
-      now: context.overrides.now,
-    });
-    return work(lifecycle);
-  });
-}
+import { withLifecycle } from './services';
 
 const changeLines = (changes: readonly KeyChange[]) => changes.map((c) => `${c.action.padEnd(16)} ${c.kid}`).join('\n');
 
@@ -25,11 +10,17 @@ export function registerKeyCommands(program: Command, context: CliContext): void
   const keys = program.command('keys').description('signing keys');
   keys
     .command('list')
-    .description('every key, with its state and timestamps')
+    .description('every key, with its state, timestamps and next transition')
     .option('--json', 'print JSON')
     .action(async (opts: OutputOptions) => {
-      const list = (await withLifecycle(context, (lifecycle) => lifecycle.list())).map(keyView);
-      context.print(opts, list, table(list, ['kid', 'state', 'bits', 'created_at', 'activated_at', 'deactivated_at', 'retired_at', 'mek_id']));
+      const config = context.config();
+      const rows = await withLifecycle(context, (lifecycle) => lifecycle.list());
+      const list = rows.map((row) => ({ ...keyView(row), ...keyTransition(row, rows, config) }));
+      context.print(
+        opts,
+        list,
+        table(list, ['kid', 'state', 'bits', 'created_at', 'activated_at', 'deactivated_at', 'retired_at', 'next_transition', 'next_transition_at', 'mek_id']),
+      );
     });
   keys
     .command('rotate')

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { generateKeyRingEntry } from '../crypto/mek';
 import type { CliContext, OutputOptions } from './context';
-import { withLifecycle } from './keys';
+import { withLifecycle } from './services';
 
 export function registerMekCommands(program: Command, context: CliContext): void {
   const mek = program.command('mek').description('master encryption key ring');

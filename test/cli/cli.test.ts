@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { sql } from 'kysely';
 import { runCli } from '../../src/cli/program';
 import type { DatabaseHandle } from '../../src/db';
 import { listKeys } from '../../src/keys/repository';
@@ -61,12 +62,35 @@ describe('idp CLI', () => {
     expect(keys).toHaveLength(2);
     for (const key of keys) {
       expect(Object.keys(key).sort()).toEqual(
-        ['activated_at', 'alg', 'bits', 'created_at', 'deactivated_at', 'kid', 'mek_id', 'published_at', 'retired_at', 'state'].sort(),
+        [
+          'activated_at',
+          'alg',
+          'bits',
+          'created_at',
+          'deactivated_at',
+          'kid',
+          'mek_id',
+          'published_at',
+          'retired_at',
+          'state',
+          'next_transition',
+          'next_transition_at',
+        ].sort(),
       );
       expect(key).toMatchObject({ alg: 'RS256', bits: 2048, mek_id: 'cli-mek' });
     }
     const table = await idp(['keys', 'list']);
-    expect(table.stdout.split('\n')[0]).toMatch(/^KID\s+STATE\s+BITS/);
+    expect(table.stdout.split('\n')[0]).toMatch(/^KID\s+STATE\s+BITS.*NEXT_TRANSITION\s+NEXT_TRANSITION_AT\s+MEK_ID$/);
+  });
+
+  it('keys list gives each key its next transition: promotion and deactivation when both limits have passed', async () => {
+    // The default policy: IDP_KEY_ROTATION_INTERVAL 30d, IDP_KEY_PREPUBLISH 24h; both keys were created at the clock's time.
+    const keys = JSON.parse((await idp(['keys', 'list', '--json'])).stdout) as Array<Record<string, string>>;
+    const current = keys.find((k) => k.state === 'current')!;
+    const next = keys.find((k) => k.state === 'next')!;
+    const due = new Date(Date.parse(current.activated_at!) + 30 * 86_400_000).toISOString();
+    expect(current).toMatchObject({ next_transition: 'deactivation', next_transition_at: due });
+    expect(next).toMatchObject({ next_transition: 'promotion', next_transition_at: due });
   });
 
   it('keys rotate refuses before the next key is old enough, saying when, and changes nothing', async () => {
@@ -137,6 +161,29 @@ describe('idp CLI', () => {
     const result = await idp(['bogus']);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain("unknown command 'bogus'");
+  });
+
+  it('escapes what a stored name could do to a terminal, in tables, in `show` and in JSON', async () => {
+    const created = await idp(['clients', 'create', '--name', 'plain', '--scope', 'read', '--json']);
+    expect(created.code).toBe(0);
+    const id = JSON.parse(created.stdout).client_id as string;
+    // Written behind the CLI's back (names are refused with control characters today, rows may predate that).
+    const evil = '\u001b]0;pwned\u0007\u001b[2J\rfake\u009b31m\u202eevil\nnext\\';
+    await sql`update oauth_clients set name = ${evil} where id = ${id}`.execute(handle.db);
+    // eslint-disable-next-line no-control-regex
+    const raw = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/;
+    const list = await idp(['clients', 'list']);
+    expect(list.code).toBe(0);
+    expect(list.stdout).not.toMatch(raw);
+    expect(list.stdout).toContain('\\x1b]0;pwned\\x07\\x1b[2J\\rfake\\x9b31m\\u202eevil\\nnext\\\\');
+    // One row per client: the newline in the name did not start a new line.
+    expect(list.stdout.trimEnd().split('\n')).toHaveLength(2);
+    const show = await idp(['clients', 'show', id]);
+    expect(show.stdout).not.toMatch(raw);
+    expect(show.stdout).toContain('\\x1b]0;pwned');
+    const json = await idp(['clients', 'list', '--json']);
+    expect(json.stdout).not.toMatch(raw);
+    expect(JSON.parse(json.stdout)[0].name).toBe(evil);
   });
 
   describe('the compiled binary', () => {

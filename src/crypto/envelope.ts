@@ -22,6 +22,15 @@ export class EnvelopeError extends Error {
   }
 }
 
+/**
+ * Why a row's data key does not unwrap under a MEK the ring has. AES-GCM cannot tell the two
+ * causes apart: the ring holds other bytes under that id (a pasted or regenerated key), or the row
+ * (its wrapped key, kid, purpose or MEK id) was changed or copied from another row.
+ */
+function wrongKeyOrAltered(mekId: string): string {
+  return `the key ring's key for MEK "${mekId}" does not open this row: wrong key for this id, or the row was altered`;
+}
+
 /** Binds a ciphertext to its row: the same bytes under another kid or purpose do not decrypt. */
 export function keyAad(kid: string, purpose: string): Buffer {
   return Buffer.from(`idp-signing-key|v${ENVELOPE_VERSION}|kid:${kid}|purpose:${purpose}`);
@@ -49,12 +58,13 @@ export async function openPrivateKey(mek: MekProvider, envelope: Envelope, kid: 
     if (error instanceof MekError && error.code === 'ERR_MEK_MISSING') {
       throw new EnvelopeError(kid, `it is wrapped by MEK "${envelope.mekId}", which is not in the key ring`);
     }
-    throw new EnvelopeError(kid, 'tampered, or copied from another row');
+    throw new EnvelopeError(kid, wrongKeyOrAltered(envelope.mekId));
   }
   try {
     return openAesGcm(dataKey, envelope.ciphertext, aad);
   } catch {
-    throw new EnvelopeError(kid, 'tampered, or copied from another row');
+    // The MEK opened the data key, so the ring is right: the encrypted private key itself was altered.
+    throw new EnvelopeError(kid, `the data key opens under MEK "${envelope.mekId}" but the encrypted private key does not: the row was altered`);
   } finally {
     dataKey.fill(0);
   }
@@ -66,8 +76,11 @@ export async function rewrapEnvelope(mek: MekProvider, envelope: Envelope, kid: 
   let dataKey: Buffer;
   try {
     dataKey = await mek.unwrap(envelope.mekId, envelope.wrappedDataKey, aad);
-  } catch {
-    throw new EnvelopeError(kid, `the data key does not unwrap under MEK "${envelope.mekId}"`);
+  } catch (error) {
+    if (error instanceof MekError && error.code === 'ERR_MEK_MISSING') {
+      throw new EnvelopeError(kid, `it is wrapped by MEK "${envelope.mekId}", which is not in the key ring`);
+    }
+    throw new EnvelopeError(kid, wrongKeyOrAltered(envelope.mekId));
   }
   try {
     const { mekId, wrapped } = await mek.wrap(dataKey, aad);

@@ -103,9 +103,27 @@ describe('signing keys at rest', () => {
     expect(await listKeys(handle.db)).toEqual(before);
   });
 
-  it('refuses the right MEK id with the wrong key bytes', async () => {
+  it('refuses the right MEK id with the wrong key bytes, naming the MEK id and both causes', async () => {
+    const before = await listKeys(handle.db);
     const config = testConfig(database, { IDP_MEK: testMek('primary') });
-    await expect(buildLifecycle({ config, logger: silent, metrics: createMetrics(), handle })).rejects.toThrow(/does not decrypt/);
+    const error = await buildLifecycle({ config, logger: silent, metrics: createMetrics(), handle }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(EnvelopeError);
+    expect((error as Error).message).toMatch(
+      /^signing key \S+: private key does not decrypt \(the key ring's key for MEK "primary" does not open this row: wrong key for this id, or the row was altered\)$/,
+    );
+    expect((error as Error).message).not.toMatch(/tampered|copied from another row/);
+    expect(await listKeys(handle.db)).toEqual(before);
+  });
+
+  it('says the row was altered when the MEK opens the data key but the private key does not decrypt', async () => {
+    const mek = ring(mekText);
+    const [row] = (await listKeys(handle.db)).filter((r) => envelopeOf(r));
+    const envelope = envelopeOf(row!)!;
+    const flipped = Buffer.from(envelope.ciphertext);
+    flipped[flipped.length - 1] = (flipped[flipped.length - 1] as number) ^ 1;
+    await expect(openPrivateKey(mek, { ...envelope, ciphertext: flipped }, row!.kid, row!.purpose)).rejects.toThrow(
+      `signing key ${row!.kid}: private key does not decrypt (the data key opens under MEK "primary" but the encrypted private key does not: the row was altered)`,
+    );
   });
 
   it('does not decrypt a ciphertext copied onto another row', async () => {
@@ -113,7 +131,7 @@ describe('signing keys at rest', () => {
     const [a, b] = (await listKeys(handle.db)).filter((r) => envelopeOf(r));
     const stolen = envelopeOf(a!)!;
     await expect(openPrivateKey(mek, stolen, b!.kid, b!.purpose)).rejects.toThrow(
-      `signing key ${b!.kid}: private key does not decrypt (tampered, or copied from another row)`,
+      `signing key ${b!.kid}: private key does not decrypt (the key ring's key for MEK "primary" does not open this row: wrong key for this id, or the row was altered)`,
     );
     await expect(openPrivateKey(mek, stolen, a!.kid, 'another-purpose')).rejects.toBeInstanceOf(EnvelopeError);
     // The same through the database: the start-up check names the row, and restoring it heals.

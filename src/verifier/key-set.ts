@@ -11,6 +11,9 @@ export class MissingKeyId extends Error {
   }
 }
 
+/** While no key set was ever fetched, the least time between two attempts, ms. */
+const FIRST_FETCH_RETRY_MS = 1_000;
+
 export interface KeySetOptions {
   fetch: FetchFunction;
   timeout: number;
@@ -53,6 +56,7 @@ export class RemoteKeySet {
   private freshUntil = 0;
   private lastAttempt = -Infinity;
   private lastError: string | undefined;
+  private lastFailure: Error | undefined;
   private pending: Promise<void> | undefined;
 
   constructor(
@@ -65,6 +69,8 @@ export class RemoteKeySet {
     if (typeof header.kid !== 'string') throw new MissingKeyId();
     const now = Date.now();
     if (this.local === undefined) {
+      // Never fetched: after a failure, fail fast for a second rather than queue every request on a dead provider.
+      if (this.lastFailure !== undefined && now - this.lastAttempt < FIRST_FETCH_RETRY_MS) throw this.lastFailure;
       await this.load();
     } else if (now >= this.freshUntil && now - this.lastAttempt >= this.options.cooldown) {
       // Stale: refetch, but keep the set we have when the identity provider cannot be reached.
@@ -123,9 +129,11 @@ export class RemoteKeySet {
       this.fetchedAt = now;
       this.freshUntil = now + Math.min(this.options.maxAge, Math.max(this.options.cooldown, maxAge));
       this.lastError = undefined;
+      this.lastFailure = undefined;
       if (changed) this.options.onChange();
     } catch (error) {
-      this.lastError = error instanceof Error ? error.message : String(error);
+      this.lastFailure = error instanceof Error ? error : new Error(String(error));
+      this.lastError = this.lastFailure.message;
       throw error;
     }
   }

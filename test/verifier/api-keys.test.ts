@@ -78,6 +78,11 @@ describe('verifier kit: API keys, exchanged tokens, revocation', () => {
       });
     }
     expect(counter.count(INTROSPECT)).toBe(1);
+    // The cache holds the key's SHA-256, never the key.
+    const cached = [...(counted as unknown as { introspector: { cache: { entries: Map<string, unknown> } } }).introspector.cache.entries.keys()];
+    expect(cached).toHaveLength(1);
+    expect(cached[0]).not.toContain(unknown);
+    expect(cached[0]).toMatch(/^[A-Za-z0-9_-]{43}$/);
   });
 
   it('a revoked key is refused within the cache bound (activeTtl), an active answer reused until then', async () => {

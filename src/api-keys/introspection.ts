@@ -1,16 +1,11 @@
 import { decodeJwt, decodeProtectedHeader, type JWTPayload } from 'jose';
 import { UnauthorizedClient } from '../oauth/errors';
+import { withinTenant } from '../oauth/tenant-boundary';
 import type { ActiveIntrospection, TokenKind, TokenKindContext } from '../oauth/token-kinds';
 import { presentKey } from './exchange';
 import { looksLikeApiKey } from './format';
 import { accessTokenRevoked, denyAccessToken, findOwnerState, type ApiKeyOwner } from './repository';
 import { plausibleOwnerId } from './service';
-
-/** Tenants are a boundary (SPEC §4): a client of tenant T sees only tenant T's keys and tokens; a client without a tenant sees all. */
-function visibleTo(context: TokenKindContext, tenantId: string | null | undefined): boolean {
-  const clientTenant = context.client.tenantId;
-  return clientTenant === null || clientTenant === tenantId;
-}
 
 /**
  * API keys at /oauth/introspect and /oauth/revoke, recognised by their `idpk_` prefix.
@@ -28,7 +23,8 @@ export const apiKeyTokens: TokenKind = {
     const presented = await presentKey(apiKeys, token);
     if (presented.status !== 'active') return null;
     const { key } = presented;
-    if (!visibleTo(context, key.tenantId)) return null;
+    // Tenants are a boundary (SPEC §4); the key's tenant is its owner's, kept in step by a trigger.
+    if (!withinTenant(context.client, key.tenantId)) return null;
     apiKeys.recordUse(key);
     const answer: ActiveIntrospection = {
       active: true,
@@ -102,7 +98,8 @@ export const exchangedAccessTokens: TokenKind = {
     const state = await findOwnerState(db, owner);
     if (!state || state.disabled || state.tenantDisabled) return null;
     const tenantId = typeof payload.tenant_id === 'string' ? payload.tenant_id : null;
-    if (!visibleTo(context, tenantId)) return null;
+    // The tenant the token claims and its owner's tenant now must both be the asker's.
+    if (!withinTenant(context.client, tenantId, state.tenantId)) return null;
     const answer: ActiveIntrospection = {
       active: true,
       token_type: 'Bearer',

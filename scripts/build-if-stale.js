@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+/* global require, module, process, __dirname */
+/* eslint-disable @typescript-eslint/no-require-imports -- plain CommonJS: it runs before anything is compiled */
 'use strict';
 /**
  * Build once: `npm start`, `npm run idp` and the benchmarks run the compiled code in dist/, and

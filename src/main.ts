@@ -6,6 +6,7 @@ import type http from 'node:http';
 import { clusterScraper, createMetrics, joinClusterMetrics, startMetricsListener, type Metrics } from './observability/metrics';
 import { startScheduler, type Scheduler } from './scheduler';
 import { startServices, type Services } from './services';
+import { serveCliSocket, type CliSocketServer } from './cli/remote';
 
 /** config → database → migrations → keys → app → listen → scheduler (the server listens first so /healthz and /readyz answer while the database is awaited). */
 async function main(): Promise<void> {
@@ -26,7 +27,7 @@ async function main(): Promise<void> {
   joinClusterMetrics(metrics);
 
   // Filled in as start-up progresses; the server answers /healthz and /readyz before they exist.
-  const running: { services?: Services; scheduler?: Scheduler } = {};
+  const running: { services?: Services; scheduler?: Scheduler; cliSocket?: CliSocketServer } = {};
   const server = createHttpServer({ config, logger, metrics, services: () => running.services });
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
@@ -39,6 +40,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down: stop the schedule, drain requests, close the database');
+    await running.cliSocket?.close();
     await running.scheduler?.stop();
     await new Promise<void>((resolve) => {
       server.close(() => resolve());
@@ -63,6 +65,8 @@ async function main(): Promise<void> {
   running.services = services;
   if (stopping) return;
   running.scheduler = startScheduler(services);
+  // Embedded PGlite only: `idp` commands run here while this process holds the data directory.
+  running.cliSocket = await serveCliSocket(services);
   logger.info({ kid: services.keys.current.kid }, 'ready');
   process.send?.({ type: 'idp-ready' });
 }

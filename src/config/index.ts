@@ -40,6 +40,12 @@ export interface Config {
   readonly jwksMaxAgeSeconds: number;
   /** `IDP_KEY_REFRESH_INTERVAL`, default 30s: periodic re-read of the keys, the fallback to LISTEN/NOTIFY. */
   readonly keyRefreshIntervalMs: number;
+  /**
+   * `IDP_CLIENT_CACHE_SIZE`, default 10000: the most clients each worker keeps in memory (least
+   * recently used first out). A client not in memory costs one primary-key query; memory is bounded
+   * by this setting, not by the number of clients.
+   */
+  readonly clientCacheSize: number;
   /** `IDP_ACCESS_TOKEN_TTL`, default 1h. */
   readonly accessTokenTtlMs: number;
   /** `IDP_REFRESH_TOKEN_TTL`, default 7d. */
@@ -292,6 +298,7 @@ export function loadConfig(env: Env = process.env): Config {
     retentionMs,
     jwksMaxAgeSeconds,
     keyRefreshIntervalMs: duration(env, 'IDP_KEY_REFRESH_INTERVAL', 30_000),
+    clientCacheSize: integer(env, 'IDP_CLIENT_CACHE_SIZE', 10_000, 1, 10_000_000),
     accessTokenTtlMs,
     refreshTokenTtlMs,
     adminTokenTtlMs,

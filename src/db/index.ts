@@ -25,6 +25,9 @@ export interface DatabaseHandle {
   close(): Promise<void>;
 }
 
+/** `application_name` of each process's one LISTEN connection (pg_stat_activity). */
+export const LISTENER_APPLICATION_NAME = 'idp-listener';
+
 export interface DatabaseOptions {
   databaseUrl: string | undefined;
   /** PGlite data directory; `memory://` keeps it in memory (tests). */
@@ -129,7 +132,8 @@ async function openPostgres(databaseUrl: string, options: DatabaseOptions): Prom
   // One dedicated connection carries every LISTEN; when it drops it is re-opened with backoff
   // and every subscriber is told, so that it can re-read what it may have missed.
   async function connectListener(isReconnect: boolean): Promise<void> {
-    const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 5_000 });
+    // Named, so that an operator (or a fault test) finds it in pg_stat_activity.
+    const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 5_000, application_name: LISTENER_APPLICATION_NAME });
     client.on('notification', (message) => {
       for (const l of listeners) if (l.channel === message.channel) l.handler(message.payload ?? '');
     });

@@ -58,7 +58,11 @@ export class KeyCache {
     await this.deps.handle.listen(
       KEYS_CHANNEL,
       () => this.refresh(),
-      () => this.refresh(),
+      () => {
+        // Changes made while the connection was down were not announced: read the keys now.
+        this.deps.logger.info('signing keys re-read: the notification connection was restored');
+        void this.refresh();
+      },
     );
     this.timer = setInterval(() => this.refresh(), this.deps.refreshIntervalMs);
     this.timer.unref();

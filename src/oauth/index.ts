@@ -38,7 +38,7 @@ export interface OAuthDeps {
 
 export async function startOAuth(deps: OAuthDeps): Promise<OAuthServices> {
   const { config, logger, handle, limiter, limits, now } = deps;
-  const clients = new ClientCache({ handle, logger, refreshIntervalMs: config.keyRefreshIntervalMs });
+  const clients = new ClientCache({ handle, logger, maxEntries: config.clientCacheSize });
   await clients.start();
   const authenticator = new ClientAuthenticator({ clients, limits, now });
   const sweep = async () => {

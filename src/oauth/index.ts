@@ -1,7 +1,9 @@
+import { sql } from 'kysely';
 import { ClientCache } from '../clients/cache';
 import { listAllowedScopes } from '../clients/repository';
 import type { Config } from '../config';
 import type { DatabaseHandle } from '../db';
+import { deleteInBatches } from '../db/sweep';
 import type { Logger } from '../observability/logger';
 import type { FailureLimiter } from '../ratelimit';
 import type { AbuseLimits } from '../ratelimit/policies';
@@ -42,7 +44,7 @@ export async function startOAuth(deps: OAuthDeps): Promise<OAuthServices> {
   await clients.start();
   const authenticator = new ClientAuthenticator({ clients, limits, now });
   const sweep = async () => {
-    await handle.db.deleteFrom('revoked_access_tokens').where('expires_at', '<', now()).execute();
+    await deleteInBatches(handle.db, { table: 'revoked_access_tokens', key: 'jti', where: sql`expires_at < ${now()}` });
     await limiter.sweep();
   };
   const timer = setInterval(() => {

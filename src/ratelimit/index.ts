@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { DatabaseHandle } from '../db';
+import { deleteInBatches } from '../db/sweep';
 import type { Logger } from '../observability/logger';
 
 /** At most `limit` failures per key within a window of `windowMs`. */
@@ -119,16 +120,15 @@ export class FailureLimiter {
     return Number(result.numDeletedRows) > 0;
   }
 
-  /** Deletes counters whose window and block have both passed, and forgets expired blocks. */
+  /** Deletes counters whose window and block have both passed (in bounded batches), and forgets expired blocks. */
   async sweep(): Promise<number> {
     const now = this.now();
     for (const [key, until] of this.blocked) if (until <= now.getTime()) this.blocked.delete(key);
-    const result = await this.options.handle.db
-      .deleteFrom('rate_limit_counters')
-      .where('window_ends_at', '<=', now)
-      .where((eb) => eb.or([eb('blocked_until', 'is', null), eb('blocked_until', '<=', now)]))
-      .executeTakeFirst();
-    return Number(result.numDeletedRows);
+    return deleteInBatches(this.options.handle.db, {
+      table: 'rate_limit_counters',
+      key: 'key',
+      where: sql`window_ends_at <= ${now} and (blocked_until is null or blocked_until <= ${now})`,
+    });
   }
 
   private async count({ key, rule }: FailureKey, now: Date): Promise<number> {

@@ -37,8 +37,10 @@ export interface RequireAuthOptions extends AuthRequirements {
  * ```
  */
 export function requireAuth(options: RequireAuthOptions): RequestHandler {
-  const { verifier, realm = verifier.realm, onError, ...rest } = options;
-  if (verifier === undefined || typeof verifier.authenticate !== 'function') throw new TypeError('requireAuth: options.verifier is required (createVerifier)');
+  if (options?.verifier === undefined || typeof options.verifier.authenticate !== 'function') {
+    throw new TypeError('requireAuth: options.verifier is required (createVerifier)');
+  }
+  const { verifier, realm = options.verifier.realm, onError, ...rest } = options;
   const requirements = checkRequirements(rest);
   const refuse = (error: VerifierError, req: Request, res: Response) => {
     onError?.(error, req);

@@ -3,7 +3,7 @@ import { SignJWT, generateKeyPair } from 'jose';
 import request from 'supertest';
 import { makeClient, type TestClient } from '../oauth/helpers';
 import { signIn, signUp } from '../users/support';
-import { createVerifier, InsufficientScope, InvalidRequest, InvalidToken, MissingCredentials, type AuthInfo, type Verifier } from '../../src/verifier';
+import { createVerifier, requireAuth, InsufficientScope, InvalidRequest, InvalidToken, MissingCredentials, type AuthInfo, type Verifier } from '../../src/verifier';
 import { API, USERS, claims, clientToken, resourceServer, startIdp, type Idp } from './support';
 
 /**
@@ -267,6 +267,7 @@ describe('verifier kit: tokens and refusals', () => {
       expect(() => createVerifier({ issuer: idp.issuer, audience: API, roles: { everyone: {} } })).toThrow(/without conditions/);
       expect(() => createVerifier({ issuer: idp.issuer, audience: API, roles: { x: { scopes: 'read' } as never } })).toThrow(/unknown condition scopes/);
       expect(() => resourceServer(verifier, { '/x': { tokenTypes: ['robot' as never] } })).toThrow(/unknown token type robot/);
+      expect(() => requireAuth({} as never)).toThrow(/options.verifier is required/);
       expect(new InsufficientScope('missing scope "x"', 'x')).toMatchObject({ code: 'insufficient_scope', status: 403 });
     });
   });

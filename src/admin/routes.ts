@@ -4,17 +4,18 @@ import { z } from 'zod';
 import { recordAudit } from '../audit';
 import { findClient, listClients } from '../clients/repository';
 import { clientView } from '../clients/view';
-import { changeClient, ClientError, createClient, deleteClient, parseScope, rotateClientSecret, type ClientPolicy } from '../clients/service';
-import { parseDuration } from '../config/duration';
-import { ApiError, apiErrorHandler, bearerToken, readJsonBody, requestId, withRequestId } from '../http/api-error';
+import { changeClient, CLIENT_ID, ClientError, clientPolicy, createClient, deleteClient, parseGrace, parseScope, rotateClientSecret } from '../clients/service';
+import { ApiError, apiErrorHandler, bearerToken, checkQuery, readJsonBody, requestId, withRequestId } from '../http/api-error';
 import { KeyLifecycleError } from '../keys/lifecycle';
 import { keyView } from '../keys/view';
 import type { Logger } from '../observability/logger';
 import type { Services } from '../services';
-import { createTenant, findTenant, listTenants, setTenantDisabled, tenantView } from '../tenants/repository';
-import { decodeCursor, findUser, listUsers, publicUser, revokeUserSessions, updateUser } from '../users/repository';
+import { createTenant, findTenant, listTenants, setTenantDisabled, TENANT_ID, TenantError, tenantView } from '../tenants/repository';
+import { printableProblem } from '../text';
+import { findUser, listUsers, publicUser, revokeUserSessions, updateUser } from '../users/repository';
 import { normaliseEmail } from '../users/credentials';
 import { auditView, listAudit } from './audit';
+import { decodeCursor, encodeCursor, type CursorKind } from './cursor';
 import type { Permission } from './permissions';
 import { allows, type AdminCaller } from './tokens';
 import { apiKeyAdminRoutes } from '../api-keys/admin-routes';
@@ -22,6 +23,50 @@ import { apiKeyAdminRoutes } from '../api-keys/admin-routes';
 type Handler = (req: Request, res: Response, caller: AdminCaller, services: Services) => Promise<void>;
 
 const pageLimit = z.coerce.number().int().min(1).max(500).default(100);
+const cursorField = z.string().max(400).optional();
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * The path parameters of the admin API and what each must look like; checked before anything reads
+ * the database, so a malformed id is a 400 and a well-formed unknown one a 404. A parameter not
+ * listed here must still be printable text.
+ */
+const PARAMETERS: Readonly<Record<string, { pattern: RegExp; what: string }>> = {
+  kid: { pattern: /^[A-Za-z0-9_-]{1,128}$/, what: 'a key id (base64url)' },
+  clientId: { pattern: CLIENT_ID, what: 'a client id (base64url)' },
+  userId: { pattern: UUID, what: 'a user id (a UUID)' },
+  tenantId: { pattern: TENANT_ID, what: 'a tenant id (letters, digits, _ . -, at most 64)' },
+};
+
+/** Refuses a malformed path parameter with 400. */
+function checkParameters(req: Request): void {
+  for (const [name, value] of Object.entries(req.params as Record<string, unknown>)) {
+    if (typeof value !== 'string') continue;
+    const problem = printableProblem(value);
+    if (problem) throw new ApiError('invalid_request', `path parameter ${name} ${problem}`);
+    const rule = PARAMETERS[name];
+    if (rule && !rule.pattern.test(value)) throw new ApiError('invalid_request', `path parameter ${name} must be ${rule.what}`);
+  }
+}
+
+/** A date-time with offset (RFC 3339) that is a real instant: `2026-02-31T00:00:00Z` is refused. */
+const instant = z.iso.datetime({ offset: true }).transform((text, ctx) => {
+  const date = new Date(text);
+  if (Number.isNaN(date.getTime())) {
+    ctx.addIssue({ code: 'custom', message: 'not a real date and time' });
+    return z.NEVER;
+  }
+  return date;
+});
+
+/** The keyset position of a `cursor` query parameter, or a 400 for anything this API did not hand out. */
+function pageStart(kind: CursorKind, cursor: string | undefined) {
+  if (cursor === undefined) return undefined;
+  const position = decodeCursor(kind, cursor);
+  if (!position) throw new ApiError('invalid_request', 'cursor: not a cursor returned by this endpoint (pass next_cursor back unchanged)');
+  return position;
+}
 
 function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const result = schema.safeParse(value);
@@ -46,6 +91,11 @@ function clientError(error: unknown): never {
   throw error;
 }
 
+function tenantError(error: unknown): never {
+  if (error instanceof TenantError) throw new ApiError('invalid_request', error.message);
+  throw error;
+}
+
 /** `scopes` as an array or an RFC 6749 space-separated string. */
 const scopesField = z.union([z.array(z.string().max(200)).max(100), z.string().max(4000)]).transform((value, ctx) => {
   const scopes = typeof value === 'string' ? parseScope(value) : value;
@@ -56,15 +106,14 @@ const scopesField = z.union([z.array(z.string().max(200)).max(100), z.string().m
   return scopes;
 });
 
-const TENANT_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
-
 /**
  * `/admin/v1` (SPEC §4): only admin tokens, each route guarded by exactly one permission.
  * 401 when the token is missing, invalid or revoked; 403 when it is valid but lacks the permission.
  * Every change is an audit event with actor `admin-token:<id>` and the request id.
  */
 export function adminRoutes(options: { services: () => Services | undefined; logger: Logger }): Router {
-  const router = Router();
+  // Exact routes (SPEC §7): `/ADMIN/V1/keys` or `/admin/v1/keys/` must not slip past a proxy rule.
+  const router = Router({ caseSensitive: true, strict: true });
   router.use(withRequestId);
   router.use((_req, res, next) => {
     res.set('Cache-Control', 'no-store');
@@ -80,7 +129,9 @@ export function adminRoutes(options: { services: () => Services | undefined; log
       if (!allows(caller, permission)) {
         throw new ApiError('forbidden', `admin token ${caller.id} lacks the permission "${permission}"`);
       }
-      // The body is read only once the caller is known: an anonymous caller gets 401, never a parse error.
+      // Input is read only once the caller is known: an anonymous caller gets 401, never a 400.
+      checkParameters(req);
+      checkQuery(req);
       if (req.method !== 'GET') await readJsonBody(req, res);
       await handler(req, res, caller, services);
     };
@@ -119,12 +170,8 @@ export function adminRoutes(options: { services: () => Services | undefined; log
   );
 
   // Clients: the same service as `idp clients`; every change is audited there with the admin token as actor.
-  const clientPolicy = (services: Services): ClientPolicy => ({
-    defaultAudience: services.config.clientDefaultAudience,
-    maxTokenTtlMs: services.config.clientTokenTtlMs,
-  });
   const change = (services: Services, req: Request, caller: AdminCaller) => ({ actor: caller.actor, now: services.now(), requestId: requestId(req) });
-  const clientId = (req: Request) => String(req.params.id);
+  const clientId = (req: Request) => String(req.params.clientId);
 
   router.get(
     '/clients',
@@ -151,7 +198,7 @@ export function adminRoutes(options: { services: () => Services | undefined; log
       const { client, secret } = await createClient(
         services.handle.db,
         { name: body.name, scopes: body.scopes, audiences: body.audiences, tenantId: body.tenant_id, tokenTtlSeconds: body.token_ttl_seconds },
-        clientPolicy(services),
+        clientPolicy(services.config),
         change(services, req, caller),
       ).catch(clientError);
       // The secret is shown once, here; only its hash is stored.
@@ -159,7 +206,7 @@ export function adminRoutes(options: { services: () => Services | undefined; log
     }),
   );
   router.get(
-    '/clients/:id',
+    '/clients/:clientId',
     guard('clients:read', async (req, res, _caller, services) => {
       const client = await findClient(services.handle.db, clientId(req));
       if (!client) throw new ApiError('not_found', `no client ${clientId(req)}`);
@@ -167,7 +214,7 @@ export function adminRoutes(options: { services: () => Services | undefined; log
     }),
   );
   router.patch(
-    '/clients/:id',
+    '/clients/:clientId',
     guard('clients:write', async (req, res, caller, services) => {
       const body = parse(
         z
@@ -193,29 +240,25 @@ export function adminRoutes(options: { services: () => Services | undefined; log
           tokenTtlSeconds: body.token_ttl_seconds,
           disabledAt: body.disabled === undefined ? undefined : body.disabled ? now : null,
         },
-        clientPolicy(services),
+        clientPolicy(services.config),
         { ...change(services, req, caller), now },
       ).catch(clientError);
       res.json(clientView(client));
     }),
   );
   router.delete(
-    '/clients/:id',
+    '/clients/:clientId',
     guard('clients:write', async (req, res, caller, services) => {
       await deleteClient(services.handle.db, clientId(req), change(services, req, caller)).catch(clientError);
       res.status(204).end();
     }),
   );
   router.post(
-    '/clients/:id/secret',
+    '/clients/:clientId/secret',
     guard('clients:write', async (req, res, caller, services) => {
       const body = parse(z.object({ grace: z.string().max(20).optional() }).strict(), req.body ?? {}, 'body');
-      let graceMs = services.config.clientSecretGraceMs;
-      if (body.grace !== undefined) {
-        const parsed = /^0+[smhd]?$/.test(body.grace) ? 0 : parseDuration(body.grace);
-        if (parsed === undefined) throw new ApiError('invalid_request', `grace "${body.grace}" is not a duration such as 0s, 1h or 1d`);
-        graceMs = parsed;
-      }
+      const graceMs = body.grace === undefined ? services.config.clientSecretGraceMs : parseGrace(body.grace);
+      if (graceMs === undefined) throw new ApiError('invalid_request', `grace "${body.grace}" is not a duration such as 0s, 1h or 1d`);
       const rotated = await rotateClientSecret(services.handle.db, clientId(req), graceMs, change(services, req, caller)).catch(clientError);
       res.json({
         client_id: clientId(req),
@@ -229,23 +272,26 @@ export function adminRoutes(options: { services: () => Services | undefined; log
     '/users',
     guard('users:read', async (req, res, _caller, services) => {
       const query = parse(
-        z.object({ email: z.string().max(254).optional(), tenant_id: z.string().max(64).optional(), limit: pageLimit, cursor: z.string().max(200).optional() }),
+        z.object({
+          email: z.string().max(254).optional(),
+          tenant_id: z.union([z.literal(''), z.string().regex(TENANT_ID, 'a tenant id')]).optional(),
+          limit: pageLimit,
+          cursor: cursorField,
+        }),
         req.query,
         'query',
       );
-      const cursor = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
-      if (query.cursor !== undefined && !cursor) throw new ApiError('invalid_request', 'cursor: not a cursor returned by this endpoint');
       const page = await listUsers(services.handle.db, {
         email: query.email === undefined ? undefined : normaliseEmail(query.email),
         tenantId: query.tenant_id,
         limit: query.limit,
-        cursor,
+        after: pageStart('users', query.cursor),
       });
-      res.json({ users: page.users.map(publicUser), next_cursor: page.next ?? null });
+      res.json({ users: page.users.map(publicUser), next_cursor: page.next ? encodeCursor('users', page.next) : null });
     }),
   );
   router.patch(
-    '/users/:id',
+    '/users/:userId',
     guard('users:write', async (req, res, caller, services) => {
       const body = parse(
         z
@@ -258,9 +304,9 @@ export function adminRoutes(options: { services: () => Services | undefined; log
         req.body ?? {},
         'body',
       );
-      const id = String(req.params.id);
+      const id = String(req.params.userId);
       const db = services.handle.db;
-      const existing = z.uuid().safeParse(id).success ? await findUser(db, id) : undefined;
+      const existing = await findUser(db, id);
       if (!existing) throw new ApiError('not_found', `no user has id "${id}"`);
       if (body.tenant_id && !(await findTenant(db, body.tenant_id))) throw new ApiError('invalid_request', `tenant_id: no tenant "${body.tenant_id}"`);
       const now = services.now();
@@ -292,10 +338,10 @@ export function adminRoutes(options: { services: () => Services | undefined; log
     }),
   );
   router.get(
-    '/tenants/:id',
+    '/tenants/:tenantId',
     guard('tenants:read', async (req, res, _caller, services) => {
-      const tenant = await findTenant(services.handle.db, String(req.params.id));
-      if (!tenant) throw new ApiError('not_found', `no tenant "${String(req.params.id)}"`);
+      const tenant = await findTenant(services.handle.db, String(req.params.tenantId));
+      if (!tenant) throw new ApiError('not_found', `no tenant "${String(req.params.tenantId)}"`);
       res.json(tenantView(tenant));
     }),
   );
@@ -303,22 +349,22 @@ export function adminRoutes(options: { services: () => Services | undefined; log
     '/tenants',
     guard('tenants:write', async (req, res, caller, services) => {
       const body = parse(
-        z.object({ id: z.string().regex(TENANT_ID, 'letters, digits, _ . -, at most 64').optional(), name: z.string().trim().min(1).max(200) }).strict(),
+        z.object({ id: z.string().regex(TENANT_ID, 'letters, digits, _ . -, at most 64').optional(), name: z.string().max(1000) }).strict(),
         req.body ?? {},
         'body',
       );
       const id = body.id ?? crypto.randomUUID();
       const db = services.handle.db;
       if (await findTenant(db, id)) throw new ApiError('conflict', `tenant "${id}" already exists`);
-      const tenant = await createTenant(db, { id, name: body.name, now: services.now() });
-      await audit(services, req, caller, 'tenant.created', id, { name: body.name });
+      const tenant = await createTenant(db, { id, name: body.name, now: services.now() }).catch(tenantError);
+      await audit(services, req, caller, 'tenant.created', id, { name: tenant.name });
       res.status(201).json(tenantView(tenant));
     }),
   );
   router.delete(
-    '/tenants/:id',
+    '/tenants/:tenantId',
     guard('tenants:write', async (req, res, caller, services) => {
-      const id = String(req.params.id);
+      const id = String(req.params.tenantId);
       const db = services.handle.db;
       const tenant = await findTenant(db, id);
       if (!tenant) throw new ApiError('not_found', `no tenant "${id}"`);
@@ -334,23 +380,22 @@ export function adminRoutes(options: { services: () => Services | undefined; log
   router.get(
     '/audit',
     guard('audit:read', async (req, res, _caller, services) => {
-      const date = z.iso.datetime({ offset: true }).transform((t) => new Date(t));
       const query = parse(
         z.object({
           actor: z.string().max(200).optional(),
           action: z.string().max(100).optional(),
           target: z.string().max(300).optional(),
-          since: date.optional(),
-          until: date.optional(),
+          since: instant.optional(),
+          until: instant.optional(),
           limit: pageLimit,
-          cursor: z.string().max(200).optional(),
+          cursor: cursorField,
         }),
         req.query,
         'query',
       );
-      if (query.cursor !== undefined && !decodeCursor(query.cursor)) throw new ApiError('invalid_request', 'cursor: not a cursor returned by this endpoint');
-      const page = await listAudit(services.handle.db, query);
-      res.json({ events: page.events.map(auditView), next_cursor: page.next ?? null });
+      const { cursor, ...filter } = query;
+      const page = await listAudit(services.handle.db, { ...filter, after: pageStart('audit', cursor) });
+      res.json({ events: page.events.map(auditView), next_cursor: page.next ? encodeCursor('audit', page.next) : null });
     }),
   );
 

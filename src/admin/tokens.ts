@@ -5,6 +5,7 @@ import { recordAudit } from '../audit';
 import { formatDuration } from '../config/duration';
 import type { AdminTokenRow, Database } from '../db/schema';
 import { ApiError } from '../http/api-error';
+import { checkName, InvalidNameError } from '../text';
 import type { Signer } from '../tokens/sign';
 import type { TokenVerifier } from '../tokens/verify';
 import { describeExpiry, invalidToken } from '../users/access-token';
@@ -17,9 +18,12 @@ export function adminAudience(issuer: string): string {
   return `${issuer}/admin`;
 }
 
+/** Admin token ids are UUIDs (the `jti`); anything else is refused before it reaches a query. */
+const TOKEN_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 export class AdminTokenError extends Error {
   constructor(
-    readonly code: 'ERR_PERMISSION' | 'ERR_TTL' | 'ERR_NOT_FOUND' | 'ERR_REVOKED',
+    readonly code: 'ERR_PERMISSION' | 'ERR_TTL' | 'ERR_NOT_FOUND' | 'ERR_REVOKED' | 'ERR_DESCRIPTION',
     message: string,
   ) {
     super(message);
@@ -103,6 +107,15 @@ export class AdminTokens {
       throw new AdminTokenError('ERR_TTL', `ttl ${formatDuration(ttlMs)} exceeds the key retention IDP_KEY_RETENTION (${formatDuration(retentionMs)})`);
     }
     if (ttlMs < 1_000) throw new AdminTokenError('ERR_TTL', 'ttl must be at least 1s');
+    let description: string | null = null;
+    if (request.description !== undefined) {
+      try {
+        description = checkName(request.description, 'the description', 500);
+      } catch (error) {
+        if (error instanceof InvalidNameError) throw new AdminTokenError('ERR_DESCRIPTION', error.message);
+        throw error;
+      }
+    }
     const permissions = request.superAdmin ? [...PERMISSIONS] : [...new Set(request.permissions)];
     const id = crypto.randomUUID();
     const now = this.deps.now();
@@ -131,7 +144,7 @@ export class AdminTokens {
           id,
           permissions: JSON.stringify(permissions),
           is_super_admin: request.superAdmin,
-          description: request.description ?? null,
+          description,
           created_by: request.actor,
           created_at: now,
           expires_at: expiresAt,
@@ -153,7 +166,7 @@ export class AdminTokens {
   }
 
   async revoke(id: string, actor: string, requestId?: string): Promise<AdminTokenRow> {
-    if (!/^[0-9a-f-]{36}$/i.test(id)) throw new AdminTokenError('ERR_NOT_FOUND', `no admin token has id "${id}"`);
+    if (!TOKEN_ID.test(id)) throw new AdminTokenError('ERR_NOT_FOUND', `no admin token has id ${JSON.stringify(id)} (an id is a UUID)`);
     const now = this.deps.now();
     return this.deps.db.transaction().execute(async (trx) => {
       const row = await trx.selectFrom('admin_tokens').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
@@ -187,14 +200,19 @@ export class AdminTokens {
       }
       throw invalidToken(error instanceof Error ? `${(error as { code?: string }).code ?? error.name}: ${error.message}` : String(error));
     }
-    if (payload.token_type !== ADMIN_TOKEN_TYPE || typeof payload.jti !== 'string' || !/^[0-9a-f-]{36}$/i.test(payload.jti)) {
+    // Only tokens this class issued have a UUID `jti`: a signed token with anything else is not one.
+    if (payload.token_type !== ADMIN_TOKEN_TYPE || typeof payload.jti !== 'string' || !TOKEN_ID.test(payload.jti)) {
       throw new ApiError('invalid_token', 'not an admin token: the admin API accepts only tokens from `idp admin-token issue`', {
-        logDetail: `token_type=${String(payload.token_type)}`,
+        logDetail: `token_type=${String(payload.token_type)}, jti ${typeof payload.jti === 'string' && TOKEN_ID.test(payload.jti) ? 'a UUID' : 'not a UUID'}`,
       });
     }
     const row = await this.deps.db.selectFrom('admin_tokens').selectAll().where('id', '=', payload.jti).executeTakeFirst();
     if (!row) throw invalidToken(`admin token ${payload.jti} is signed but not registered`);
     if (row.revoked_at) throw new ApiError('invalid_token', `admin token ${row.id} was revoked at ${row.revoked_at.toISOString()}`);
+    // The row is the record of the token: its expiry holds even if the JWT claims a later one.
+    if (row.expires_at.getTime() <= now.getTime()) {
+      throw new ApiError('token_expired', `admin token expired ${describeExpiry(row.expires_at.getTime(), now)}; issue a new one with \`idp admin-token issue\``);
+    }
     const permissions = new Set(row.permissions.filter(isPermission));
     return { id: row.id, permissions, isSuperAdmin: row.is_super_admin, actor: `admin-token:${row.id}` };
   }

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { Kysely } from 'kysely';
 import { findClient, listClients } from '../clients/repository';
 import { clientView } from '../clients/view';
-import { ClientError, createClient, deleteClient, disableClient, parseScope, rotateClientSecret } from '../clients/service';
+import { ClientError, clientPolicy, createClient, deleteClient, disableClient, parseScope, rotateClientSecret } from '../clients/service';
 import { parseDuration } from '../config/duration';
 import { migrateToLatest } from '../db/migrate';
 import type { Database } from '../db/schema';
@@ -50,7 +50,7 @@ export function registerClientCommands(program: Command, context: CliContext): v
         createClient(
           db,
           { name: opts.name, scopes, audiences: opts.audience, tenantId: opts.tenant ?? null, tokenTtlSeconds: ttlMs === undefined ? null : ttlMs / 1000 },
-          { defaultAudience: config.clientDefaultAudience, maxTokenTtlMs: config.clientTokenTtlMs },
+          clientPolicy(config),
           { actor: 'cli', now: now() },
         ),
       );

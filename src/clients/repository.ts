@@ -1,4 +1,4 @@
-import type { Kysely, Transaction } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database } from '../db/schema';
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -144,8 +144,17 @@ export async function deleteClient(db: Db, id: string): Promise<boolean> {
   return result.numDeletedRows === 1n;
 }
 
-/** Every scope some enabled client may request: `scopes_supported` of the discovery metadata. */
-export async function listAllowedScopes(db: Db): Promise<string[]> {
-  const rows = await db.selectFrom('oauth_clients').select('scopes').where('disabled_at', 'is', null).execute();
-  return [...new Set(rows.flatMap((r) => r.scopes))].sort();
+/**
+ * `scopes_supported` of the discovery metadata: the scopes enabled clients *without a tenant* may
+ * request, distinct, in code-point order, at most `limit`. Discovery is public: a tenant's scope
+ * names are that tenant's business, and the document stays small however many clients there are.
+ */
+export async function listAllowedScopes(db: Db, limit: number): Promise<string[]> {
+  const result = await sql<{ scope: string }>`
+    select distinct s.scope collate "C" as scope
+      from oauth_clients c cross join lateral jsonb_array_elements_text(c.scopes) as s(scope)
+     where c.disabled_at is null and c.tenant_id is null
+     order by 1
+     limit ${limit}`.execute(db);
+  return result.rows.map((r) => r.scope);
 }

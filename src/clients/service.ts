@@ -1,7 +1,11 @@
 import type { Kysely } from 'kysely';
+import { adminAudience } from '../admin/tokens';
 import { recordAudit, type Actor } from '../audit';
+import type { Config } from '../config';
+import { formatDuration, parseDuration } from '../config/duration';
 import type { Database } from '../db/schema';
 import { findTenant } from '../tenants/repository';
+import { checkName, InvalidNameError } from '../text';
 import { deleteClient as deleteClientRow, findClient, insertClient, replaceClientSecret, updateClient, type Client, type ClientChanges } from './repository';
 import { generateClientId, generateClientSecret, hashClientSecret } from './secret';
 
@@ -21,7 +25,32 @@ export interface ClientPolicy {
   defaultAudience: string;
   /** IDP_CLIENT_TOKEN_TTL: a per-client TTL may not exceed it, since key retention is sized by it. */
   maxTokenTtlMs: number;
+  /**
+   * The identity provider's own audiences, which no client may be given: a resource server that
+   * checks `iss`, `aud` and `typ` would otherwise take that client's token for a user or admin token.
+   */
+  reservedAudiences: readonly string[];
 }
+
+/** The policy of every client change, from the configuration (the CLI and the admin API use the same). */
+export function clientPolicy(config: Pick<Config, 'issuer' | 'userAudience' | 'clientDefaultAudience' | 'clientTokenTtlMs'>): ClientPolicy {
+  return {
+    defaultAudience: config.clientDefaultAudience,
+    maxTokenTtlMs: config.clientTokenTtlMs,
+    reservedAudiences: [config.issuer, adminAudience(config.issuer), config.userAudience],
+  };
+}
+
+/** The longest a previous secret may keep working after a rotation. */
+export const MAX_SECRET_GRACE_MS = 30 * 86_400_000;
+
+/** A grace period as written by an operator (`0`, `0s`, `1h`, `7d`); undefined when it is not a duration. */
+export function parseGrace(text: string): number | undefined {
+  return /^0+[smhd]?$/.test(text.trim()) ? 0 : parseDuration(text);
+}
+
+/** What a client id looks like (src/clients/secret.ts draws 22 base64url characters). */
+export const CLIENT_ID = /^[A-Za-z0-9_-]{1,128}$/;
 
 export interface ChangeContext {
   actor: Actor;
@@ -57,10 +86,32 @@ function validScopes(scopes: readonly string[]): string[] {
   return [...new Set(scopes)];
 }
 
-function validAudiences(audiences: readonly string[]): string[] {
+/** One spelling per audience for the reserved-audience check: case, a trailing `/` and URL escapes do not matter. */
+function audienceKey(audience: string): string {
+  let text = audience;
+  try {
+    const url = new URL(audience);
+    url.hash = '';
+    text = url.href;
+  } catch {
+    // Not a URL: compared as written.
+  }
+  return text.replace(/\/+$/, '').toLowerCase();
+}
+
+function validAudiences(audiences: readonly string[], policy: ClientPolicy): string[] {
   if (audiences.length === 0) throw new ClientError('ERR_CLIENT_INVALID', 'a client needs at least one audience');
+  const reserved = new Set(policy.reservedAudiences.map(audienceKey));
   for (const audience of audiences) {
-    if (!AUDIENCE.test(audience)) throw new ClientError('ERR_CLIENT_INVALID', `invalid audience "${audience}" (printable ASCII without spaces, up to 2048 characters)`);
+    if (!AUDIENCE.test(audience)) {
+      throw new ClientError('ERR_CLIENT_INVALID', `invalid audience ${JSON.stringify(audience)} (printable ASCII without spaces, up to 2048 characters)`);
+    }
+    if (reserved.has(audienceKey(audience))) {
+      throw new ClientError(
+        'ERR_CLIENT_INVALID',
+        `audience "${audience}" is reserved: it is the identity provider's own (IDP_ISSUER, IDP_ISSUER/admin or IDP_USER_AUDIENCE), and a client token for it would pass for a user or admin token`,
+      );
+    }
   }
   return [...new Set(audiences)];
 }
@@ -74,16 +125,19 @@ function validTtl(ttl: number | null | undefined, policy: ClientPolicy): number 
 }
 
 function validName(name: string): string {
-  const trimmed = name.trim();
-  if (trimmed === '' || trimmed.length > 200) throw new ClientError('ERR_CLIENT_INVALID', 'a client name is 1 to 200 characters');
-  return trimmed;
+  try {
+    return checkName(name, 'a client name');
+  } catch (error) {
+    if (error instanceof InvalidNameError) throw new ClientError('ERR_CLIENT_INVALID', error.message);
+    throw error;
+  }
 }
 
 /** Creates a client; returns it with its secret, which exists nowhere else afterwards. */
 export async function createClient(db: Kysely<Database>, input: NewClient, policy: ClientPolicy, change: ChangeContext): Promise<{ client: Client; secret: string }> {
   const name = validName(input.name);
   const scopes = validScopes(input.scopes);
-  const audiences = validAudiences(input.audiences && input.audiences.length > 0 ? input.audiences : [policy.defaultAudience]);
+  const audiences = validAudiences(input.audiences && input.audiences.length > 0 ? input.audiences : [policy.defaultAudience], policy);
   const tokenTtlSeconds = validTtl(input.tokenTtlSeconds, policy);
   const tenantId = input.tenantId ?? null;
   const id = generateClientId();
@@ -98,10 +152,15 @@ export async function createClient(db: Kysely<Database>, input: NewClient, polic
 
 /**
  * Issues a new secret. The previous one keeps working for `graceMs` (IDP_CLIENT_SECRET_GRACE by
- * default) so the services using it can be redeployed; `graceMs = 0` ends it at once (a leak).
- * A second rotation within the grace period ends the older secret: only one previous secret is kept.
+ * default, at most 30 days) so the services using it can be redeployed; `graceMs = 0` ends it at
+ * once (a leak). A second rotation within the grace period ends the older secret: only one previous
+ * secret is kept.
  */
 export async function rotateClientSecret(db: Kysely<Database>, id: string, graceMs: number, change: ChangeContext): Promise<{ secret: string; previousValidUntil: Date | null }> {
+  if (!Number.isSafeInteger(graceMs) || graceMs < 0 || graceMs > MAX_SECRET_GRACE_MS) {
+    const asked = Number.isSafeInteger(graceMs) && graceMs >= 0 ? ` (asked for ${formatDuration(graceMs)})` : '';
+    throw new ClientError('ERR_CLIENT_INVALID', `the grace period of the previous secret is at most ${formatDuration(MAX_SECRET_GRACE_MS)}${asked}`);
+  }
   const secret = generateClientSecret();
   const previousValidUntil = graceMs > 0 ? new Date(change.now.getTime() + graceMs) : null;
   await db.transaction().execute(async (trx) => {
@@ -116,7 +175,7 @@ export async function changeClient(db: Kysely<Database>, id: string, changes: Cl
   const checked: ClientChanges = {
     ...(changes.name !== undefined && { name: validName(changes.name) }),
     ...(changes.scopes !== undefined && { scopes: validScopes(changes.scopes) }),
-    ...(changes.audiences !== undefined && { audiences: validAudiences(changes.audiences) }),
+    ...(changes.audiences !== undefined && { audiences: validAudiences(changes.audiences, policy) }),
     ...(changes.tokenTtlSeconds !== undefined && { tokenTtlSeconds: validTtl(changes.tokenTtlSeconds, policy) }),
     ...(changes.disabledAt !== undefined && { disabledAt: changes.disabledAt }),
   };
@@ -129,7 +188,7 @@ export async function changeClient(db: Kysely<Database>, id: string, changes: Cl
 }
 
 export async function disableClient(db: Kysely<Database>, id: string, change: ChangeContext): Promise<Client> {
-  return changeClient(db, id, { disabledAt: change.now }, { defaultAudience: '', maxTokenTtlMs: 0 }, change);
+  return changeClient(db, id, { disabledAt: change.now }, { defaultAudience: '', maxTokenTtlMs: 0, reservedAudiences: [] }, change);
 }
 
 /** Deletes a client. Its tokens stay verifiable offline until they expire, but introspect as inactive. */

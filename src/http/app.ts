@@ -5,6 +5,7 @@ import type { Metrics } from '../observability/metrics';
 import type { Services } from '../services';
 import { oauthMetadata, scopesSupported } from '../oauth';
 import { adminRoutes } from '../admin/routes';
+import { isBadInputDatabaseError } from './api-error';
 import { userRoutes } from '../users/routes';
 import { apiKeyUserRoutes } from '../api-keys/user-routes';
 
@@ -28,6 +29,10 @@ export function authorizationServerMetadata(config: Config, scopes: readonly str
 /** The Express application: every route but the hot ones served in front of it (see server.ts). */
 export function createApp(context: AppContext): express.Express {
   const app = express();
+  // Exact routes (SPEC §7): set before the first route, since the app's router is built with them.
+  // Each Router is built with the same options: Routers do not inherit them.
+  app.enable('case sensitive routing');
+  app.enable('strict routing');
   app.disable('x-powered-by');
   app.set('etag', false);
 
@@ -67,7 +72,7 @@ export function createApp(context: AppContext): express.Express {
 
   // The one error handler: details go to the log, never to the client.
   app.use((error: Error & { status?: number; type?: string }, _req: Request, res: Response, _next: NextFunction) => {
-    const status = error.status && error.status >= 400 && error.status < 500 ? error.status : 500;
+    const status = isBadInputDatabaseError(error) ? 400 : error.status && error.status >= 400 && error.status < 500 ? error.status : 500;
     if (status === 500) context.logger.error({ err: error }, 'unhandled error');
     res.status(status).json({ error: status === 500 ? 'server_error' : 'invalid_request', error_description: status === 500 ? 'internal error' : error.message });
   });

@@ -78,7 +78,10 @@ export function oauthMetadata(issuer: string, scopesSupported: readonly string[]
   };
 }
 
-/** `scopes_supported`: every scope an enabled client may request. */
+/** The most scopes discovery lists: it is public and fetched often, so it stays small. */
+export const SCOPES_SUPPORTED_LIMIT = 100;
+
+/** `scopes_supported`: the scopes enabled clients without a tenant may request (never a tenant's), at most 100. */
 export function scopesSupported(handle: DatabaseHandle): Promise<string[]> {
-  return listAllowedScopes(handle.db);
+  return listAllowedScopes(handle.db, SCOPES_SUPPORTED_LIMIT);
 }

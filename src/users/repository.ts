@@ -56,36 +56,23 @@ export function findUser(db: Db, id: string): Promise<UserRow | undefined> {
 
 export interface UserPage {
   users: UserRow[];
-  /** Pass as `cursor` for the next page; absent on the last page. */
-  next?: string;
+  /** Where the next page starts (the last row's position); absent on the last page. */
+  next?: { at: Date; id: string };
 }
 
-/** Users by creation, newest first, in keyset pages (stable under concurrent sign-ups). */
-export async function listUsers(db: Db, filter: { email?: string; tenantId?: string; limit: number; cursor?: { createdAt: Date; id: string } }): Promise<UserPage> {
+/** Users by creation, newest first, in keyset pages over (created_at, id) (stable under concurrent sign-ups). */
+export async function listUsers(db: Db, filter: { email?: string; tenantId?: string; limit: number; after?: { at: Date; id: string } }): Promise<UserPage> {
   let query = db.selectFrom('users').selectAll();
   if (filter.email) query = query.where('email', '=', filter.email);
   if (filter.tenantId) query = query.where('tenant_id', '=', filter.tenantId);
-  const cursor = filter.cursor;
-  if (cursor) {
-    query = query.where((eb) =>
-      eb.or([eb('created_at', '<', cursor.createdAt), eb.and([eb('created_at', '=', cursor.createdAt), eb('id', '<', cursor.id)])]),
-    );
+  const after = filter.after;
+  if (after) {
+    query = query.where((eb) => eb.or([eb('created_at', '<', after.at), eb.and([eb('created_at', '=', after.at), eb('id', '<', after.id)])]));
   }
   const rows = await query.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(filter.limit + 1).execute();
   const users = rows.slice(0, filter.limit);
   const last = users[users.length - 1];
-  return rows.length > filter.limit && last ? { users, next: encodeCursor(last.created_at, last.id) } : { users };
-}
-
-export function encodeCursor(at: Date, id: string): string {
-  return Buffer.from(`${at.toISOString()}|${id}`).toString('base64url');
-}
-
-export function decodeCursor(text: string): { createdAt: Date; id: string } | undefined {
-  const [at, id] = Buffer.from(text, 'base64url').toString('utf8').split('|');
-  const createdAt = new Date(at ?? '');
-  if (!id || Number.isNaN(createdAt.getTime())) return undefined;
-  return { createdAt, id };
+  return rows.length > filter.limit && last ? { users, next: { at: last.created_at, id: last.id } } : { users };
 }
 
 export async function updateUser(db: Db, id: string, changes: { role?: string; tenantId?: string | null; disabledAt?: Date | null; now: Date }): Promise<UserRow | undefined> {

@@ -1,5 +1,5 @@
 import { Router, type Request, type Response } from 'express';
-import { ApiError, apiErrorHandler, bearerToken, jsonBody, requestId, withRequestId } from '../http/api-error';
+import { ApiError, apiErrorHandler, bearerToken, checkQueryText, jsonBody, requestId, withRequestId } from '../http/api-error';
 import type { Logger } from '../observability/logger';
 import { readCredentials } from './credentials';
 import { publicUser } from './repository';
@@ -23,12 +23,14 @@ function origin(req: Request): RequestOrigin {
 
 /** `/auth/v1` (SPEC §4): sign up, sign in, refresh, sign out, who am I. `accounts()` is undefined until start-up is done. */
 export function userRoutes(options: { accounts: () => UserAccounts | undefined; logger: Logger }): Router {
-  const router = Router();
+  // Exact routes (SPEC §7): `/auth/v1/user/` and `/auth/v1/USER` are 404.
+  const router = Router({ caseSensitive: true, strict: true });
   router.use(withRequestId);
   router.use((_req, res, next) => {
     res.set('Cache-Control', 'no-store');
     next();
   });
+  router.use(checkQueryText);
   const accounts = () => {
     const service = options.accounts();
     if (!service) throw new ApiError('temporarily_unavailable', 'the service is starting; retry in a second', { headers: { 'Retry-After': '1' } });

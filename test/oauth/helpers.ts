@@ -1,5 +1,5 @@
 import type { Client } from '../../src/clients/repository';
-import { createClient } from '../../src/clients/service';
+import { clientPolicy, createClient } from '../../src/clients/service';
 import type { Services } from '../../src/services';
 
 /** RFC 6749 §2.3.1: form-urlencode id and secret, then Base64. */
@@ -29,7 +29,7 @@ export async function makeClient(
       tenantId: input.tenantId ?? null,
       tokenTtlSeconds: input.tokenTtlSeconds ?? null,
     },
-    { defaultAudience: services.config.clientDefaultAudience, maxTokenTtlMs: services.config.clientTokenTtlMs },
+    clientPolicy(services.config),
     { actor: 'test', now: services.now() },
   );
   return { client, id: client.id, secret, authorization: basic(client.id, secret) };

@@ -103,6 +103,12 @@ export class ApiKeyCache {
     return true;
   }
 
+  /** Drops one key at once (a change made by this process: its own next read must not wait for the notification). */
+  forget(id: string): void {
+    this.epoch++;
+    this.entries.delete(id);
+  }
+
   /** Drops everything (listener reconnected: notifications may have been missed). */
   clear(): void {
     this.epoch++;

@@ -220,8 +220,11 @@ export class ApiKeys {
     return createApiKey(this.deps.handle.db, input, this.deps.policy, { ...change, now: this.deps.now() });
   }
 
-  revoke(id: string, change: Omit<ChangeContext, 'now'>, options: { owner?: ApiKeyOwner } = {}): Promise<ApiKeyRow> {
-    return revokeApiKey(this.deps.handle.db, id, { ...change, now: this.deps.now() }, options);
+  /** Revokes a key; this instance refuses it from the next request on, the others on the notification. */
+  async revoke(id: string, change: Omit<ChangeContext, 'now'>, options: { owner?: ApiKeyOwner } = {}): Promise<ApiKeyRow> {
+    const row = await revokeApiKey(this.deps.handle.db, id, { ...change, now: this.deps.now() }, options);
+    this.cache.forget(id);
+    return row;
   }
 
   find(id: string): Promise<ApiKeyRow | undefined> {

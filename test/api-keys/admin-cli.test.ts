@@ -4,7 +4,7 @@ import type { DatabaseHandle } from '../../src/db';
 import { createTenant } from '../../src/tenants/repository';
 import { startTestServer, type TestServer } from '../helpers/context';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
-import { makeClient, type TestClient } from '../oauth/helpers';
+import { eventually, makeClient, type TestClient } from '../oauth/helpers';
 import { adminToken, cli, signUp, testEnv, type SignedIn } from '../users/support';
 import { introspect } from './support';
 
@@ -153,7 +153,8 @@ describe('API keys: admin API and CLI', () => {
     const revoked = await cli(env, handle, 'api-keys', 'revoke', body.id, '--json');
     expect(revoked.code).toBe(0);
     expect(JSON.parse(revoked.stdout)).toMatchObject({ id: body.id, revoked: true });
-    expect((await introspect(server.url, rs, body.key).expect(200)).body).toEqual({ active: false });
+    // The CLI is another writer: the server hears of it by notification.
+    await eventually(async () => expect((await introspect(server.url, rs, body.key).expect(200)).body).toEqual({ active: false }), 1_000);
     const event = await handle.db.selectFrom('audit_events').selectAll().where('target', '=', body.id).where('action', '=', 'api-key.revoked').executeTakeFirstOrThrow();
     expect(event.actor).toBe('cli');
 

@@ -196,6 +196,13 @@ function metricsListener(env: Env): Config['metrics'] {
   return Object.freeze({ port, host: read(env, 'IDP_METRICS_HOST') ?? '127.0.0.1' });
 }
 
+/** At most 30 days, the bound `rotate-secret --grace` has too: a leaked secret must not live on for months. */
+function secretGrace(env: Env): number {
+  const ms = duration(env, 'IDP_CLIENT_SECRET_GRACE', 86_400_000);
+  if (ms > 30 * 86_400_000) throw new ConfigError('IDP_CLIENT_SECRET_GRACE', `${formatDuration(ms)} is over 30d, the longest a previous secret may keep working`);
+  return ms;
+}
+
 function apiKeyMaxTtl(env: Env): number | undefined {
   if (read(env, 'IDP_API_KEY_MAX_TTL') === 'never') return undefined;
   return duration(env, 'IDP_API_KEY_MAX_TTL', 365 * 86_400_000);
@@ -307,7 +314,7 @@ export function loadConfig(env: Env = process.env): Config {
     workers,
     logLevel,
     clientDefaultAudience: read(env, 'IDP_CLIENT_AUDIENCE') ?? `${issuer}/api`,
-    clientSecretGraceMs: duration(env, 'IDP_CLIENT_SECRET_GRACE', 86_400_000),
+    clientSecretGraceMs: secretGrace(env),
     signInFailureLimits: Object.freeze({
       perEmailIp: integer(env, 'IDP_SIGNIN_FAILURES_PER_EMAIL_IP', 10, 1, 1_000_000),
       perIp: integer(env, 'IDP_SIGNIN_FAILURES_PER_IP', 100, 1, 1_000_000),

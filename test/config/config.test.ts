@@ -135,6 +135,7 @@ describe('configuration of the hardening (SPEC §2, §7)', () => {
     [{ IDP_SIGNIN_FAILURES_PER_EMAIL_IP: '0' }, 'IDP_SIGNIN_FAILURES_PER_EMAIL_IP', /whole number/],
     [{ IDP_PASSWORD_HASH_CONCURRENCY: '0' }, 'IDP_PASSWORD_HASH_CONCURRENCY', /whole number/],
     [{ IDP_API_KEY_MAX_TTL: 'forever' }, 'IDP_API_KEY_MAX_TTL', /positive duration/],
+    [{ IDP_CLIENT_SECRET_GRACE: '31d' }, 'IDP_CLIENT_SECRET_GRACE', /over 30d/],
   ])('refuses %j naming the variable', (env, variable, message) => {
     const error = problem(env as Record<string, string>);
     expect(error.variable).toBe(variable);

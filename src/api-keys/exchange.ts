@@ -1,9 +1,9 @@
 import crypto from 'node:crypto';
 import { parseScope } from '../clients/service';
 import type { Config } from '../config';
+import type { AbuseLimits } from '../ratelimit/policies';
 import type { Grant, TokenResponse } from '../oauth/grants';
-import { InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget, TemporarilyUnavailable } from '../oauth/errors';
-import { apiKeyPresentationFailed } from './limits';
+import { InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget, TemporarilyUnavailable, TooManyFailures } from '../oauth/errors';
 import type { ApiKeyRecord } from './repository';
 import type { ApiKeys, Presentation } from './service';
 
@@ -112,7 +112,7 @@ export const tokenExchangeGrant: Grant = {
     const presented = await presentKey(apiKeys, subjectToken);
     if (presented.status !== 'active') {
       // A key that does not parse costs nothing (no query, no counter); any other failure is counted.
-      if (presented.status !== 'malformed') await apiKeyPresentationFailed(services.failures, config, ip);
+      if (presented.status !== 'malformed') await presentationFailed(services.limits, ip);
       throw refusal(presented);
     }
     const { key } = presented;
@@ -126,7 +126,7 @@ export const tokenExchangeGrant: Grant = {
     if (key.ownerState.clientTokenTtlSeconds !== null) ttl = Math.min(ttl, key.ownerState.clientTokenTtlSeconds);
     if (key.expiresAt !== null) ttl = Math.min(ttl, Math.floor(key.expiresAt.getTime() / 1000) - iat);
     if (ttl <= 0) {
-      await apiKeyPresentationFailed(services.failures, config, ip);
+      await presentationFailed(services.limits, ip);
       throw refusal({ status: 'expired', key });
     }
     const scope = scopes.join(' ');
@@ -148,3 +148,9 @@ export const tokenExchangeGrant: Grant = {
     return { access_token: accessToken, issued_token_type: ACCESS_TOKEN_TYPE, token_type: 'Bearer', expires_in: ttl, scope };
   },
 };
+
+/** A failed presentation counts per address (SPEC §7); a blocked address gets 429 and is not counted. */
+async function presentationFailed(limits: Pick<AbuseLimits, 'apiKeyPresentationFailed'>, address: string): Promise<void> {
+  const wait = await limits.apiKeyPresentationFailed(address);
+  if (wait > 0) throw new TooManyFailures(wait);
+}

@@ -19,7 +19,7 @@ export type AbuseLimitSettings = Pick<Config, 'tokenFailureLimits' | 'signInFail
  *
  * Keys (what `idp limits list` shows): `oauth:ip:<address>`, `oauth:client:<client id>`,
  * `signin:pair:<address>|<email>`, `signin:ip:<address>`, `signin:email:<email>`,
- * `signup:ip:<address>`. IPv6 addresses are counted per /64.
+ * `signup:ip:<address>`, `apikey:ip:<address>`. IPv6 addresses are counted per /64.
  */
 export class AbuseLimits {
   private readonly oauthIp: FailureRule;
@@ -54,6 +54,19 @@ export class AbuseLimits {
     const wait = this.limiter.retryAfterSeconds(keys.map((k) => k.key));
     if (wait > 0) return wait;
     await this.limiter.recordFailure(keys);
+    return 0;
+  }
+
+  /**
+   * A failed API-key presentation (a well-formed key that is unknown, wrong, revoked or expired):
+   * counted per address under its own key with the client-authentication rule; the Retry-After
+   * seconds when the address is blocked (then not counted), else 0. A correct key never gets here.
+   */
+  async apiKeyPresentationFailed(address: string): Promise<number> {
+    const keys = this.addressKeys('apikey', address);
+    const wait = this.limiter.retryAfterSeconds(keys);
+    if (wait > 0) return wait;
+    await this.limiter.recordFailure(keys.map((key) => ({ key, rule: this.oauthIp })));
     return 0;
   }
 

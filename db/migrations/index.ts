@@ -4,6 +4,7 @@ import * as usersSessionsAdmin from './2026-11-22T2100-users-sessions-admin';
 import * as oauthClients from './2026-11-22T2200-oauth-clients';
 import * as usersTenantFk from './2026-11-22T2300-users-tenant-fk';
 import * as apiKeys from './2026-11-23T1200-api-keys';
+import * as refreshTokenSuccessor from './2026-11-26T1200-refresh-token-successor';
 
 /** Every migration, by dated name; the migrator applies them in name order. */
 export const migrations: Record<string, Migration> = {
@@ -12,4 +13,5 @@ export const migrations: Record<string, Migration> = {
   '2026-11-22T2200-oauth-clients': oauthClients,
   '2026-11-22T2300-users-tenant-fk': usersTenantFk,
   '2026-11-23T1200-api-keys': apiKeys,
+  '2026-11-26T1200-refresh-token-successor': refreshTokenSuccessor,
 };

@@ -71,6 +71,11 @@ export interface RefreshTokensTable {
   created_at: Date;
   expires_at: Date;
   used_at: Date | null;
+  /**
+   * Set at rotation when IDP_REFRESH_REUSE_INTERVAL is positive: the token that replaced this one,
+   * sealed under a key derived from this token (src/users/refresh-token.ts); cleared after the interval.
+   */
+  successor: Uint8Array | null;
 }
 
 export interface AdminTokensTable {

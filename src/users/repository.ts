@@ -166,15 +166,33 @@ export async function insertRefreshToken(db: Db, token: { hash: string; sessionI
 /**
  * Marks a refresh token used, atomically: of two requests presenting the same token, exactly one
  * gets the row; the other sees it used (reuse). Returns the row as it was before, if unused.
+ * `successor`: the replacing token sealed under this one (only with a reuse interval), kept in the same write.
  */
-export async function consumeRefreshToken(db: Db, hash: string, now: Date): Promise<{ session_id: string; expires_at: Date } | undefined> {
+export async function consumeRefreshToken(db: Db, hash: string, now: Date, successor: Uint8Array | null = null): Promise<{ session_id: string; expires_at: Date } | undefined> {
   return db
     .updateTable('refresh_tokens')
-    .set({ used_at: now })
+    .set({ used_at: now, successor })
     .where('token_hash', '=', hash)
     .where('used_at', 'is', null)
     .returning(['session_id', 'expires_at'])
     .executeTakeFirst();
+}
+
+/**
+ * One link of a session's chain of refresh tokens, locked until the transaction ends: a concurrent
+ * rotation of the same token waits, so the chain read is the chain as it is.
+ */
+export function lockRefreshTokenLink(
+  db: Db,
+  hash: string,
+): Promise<{ session_id: string; expires_at: Date; used_at: Date | null; successor: Uint8Array | null } | undefined> {
+  return db.selectFrom('refresh_tokens').select(['session_id', 'expires_at', 'used_at', 'successor']).where('token_hash', '=', hash).forUpdate().executeTakeFirst();
+}
+
+/** Forgets the sealed successors of tokens rotated before `usedBefore` (the reuse interval has passed for them). */
+export async function clearSuccessors(db: Db, usedBefore: Date): Promise<number> {
+  const result = await db.updateTable('refresh_tokens').set({ successor: null }).where('successor', 'is not', null).where('used_at', '<', usedBefore).executeTakeFirst();
+  return Number(result.numUpdatedRows);
 }
 
 export function findRefreshToken(db: Db, hash: string): Promise<{ session_id: string; created_at: Date; expires_at: Date; used_at: Date | null } | undefined> {

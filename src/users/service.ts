@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import { recordAudit } from '../audit';
 import type { Database, UserRow } from '../db/schema';
 import { ApiError } from '../http/api-error';
@@ -9,7 +9,7 @@ import type { TokenVerifier } from '../tokens/verify';
 import { describeExpiry, issueUserAccessToken, verifyUserAccessToken, type UserAccessClaims } from './access-token';
 import type { Credentials } from './credentials';
 import { PasswordHashingBusy, type PasswordHashing } from './passwords';
-import { hashRefreshToken, looksLikeRefreshToken, newRefreshToken } from './refresh-token';
+import { hashRefreshToken, looksLikeRefreshToken, newRefreshToken, openSuccessor, sealSuccessor } from './refresh-token';
 import * as repo from './repository';
 
 /** What a successful sign-up, sign-in or refresh hands back. */
@@ -44,7 +44,18 @@ export interface UserAccountsDeps {
   /** argon2id under a bounded concurrency. */
   passwords: PasswordHashing;
   tenantActive: TenantGate;
-  settings: { issuer: string; audience: string; accessTokenTtlMs: number; refreshTokenTtlMs: number };
+  settings: {
+    issuer: string;
+    audience: string;
+    accessTokenTtlMs: number;
+    refreshTokenTtlMs: number;
+    /**
+     * IDP_REFRESH_REUSE_INTERVAL: a refresh token presented again this soon after its own rotation gets
+     * the session's current refresh token (and a fresh access token) instead of revoking the session.
+     * @default 0 (every reuse revokes the session)
+     */
+    refreshReuseIntervalMs?: number;
+  };
 }
 
 /** Where a request came from, for limits and the audit log. */
@@ -65,6 +76,12 @@ const INVALID_CREDENTIALS = 'invalid email or password';
 const SWEEP_INTERVAL_MS = 15 * 60_000;
 
 /**
+ * The most rotations a tolerated reuse follows from the presented token to the session's current one.
+ * Within one reuse interval a well-behaved client rotates once or twice; a longer chain is refused as reuse.
+ */
+const MAX_CHAIN_HOPS = 8;
+
+/**
  * User accounts (SPEC §4 /auth/v1, §5): passwords under argon2id, one session per sign-in,
  * refresh tokens rotated on every use with reuse detection (OAuth 2.0 Security BCP §4.14).
  *
@@ -82,11 +99,21 @@ export class UserAccounts {
   /** Starts the periodic deletion of expired refresh tokens (one row per refresh would pile up otherwise). */
   startSweeping(): void {
     this.sweepTimer = setInterval(() => {
-      repo.deleteExpiredRefreshTokens(this.deps.db, this.deps.now()).catch((error: Error) => {
+      this.sweep().catch((error: Error) => {
         this.deps.logger.warn({ err: error.message }, 'sweep of expired refresh tokens failed; retrying at the next interval');
       });
     }, SWEEP_INTERVAL_MS);
     this.sweepTimer.unref();
+  }
+
+  /**
+   * Deletes expired refresh tokens, and forgets the sealed successors of tokens rotated more than the
+   * reuse interval ago: past it, presenting them is plain reuse, so nothing needs to open them.
+   */
+  async sweep(): Promise<void> {
+    const now = this.deps.now();
+    await repo.deleteExpiredRefreshTokens(this.deps.db, now);
+    await repo.clearSuccessors(this.deps.db, new Date(now.getTime() - this.reuseIntervalMs));
   }
 
   stop(): void {
@@ -138,19 +165,32 @@ export class UserAccounts {
     return this.openSession({ ...user, last_sign_in_at: now }, now);
   }
 
-  /** Rotates a refresh token: the old one is spent; presenting a spent one revokes its whole session. */
+  /**
+   * Rotates a refresh token: the old one is spent; presenting a spent one revokes its whole session,
+   * unless it comes back within the reuse interval of its own rotation (two tabs refreshing at once):
+   * then it gets the session's current refresh token and a fresh access token.
+   */
   async refresh(refreshToken: unknown, origin: RequestOrigin): Promise<UserSession> {
     if (!looksLikeRefreshToken(refreshToken)) {
       throw new ApiError('invalid_grant', 'refresh_token is missing or malformed; it is the opaque string returned by sign-in');
     }
     const hash = hashRefreshToken(refreshToken);
     const now = this.deps.now();
+    const next = newRefreshToken();
+    // With a reuse interval, the spent token keeps its successor, sealed so that only its holder can open it.
+    const sealed = this.reuseIntervalMs > 0 ? sealSuccessor(refreshToken, next) : null;
     // Every refusal but reuse throws inside the transaction, so the presented token stays unspent.
     const outcome = await this.deps.db.transaction().execute(async (trx) => {
-      const consumed = await repo.consumeRefreshToken(trx, hash, now);
+      const consumed = await repo.consumeRefreshToken(trx, hash, now, sealed);
       if (!consumed) {
         const known = await repo.findRefreshToken(trx, hash);
         if (!known) return { kind: 'unknown' as const };
+        const current = await this.currentOfSession(trx, refreshToken, now);
+        if (current) {
+          const found = await this.refreshableSession(trx, current.sessionId);
+          await repo.markSessionRefreshed(trx, found.session.id, now);
+          return { kind: 'current' as const, user: found.user, sessionId: found.session.id, refreshToken: current.token };
+        }
         const revoked = await repo.revokeSession(trx, known.session_id, 'refresh token reuse', now);
         if (revoked) {
           await recordAudit(trx, {
@@ -168,13 +208,7 @@ export class UserAccounts {
       if (consumed.expires_at <= now) {
         throw new ApiError('invalid_grant', `refresh token expired ${describeExpiry(consumed.expires_at.getTime(), now)}; sign in again`);
       }
-      const found = await repo.findSessionWithUser(trx, consumed.session_id);
-      if (!found || found.session.revoked_at) throw new ApiError('invalid_grant', 'the session of this refresh token has been signed out; sign in again');
-      if (found.user.disabled_at) throw new ApiError('invalid_grant', 'this account is disabled; ask an administrator');
-      if (found.tenantDisabled) {
-        throw new ApiError('invalid_grant', `tenant ${found.user.tenant_id} of this account is disabled; ask an administrator`);
-      }
-      const next = newRefreshToken();
+      const found = await this.refreshableSession(trx, consumed.session_id);
       await repo.insertRefreshToken(trx, { hash: hashRefreshToken(next), sessionId: found.session.id, now, expiresAt: this.refreshExpiry(now) });
       await repo.markSessionRefreshed(trx, found.session.id, now);
       return { kind: 'ok' as const, user: found.user, sessionId: found.session.id, refreshToken: next };
@@ -186,10 +220,56 @@ export class UserAccounts {
       case 'reused':
         this.deps.logger.warn({ sid: outcome.sessionId, requestId: origin.requestId }, 'refresh token reuse: session revoked');
         throw new ApiError('invalid_grant', 'refresh token was already used; its session has been revoked for safety, sign in again');
+      case 'current':
+        this.deps.logger.info(
+          { sid: outcome.sessionId, requestId: origin.requestId },
+          "refresh token presented again within IDP_REFRESH_REUSE_INTERVAL: answered with the session's current refresh token",
+        );
+        break;
     }
     const { user, sessionId } = outcome;
     const access = await this.sign(user, sessionId, now);
     return { accessToken: access.token, expiresAt: access.expiresAt, expiresIn: access.expiresIn, refreshToken: outcome.refreshToken, user: repo.publicUser(user) };
+  }
+
+  /**
+   * A spent refresh token presented within the reuse interval of its own rotation: follows the sealed
+   * successors from it to the session's current (unused, unexpired) refresh token. Undefined when the
+   * reuse is not tolerated (no interval, past it, nothing sealed, a broken or overlong chain).
+   */
+  private async currentOfSession(trx: Transaction<Database>, presented: string, now: Date): Promise<{ token: string; sessionId: string } | undefined> {
+    const intervalMs = this.reuseIntervalMs;
+    if (intervalMs <= 0) return undefined;
+    const start = await repo.lockRefreshTokenLink(trx, hashRefreshToken(presented));
+    if (!start?.used_at || now.getTime() - start.used_at.getTime() > intervalMs) return undefined;
+    let token = presented;
+    let link = start;
+    for (let hop = 0; hop < MAX_CHAIN_HOPS; hop++) {
+      if (!link.successor) return undefined;
+      const successor = openSuccessor(token, link.successor);
+      if (!successor) return undefined;
+      const next = await repo.lockRefreshTokenLink(trx, hashRefreshToken(successor));
+      if (!next || next.session_id !== start.session_id) return undefined;
+      if (!next.used_at) return next.expires_at > now ? { token: successor, sessionId: start.session_id } : undefined;
+      token = successor;
+      link = next;
+    }
+    return undefined;
+  }
+
+  /** The session of a refresh token, its user and tenant, when it may still be refreshed; else an invalid_grant. */
+  private async refreshableSession(trx: Transaction<Database>, sessionId: string) {
+    const found = await repo.findSessionWithUser(trx, sessionId);
+    if (!found || found.session.revoked_at) throw new ApiError('invalid_grant', 'the session of this refresh token has been signed out; sign in again');
+    if (found.user.disabled_at) throw new ApiError('invalid_grant', 'this account is disabled; ask an administrator');
+    if (found.tenantDisabled) {
+      throw new ApiError('invalid_grant', `tenant ${found.user.tenant_id} of this account is disabled; ask an administrator`);
+    }
+    return found;
+  }
+
+  private get reuseIntervalMs(): number {
+    return this.deps.settings.refreshReuseIntervalMs ?? 0;
   }
 
   /**

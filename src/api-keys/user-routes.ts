@@ -1,6 +1,6 @@
 import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
-import { ApiError, apiErrorHandler, bearerToken, readJsonBody, requestId, withRequestId } from '../http/api-error';
+import { ApiError, apiErrorHandler, bearerToken, readJsonBody, requestId, withRequestId, checkQueryText } from '../http/api-error';
 import type { Logger } from '../observability/logger';
 import { apiKeyError, creationFields, exactMount, keyIdParam, pageCursor, pageQuery, parse, requestedExpiry } from './http';
 import type { ApiKeys } from './service';
@@ -24,6 +24,7 @@ export function apiKeyUserRoutes(options: { deps: () => ApiKeyUserDeps | undefin
   const router = Router({ caseSensitive: true, strict: true });
   router.use(exactMount(options.base ?? USER_API_KEYS_PATH));
   router.use(withRequestId);
+  router.use(checkQueryText);
   router.use((_req, res, next) => {
     res.set('Cache-Control', 'no-store');
     next();

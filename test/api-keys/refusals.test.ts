@@ -126,6 +126,12 @@ describe('API key refusals', () => {
     expect((await post({ name: 'x', extra: true }).expect(400)).body.error).toBe('invalid_request');
     expect((await post({ name: 'x', scopes: 'user' }).expect(201)).body.scopes).toEqual(['user']);
     await request(app.url).post('/auth/v1/api-keys').set('Authorization', `Bearer ${user.access_token}`).set('Content-Type', 'text/plain').send('{"name":"x"}').expect(415);
+    // Query text Postgres cannot hold, or that is not UTF-8: 400 before anything reads the database.
+    for (const query of ['cursor=%00', 'cursor=%FF', 'limit=1&cursor=%ED%A0%80']) {
+      const res = await request(app.url).get(`/auth/v1/api-keys?${query}`).set('Authorization', `Bearer ${user.access_token}`);
+      expect([res.status, res.body.error]).toEqual([400, 'invalid_request']);
+    }
+    expect((await post({ name: 'bad\u0000name' }).expect(400)).body.error).toBe('invalid_request');
   });
 
   it('exchanges a subset of the scopes for an allowed target, and refuses anything else per RFC 8693', async () => {

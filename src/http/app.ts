@@ -34,6 +34,8 @@ export function createApp(context: AppContext): express.Express {
   app.enable('case sensitive routing');
   app.enable('strict routing');
   app.disable('x-powered-by');
+  // req.ip is the one client address of every limit, log line and audit event (IDP_TRUST_PROXY).
+  app.set('trust proxy', context.config.trustProxy);
   app.set('etag', false);
 
   app.get('/healthz', (_req, res) => {
@@ -46,11 +48,6 @@ export function createApp(context: AppContext): express.Express {
     const signingKey = services?.keys.loaded ?? false;
     const ready = database && signingKey;
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks: { database, signing_key: signingKey } });
-  });
-
-  app.get('/metrics', async (_req, res) => {
-    const { contentType, body } = await context.metrics.scrape();
-    res.type(contentType).send(body);
   });
 
   const metadata = async (_req: Request, res: Response) => {

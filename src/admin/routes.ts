@@ -17,6 +17,7 @@ import { normaliseEmail } from '../users/credentials';
 import { auditView, listAudit } from './audit';
 import { decodeCursor, encodeCursor, type CursorKind } from './cursor';
 import type { Permission } from './permissions';
+import { blockView, clearBlock, isLimitKey } from '../ratelimit/operators';
 import { allows, type AdminCaller } from './tokens';
 import { apiKeyAdminRoutes } from '../api-keys/admin-routes';
 
@@ -396,6 +397,25 @@ export function adminRoutes(options: { services: () => Services | undefined; log
       const { cursor, ...filter } = query;
       const page = await listAudit(services.handle.db, { ...filter, after: pageStart('audit', cursor) });
       res.json({ events: page.events.map(auditView), next_cursor: page.next ? encodeCursor('audit', page.next) : null });
+    }),
+  );
+
+  // Abuse limits (SPEC §7): the blocks in force, and lifting one on every instance.
+  router.get(
+    '/limits',
+    guard('limits:read', async (_req, res, _caller, services) => {
+      const now = services.now();
+      res.json({ blocks: (await services.failures.listBlocks()).map((block) => blockView(block, now)) });
+    }),
+  );
+  router.delete(
+    '/limits/:key',
+    guard('limits:write', async (req, res, caller, services) => {
+      const key = String(req.params.key);
+      if (!isLimitKey(key)) throw new ApiError('invalid_request', 'not a limit key such as oauth:ip:203.0.113.7 (see GET /admin/v1/limits)');
+      const cleared = await clearBlock(services.failures, services.handle.db, key, { actor: caller.actor, at: services.now(), requestId: requestId(req) });
+      if (!cleared) throw new ApiError('not_found', 'nothing is counted under this key');
+      res.json({ cleared: key });
     }),
   );
 

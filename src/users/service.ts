@@ -291,16 +291,6 @@ export class UserAccounts {
     return { claims, user: found.user };
   }
 
-  /** RFC 7662 view: the claims when the token is a live user token, else undefined (never why). */
-  async introspect(token: string): Promise<UserAccessClaims | undefined> {
-    try {
-      return (await this.authenticate(token)).claims;
-    } catch (error) {
-      if (error instanceof ApiError) return undefined;
-      throw error;
-    }
-  }
-
   /** Signs the caller out: the session is revoked, and with it every access and refresh token it has. */
   async logout(caller: AuthenticatedUser, origin: RequestOrigin): Promise<void> {
     await this.revokeSession(caller.claims.sid, `user:${caller.user.id}`, 'logout', origin.requestId);

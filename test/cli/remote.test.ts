@@ -95,6 +95,17 @@ describe('idp while the embedded server runs on the same data directory', () => 
     expect(server.output()).toContain('"command":"clients create"');
   });
 
+  it('clients disable through the server: the client, now in the server’s cache, is refused on the very next request', async () => {
+    const created = JSON.parse((await idp(['clients', 'create', '--name', 'to disable', '--scope', 'read', '--json'], env)).stdout) as {
+      client_id: string;
+      client_secret: string;
+    };
+    expect((await token(url, created.client_id, created.client_secret)).status).toBe(200);
+    expect((await idp(['clients', 'disable', created.client_id], env)).code).toBe(0);
+    expect((await token(url, created.client_id, created.client_secret)).status).toBe(401);
+    expect((await idp(['clients', 'delete', created.client_id], env)).code).toBe(0);
+  });
+
   it('keys rotate --force through the server: the JWKS and the signing kid change before the command returns', async () => {
     const before = JSON.parse((await idp(['keys', 'list', '--json'], env)).stdout) as Array<{ kid: string; state: string }>;
     const next = before.find((k) => k.state === 'next')!.kid;

@@ -5,6 +5,7 @@ import * as oauthClients from './2026-11-22T2200-oauth-clients';
 import * as usersTenantFk from './2026-11-22T2300-users-tenant-fk';
 import * as apiKeys from './2026-11-23T1200-api-keys';
 import * as refreshTokenSuccessor from './2026-11-26T1200-refresh-token-successor';
+import * as privateKeyJwt from './2026-11-28T0900-private-key-jwt';
 
 /** Every migration, by dated name; the migrator applies them in name order. */
 export const migrations: Record<string, Migration> = {
@@ -14,4 +15,5 @@ export const migrations: Record<string, Migration> = {
   '2026-11-22T2300-users-tenant-fk': usersTenantFk,
   '2026-11-23T1200-api-keys': apiKeys,
   '2026-11-26T1200-refresh-token-successor': refreshTokenSuccessor,
+  '2026-11-28T0900-private-key-jwt': privateKeyJwt,
 };

@@ -1,5 +1,5 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
-import type { Database } from '../db/schema';
+import type { Database, StoredClientJwks } from '../db/schema';
 
 type Db = Kysely<Database> | Transaction<Database>;
 
@@ -18,9 +18,15 @@ export interface Client {
   disabledAt: Date | null;
   createdAt: Date;
   updatedAt: Date;
-  secretHash: Uint8Array;
+  /** How the client authenticates: a secret (Basic or form), or assertions signed by its keys (SPEC §10). */
+  authMethod: 'client_secret' | 'private_key_jwt';
+  /** SHA-256 of the secret; null for a private_key_jwt client, which has none. */
+  secretHash: Uint8Array | null;
   previousSecretHash: Uint8Array | null;
   previousSecretExpiresAt: Date | null;
+  /** private_key_jwt: the registered public keys, or null when they are published at `jwksUri`. */
+  jwks: StoredClientJwks | null;
+  jwksUri: string | null;
 }
 
 /** The channel the `idp_clients` trigger notifies on: payload `client:<id>` or `tenant:<id>`. */
@@ -48,9 +54,12 @@ function toClient(row: Row): Client {
     disabledAt: row.disabled_at,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
+    authMethod: row.secret_hash === null ? 'private_key_jwt' : 'client_secret',
     secretHash: row.secret_hash,
     previousSecretHash: row.previous_secret_hash,
     previousSecretExpiresAt: row.previous_secret_expires_at,
+    jwks: row.jwks,
+    jwksUri: row.jwks_uri,
   };
 }
 
@@ -68,10 +77,15 @@ export async function listClients(db: Db): Promise<Client[]> {
   return (await selectClients(db).orderBy('c.created_at').orderBy('c.id').execute()).map(toClient);
 }
 
+/** A client's keys (private_key_jwt): exactly one of the two. */
+export type ClientKeySource = { jwks: StoredClientJwks; jwksUri?: undefined } | { jwksUri: string; jwks?: undefined };
+
 export interface NewClientRow {
   id: string;
   name: string;
-  secretHash: Uint8Array;
+  /** A secret's hash, or null with `keys` (a private_key_jwt client). */
+  secretHash: Uint8Array | null;
+  keys?: ClientKeySource;
   scopes: readonly string[];
   audiences: readonly string[];
   tenantId: string | null;
@@ -95,8 +109,30 @@ export async function insertClient(db: Db, client: NewClientRow): Promise<void> 
       disabled_at: null,
       created_at: client.now,
       updated_at: client.now,
+      jwks: client.keys?.jwks ? JSON.stringify(client.keys.jwks) : null,
+      jwks_uri: client.keys?.jwksUri ?? null,
     })
     .execute();
+}
+
+/**
+ * Replaces a client's keys; a client that had a secret loses it (and its previous one) and
+ * authenticates with private_key_jwt from now on. False when there is no such client.
+ */
+export async function replaceClientKeys(db: Db, id: string, keys: ClientKeySource, now: Date): Promise<boolean> {
+  const result = await db
+    .updateTable('oauth_clients')
+    .set({
+      jwks: keys.jwks ? JSON.stringify(keys.jwks) : null,
+      jwks_uri: keys.jwksUri ?? null,
+      secret_hash: null,
+      previous_secret_hash: null,
+      previous_secret_expires_at: null,
+      updated_at: now,
+    })
+    .where('id', '=', id)
+    .executeTakeFirst();
+  return result.numUpdatedRows === 1n;
 }
 
 /** The current secret becomes the previous one (valid until `previousValidUntil`, or not at all when null). */

@@ -6,7 +6,19 @@ import { formatDuration, parseDuration } from '../config/duration';
 import type { Database } from '../db/schema';
 import { findTenant } from '../tenants/repository';
 import { checkName, InvalidNameError } from '../text';
-import { deleteClient as deleteClientRow, findClient, insertClient, replaceClientSecret, updateClient, type Client, type ClientChanges } from './repository';
+import { checkClientJwks, JwksError } from './jwks';
+import { checkJwksUri } from './jwks-uri';
+import {
+  deleteClient as deleteClientRow,
+  findClient,
+  insertClient,
+  replaceClientKeys,
+  replaceClientSecret,
+  updateClient,
+  type Client,
+  type ClientChanges,
+  type ClientKeySource,
+} from './repository';
 import { generateClientId, generateClientSecret, hashClientSecret } from './secret';
 
 /** A refused client change: `code` is stable, `message` is one line for the operator. */
@@ -30,14 +42,17 @@ export interface ClientPolicy {
    * checks `iss`, `aud` and `typ` would otherwise take that client's token for a user or admin token.
    */
   reservedAudiences: readonly string[];
+  /** NODE_ENV=production: a jwks_uri must be https and may not name a private or loopback address. */
+  production: boolean;
 }
 
 /** The policy of every client change, from the configuration (the CLI and the admin API use the same). */
-export function clientPolicy(config: Pick<Config, 'issuer' | 'userAudience' | 'clientDefaultAudience' | 'clientTokenTtlMs'>): ClientPolicy {
+export function clientPolicy(config: Pick<Config, 'issuer' | 'userAudience' | 'clientDefaultAudience' | 'clientTokenTtlMs' | 'production'>): ClientPolicy {
   return {
     defaultAudience: config.clientDefaultAudience,
     maxTokenTtlMs: config.clientTokenTtlMs,
     reservedAudiences: [config.issuer, adminAudience(config.issuer), config.userAudience],
+    production: config.production,
   };
 }
 
@@ -133,21 +148,83 @@ function validName(name: string): string {
   }
 }
 
-/** Creates a client; returns it with its secret, which exists nowhere else afterwards. */
-export async function createClient(db: Kysely<Database>, input: NewClient, policy: ClientPolicy, change: ChangeContext): Promise<{ client: Client; secret: string }> {
+/**
+ * The keys of a private_key_jwt client as an operator gives them: a JWKS (parsed JSON) or a
+ * jwks_uri. Exactly one.
+ */
+export type ClientKeysInput = { jwks: unknown; jwksUri?: undefined } | { jwksUri: string; jwks?: undefined };
+
+/** Checks keys (src/clients/jwks.ts, src/clients/jwks-uri.ts); what is stored, and what the audit event says of it. */
+function validKeys(input: ClientKeysInput, policy: ClientPolicy): { keys: ClientKeySource; details: Record<string, unknown> } {
+  try {
+    if (input.jwksUri !== undefined) {
+      const jwksUri = checkJwksUri(input.jwksUri, policy);
+      return { keys: { jwksUri }, details: { jwks_uri: jwksUri } };
+    }
+    const { jwks, keys } = checkClientJwks(input.jwks);
+    return { keys: { jwks }, details: { kids: keys.map((k) => k.kid ?? null), key_types: keys.map((k) => k.kty) } };
+  } catch (error) {
+    if (error instanceof JwksError) throw new ClientError('ERR_CLIENT_INVALID', error.message);
+    throw error;
+  }
+}
+
+/** Checks keys an operator gives, without writing anything; throws ClientError with one line. */
+export function checkClientKeys(input: ClientKeysInput, policy: ClientPolicy): void {
+  validKeys(input, policy);
+}
+
+async function insertNewClient(
+  db: Kysely<Database>,
+  input: NewClient,
+  credentials: { secretHash: Uint8Array; keys?: undefined } | { secretHash: null; keys: { keys: ClientKeySource; details: Record<string, unknown> } },
+  policy: ClientPolicy,
+  change: ChangeContext,
+): Promise<Client> {
   const name = validName(input.name);
   const scopes = validScopes(input.scopes);
   const audiences = validAudiences(input.audiences && input.audiences.length > 0 ? input.audiences : [policy.defaultAudience], policy);
   const tokenTtlSeconds = validTtl(input.tokenTtlSeconds, policy);
   const tenantId = input.tenantId ?? null;
   const id = generateClientId();
-  const secret = generateClientSecret();
+  const authMethod = credentials.keys ? 'private_key_jwt' : 'client_secret';
   await db.transaction().execute(async (trx) => {
     if (tenantId !== null && !(await findTenant(trx, tenantId))) throw new ClientError('ERR_TENANT_NOT_FOUND', `no tenant ${tenantId}`);
-    await insertClient(trx, { id, name, secretHash: hashClientSecret(secret), scopes, audiences, tenantId, tokenTtlSeconds, now: change.now });
-    await recordAudit(trx, { ...audit(change, 'client.created', id), details: { name, scopes, audiences, tenant_id: tenantId } });
+    await insertClient(trx, { id, name, secretHash: credentials.secretHash, keys: credentials.keys?.keys, scopes, audiences, tenantId, tokenTtlSeconds, now: change.now });
+    const keyDetails = credentials.keys ? { auth_method: authMethod, ...credentials.keys.details } : {};
+    await recordAudit(trx, { ...audit(change, 'client.created', id), details: { name, scopes, audiences, tenant_id: tenantId, ...keyDetails } });
   });
-  return { client: (await findClient(db, id)) as Client, secret };
+  return (await findClient(db, id)) as Client;
+}
+
+/** Creates a client; returns it with its secret, which exists nowhere else afterwards. */
+export async function createClient(db: Kysely<Database>, input: NewClient, policy: ClientPolicy, change: ChangeContext): Promise<{ client: Client; secret: string }> {
+  const secret = generateClientSecret();
+  const client = await insertNewClient(db, input, { secretHash: hashClientSecret(secret) }, policy, change);
+  return { client, secret };
+}
+
+/**
+ * Creates a client that authenticates with `private_key_jwt` (SPEC §10): it has no secret, so
+ * `client_secret_basic` and `client_secret_post` are refused for it.
+ */
+export async function createClientWithKeys(db: Kysely<Database>, input: NewClient & { keys: ClientKeysInput }, policy: ClientPolicy, change: ChangeContext): Promise<Client> {
+  const keys = validKeys(input.keys, policy);
+  return insertNewClient(db, input, { secretHash: null, keys }, policy, change);
+}
+
+/**
+ * Replaces a client's keys (audited as `client.keys-replaced`). A client that had a secret loses it,
+ * and its previous one, at once: it authenticates with `private_key_jwt` from now on.
+ */
+export async function setClientKeys(db: Kysely<Database>, id: string, input: ClientKeysInput, policy: ClientPolicy, change: ChangeContext): Promise<Client> {
+  const { keys, details } = validKeys(input, policy);
+  await db.transaction().execute(async (trx) => {
+    const before = await findClient(trx, id);
+    if (!before || !(await replaceClientKeys(trx, id, keys, change.now))) throw notFound(id);
+    await recordAudit(trx, { ...audit(change, 'client.keys-replaced', id), details: { previous_auth_method: before.authMethod, ...details } });
+  });
+  return (await findClient(db, id)) as Client;
 }
 
 /**
@@ -164,7 +241,11 @@ export async function rotateClientSecret(db: Kysely<Database>, id: string, grace
   const secret = generateClientSecret();
   const previousValidUntil = graceMs > 0 ? new Date(change.now.getTime() + graceMs) : null;
   await db.transaction().execute(async (trx) => {
-    if (!(await replaceClientSecret(trx, id, hashClientSecret(secret), previousValidUntil, change.now))) throw notFound(id);
+    const client = await findClient(trx, id);
+    if (client?.authMethod === 'private_key_jwt') {
+      throw new ClientError('ERR_CLIENT_INVALID', `client ${id} has no secret: it authenticates with private_key_jwt (replace its keys with set-keys)`);
+    }
+    if (!client || !(await replaceClientSecret(trx, id, hashClientSecret(secret), previousValidUntil, change.now))) throw notFound(id);
     await recordAudit(trx, { ...audit(change, 'client.secret-rotated', id), details: { previous_valid_until: previousValidUntil?.toISOString() ?? null } });
   });
   return { secret, previousValidUntil };
@@ -188,7 +269,7 @@ export async function changeClient(db: Kysely<Database>, id: string, changes: Cl
 }
 
 export async function disableClient(db: Kysely<Database>, id: string, change: ChangeContext): Promise<Client> {
-  return changeClient(db, id, { disabledAt: change.now }, { defaultAudience: '', maxTokenTtlMs: 0, reservedAudiences: [] }, change);
+  return changeClient(db, id, { disabledAt: change.now }, { defaultAudience: '', maxTokenTtlMs: 0, reservedAudiences: [], production: true }, change);
 }
 
 /** Deletes a client. Its tokens stay verifiable offline until they expire, but introspect as inactive. */

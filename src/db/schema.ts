@@ -100,8 +100,8 @@ export interface TenantsTable {
 export interface OAuthClientsTable {
   id: string;
   name: string;
-  /** SHA-256 of the secret (src/clients/secret.ts). */
-  secret_hash: Uint8Array;
+  /** SHA-256 of the secret (src/clients/secret.ts); null for a client that authenticates with its keys (private_key_jwt). */
+  secret_hash: Uint8Array | null;
   /** The secret replaced by the last rotation, valid until `previous_secret_expires_at`. */
   previous_secret_hash: Uint8Array | null;
   previous_secret_expires_at: Date | null;
@@ -113,6 +113,22 @@ export interface OAuthClientsTable {
   disabled_at: Date | null;
   created_at: Date;
   updated_at: Date;
+  /** private_key_jwt: the client's public keys (validated, public members only), or null. */
+  jwks: ColumnType<StoredClientJwks | null, string | null | undefined, string | null>;
+  /** private_key_jwt: where the client publishes its public keys, or null. At most one of jwks and jwks_uri. */
+  jwks_uri: ColumnType<string | null, string | null | undefined, string | null>;
+}
+
+/** A client's JWKS as stored: only the public members src/clients/jwks.ts keeps. */
+export interface StoredClientJwks {
+  keys: Array<Record<string, string>>;
+}
+
+/** SPEC §10: the `jti` of every accepted client assertion until its `exp` (the replay guard). */
+export interface ClientAssertionJtisTable {
+  client_id: string;
+  jti: string;
+  expires_at: Date;
 }
 
 export interface RevokedAccessTokensTable {
@@ -161,6 +177,7 @@ export interface Database {
   revoked_access_tokens: RevokedAccessTokensTable;
   rate_limit_counters: RateLimitCountersTable;
   api_keys: ApiKeysTable;
+  client_assertion_jtis: ClientAssertionJtisTable;
 }
 
 export type SigningKeyRow = Selectable<SigningKeysTable>;

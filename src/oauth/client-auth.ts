@@ -2,19 +2,33 @@ import type { ClientCache } from '../clients/cache';
 import type { Client } from '../clients/repository';
 import { hashClientSecret } from '../clients/secret';
 import { fingerprint, type AbuseLimits } from '../ratelimit/policies';
+import { AssertionRefused, assertionClientId, JWT_BEARER_ASSERTION_TYPE, type ClientAssertionVerifier } from './client-assertion';
 import { InvalidClient, InvalidRequest, TemporarilyUnavailable, TooManyFailures } from './errors';
 import type { FormParams } from './form';
 import crypto from 'node:crypto';
 
-export type ClientAuthMethod = 'client_secret_basic' | 'client_secret_post';
+export type ClientAuthMethod = 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
 
-export const CLIENT_AUTH_METHODS: readonly ClientAuthMethod[] = ['client_secret_basic', 'client_secret_post'];
+export const CLIENT_AUTH_METHODS: readonly ClientAuthMethod[] = ['client_secret_basic', 'client_secret_post', 'private_key_jwt'];
 
-export interface ClientCredentials {
-  method: ClientAuthMethod;
+/** A secret, by the Basic header or in the form. */
+export interface SecretCredentials {
+  method: 'client_secret_basic' | 'client_secret_post';
   clientId: string;
   clientSecret: string;
 }
+
+/** A JWT signed by one of the client's keys (RFC 7523 §2.2, SPEC §10). */
+export interface AssertionCredentials {
+  method: 'private_key_jwt';
+  /** The client the assertion claims to be (its `sub`), before anything is verified. */
+  clientId: string;
+  /** The `client_id` form parameter, when sent: it must name the same client. */
+  statedClientId: string | undefined;
+  assertion: string;
+}
+
+export type ClientCredentials = SecretCredentials | AssertionCredentials;
 
 const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
 // Ids are generated base64url; anything outside printable ASCII is unknown without asking the database.
@@ -30,12 +44,25 @@ function formDecode(text: string): string {
 }
 
 /**
- * The credentials a request presents, by exactly one method: the Basic header or the body. Undefined
- * when none is presented. A malformed Basic header is `invalid_client`; two methods, `invalid_request`.
+ * The credentials a request presents, by exactly one method: the Basic header, a secret in the body,
+ * or a client assertion. Undefined when none is presented. A malformed Basic header or assertion is
+ * `invalid_client`; two methods, `invalid_request`.
  */
 export function readClientCredentials(authorization: string | undefined, form: FormParams): ClientCredentials | undefined {
   const bodyId = form.get('client_id');
   const bodySecret = form.get('client_secret');
+  const assertionType = form.get('client_assertion_type');
+  const assertion = form.get('client_assertion');
+  if (assertionType !== undefined || assertion !== undefined) {
+    if (authorization !== undefined || bodySecret !== undefined) {
+      throw new InvalidRequest('use exactly one client authentication method (Basic header, client_secret or client_assertion)');
+    }
+    if (assertionType === undefined || assertion === undefined) throw new InvalidRequest('client_assertion and client_assertion_type go together');
+    if (assertionType !== JWT_BEARER_ASSERTION_TYPE) throw new InvalidClient(`unsupported client_assertion_type; use ${JWT_BEARER_ASSERTION_TYPE}`);
+    const clientId = assertionClientId(assertion);
+    if (clientId === undefined) throw new InvalidClient('client authentication failed', 'client_assertion is not a JWT naming a client in sub');
+    return { method: 'private_key_jwt', clientId, statedClientId: bodyId, assertion };
+  }
   if (authorization !== undefined) {
     const space = authorization.indexOf(' ');
     const scheme = space < 0 ? authorization : authorization.slice(0, space);
@@ -61,21 +88,33 @@ export function readClientCredentials(authorization: string | undefined, form: F
 export interface ClientAuthenticatorOptions {
   clients: ClientCache;
   limits: Pick<AbuseLimits, 'clientAuthenticationFailed'>;
+  /** Verifies private_key_jwt assertions from the client's keys in memory. */
+  assertions: ClientAssertionVerifier;
+  /**
+   * Records an accepted assertion's `jti` until `until`; false for a replay (src/oauth/assertion-jtis.ts).
+   * Rejects when the database cannot be reached.
+   */
+  recordJti(clientId: string, jti: string, until: Date): Promise<boolean>;
   now: () => Date;
 }
 
 /**
- * Authenticates clients against the in-memory client cache (SPEC §7). The limits are consulted on
- * the failure path only: a correct secret of an active client is never refused, whatever the
- * counters of its client_id or its address say, and a successful request touches neither the
- * database nor the limiter. A failure is answered `invalid_client`, or `429` once its client_id or
- * address is over its limit.
+ * Authenticates clients against the in-memory client cache (SPEC §7, §10). The limits are consulted
+ * on the failure path only: a correct secret or a valid assertion of an active client is never
+ * refused, whatever the counters of its client_id or its address say. A successful secret touches
+ * neither the database nor the limiter; a successful assertion is verified from keys in memory and
+ * writes its `jti` (the replay guard, shared by every instance). A failure is answered
+ * `invalid_client` (the precise cause only in the log), or `429` once its client_id or address is
+ * over its limit.
  */
 export class ClientAuthenticator {
   constructor(private readonly options: ClientAuthenticatorOptions) {}
 
-  /** Throws InvalidClient (or TooManyFailures) unless the credentials are those of an active client. */
-  async authenticate(credentials: ClientCredentials | undefined, address: string): Promise<Client> {
+  /**
+   * Throws InvalidClient (or TooManyFailures) unless the credentials are those of an active client.
+   * `endpointPath` is the endpoint called (an assertion's `aud` may name it).
+   */
+  async authenticate(credentials: ClientCredentials | undefined, address: string, endpointPath = '/oauth/token'): Promise<Client> {
     if (!credentials) return this.fail(address, undefined, new InvalidClient('client authentication required'));
     if (!CLIENT_ID.test(credentials.clientId)) {
       return this.fail(address, undefined, new InvalidClient('client authentication failed', 'malformed client_id'));
@@ -89,9 +128,44 @@ export class ClientAuthenticator {
     }
     // An unknown id is neither logged nor counted verbatim: it may be a secret pasted into the wrong field.
     if (!client) return this.fail(address, undefined, new InvalidClient('client authentication failed', `unknown client ${fingerprint(credentials.clientId)}`));
-    if (!this.secretMatches(client, credentials.clientSecret)) {
+    if (credentials.method === 'private_key_jwt') return this.authenticateAssertion(client, credentials, address, endpointPath);
+    if (client.secretHash === null) {
+      return this.fail(address, client.id, new InvalidClient('client authentication failed', `client ${client.id} has no secret: it authenticates with private_key_jwt`));
+    }
+    if (!this.secretMatches(client, client.secretHash, credentials.clientSecret)) {
       return this.fail(address, client.id, new InvalidClient('client authentication failed', `wrong secret for client ${client.id}`));
     }
+    return this.active(client, address);
+  }
+
+  private async authenticateAssertion(client: Client, credentials: AssertionCredentials, address: string, endpointPath: string): Promise<Client> {
+    if (credentials.statedClientId !== undefined && credentials.statedClientId !== client.id) {
+      return this.fail(address, client.id, new InvalidClient('client authentication failed', `client_id ${fingerprint(credentials.statedClientId)} is not the assertion's sub ${client.id}`));
+    }
+    if (client.authMethod !== 'private_key_jwt') {
+      return this.fail(address, client.id, new InvalidClient('client authentication failed', `client ${client.id} authenticates with a secret, not private_key_jwt`));
+    }
+    let accepted;
+    try {
+      accepted = await this.options.assertions.verify(client, credentials.assertion, endpointPath);
+    } catch (error) {
+      if (!(error instanceof AssertionRefused)) throw error;
+      return this.fail(address, client.id, new InvalidClient('client authentication failed', `client assertion of ${client.id} refused: ${error.message}`));
+    }
+    // The replay guard is written only for an active client: a disabled one's assertions leave nothing behind.
+    await this.active(client, address);
+    let fresh: boolean;
+    try {
+      fresh = await this.options.recordJti(client.id, accepted.jti, accepted.replayGuardUntil);
+    } catch (error) {
+      throw new TemporarilyUnavailable('the assertion replay guard is unreachable; retry shortly', `jti store: ${(error as Error).message}`);
+    }
+    if (!fresh) return this.fail(address, client.id, new InvalidClient('client authentication failed', `client assertion of ${client.id} replayed (jti already used)`));
+    return client;
+  }
+
+  /** The client, unless it or its tenant is disabled (then a counted failure). */
+  private async active(client: Client, address: string): Promise<Client> {
     if (client.disabledAt !== null) return this.fail(address, client.id, new InvalidClient('client is disabled', `client ${client.id} is disabled`));
     if (client.tenantDisabled) {
       return this.fail(address, client.id, new InvalidClient('client is disabled', `tenant ${client.tenantId} of client ${client.id} is disabled`));
@@ -100,9 +174,9 @@ export class ClientAuthenticator {
   }
 
   /** One hash, compared in constant time with the current secret and, during its grace period, the previous one. */
-  private secretMatches(client: Client, presented: string): boolean {
+  private secretMatches(client: Client, secretHash: Uint8Array, presented: string): boolean {
     const digest = hashClientSecret(presented);
-    const current = crypto.timingSafeEqual(digest, client.secretHash);
+    const current = crypto.timingSafeEqual(digest, secretHash);
     const previous =
       client.previousSecretHash !== null &&
       client.previousSecretExpiresAt !== null &&

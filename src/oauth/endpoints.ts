@@ -82,8 +82,9 @@ export function createOAuthDispatch(context: AppContext): (req: IncomingMessage,
   };
 }
 
-async function authenticated(req: IncomingMessage, form: FormParams, services: Services) {
-  return services.oauth.authenticator.authenticate(readClientCredentials(req.headers.authorization, form), clientAddress(req, services.config.trustProxy));
+/** The client of a request to `path` (an assertion's `aud` may name the endpoint called). */
+async function authenticated(req: IncomingMessage, form: FormParams, services: Services, path: string) {
+  return services.oauth.authenticator.authenticate(readClientCredentials(req.headers.authorization, form), clientAddress(req, services.config.trustProxy), path);
 }
 
 const token: Endpoint = async (req, services) => {
@@ -94,7 +95,7 @@ const token: Endpoint = async (req, services) => {
   if (!grant) throw new UnsupportedGrantType(`unsupported grant_type "${grantType.slice(0, 64)}"`);
   let client;
   if (grant.clientAuthentication === 'required') {
-    client = await authenticated(req, form, services);
+    client = await authenticated(req, form, services, TOKEN_PATH);
   } else if (readClientCredentials(req.headers.authorization, form) !== undefined) {
     throw new InvalidClient(`grant_type ${grantType} takes no client authentication`);
   }
@@ -104,7 +105,7 @@ const token: Endpoint = async (req, services) => {
 
 const introspection: Endpoint = async (req, services) => {
   const form = await readForm(req);
-  const client = await authenticated(req, form, services);
+  const client = await authenticated(req, form, services, INTROSPECTION_PATH);
   const tokenText = form.get('token');
   if (tokenText === undefined) throw new InvalidRequest('missing token');
   return { body: await introspect(tokenText, { services, client }) };
@@ -112,7 +113,7 @@ const introspection: Endpoint = async (req, services) => {
 
 const revocation: Endpoint = async (req, services) => {
   const form = await readForm(req);
-  const client = await authenticated(req, form, services);
+  const client = await authenticated(req, form, services, REVOCATION_PATH);
   const tokenText = form.get('token');
   if (tokenText === undefined) throw new InvalidRequest('missing token');
   await revoke(tokenText, { services, client });

@@ -7,7 +7,11 @@ import { deleteInBatches } from '../db/sweep';
 import type { Logger } from '../observability/logger';
 import type { FailureLimiter } from '../ratelimit';
 import type { AbuseLimits } from '../ratelimit/policies';
+import { CLIENT_ASSERTION_ALGORITHMS } from '../clients/jwks';
+import { recordAssertionJti, sweepAssertionJtis } from './assertion-jtis';
+import { ClientAssertionVerifier } from './client-assertion';
 import { CLIENT_AUTH_METHODS, ClientAuthenticator } from './client-auth';
+import { ClientKeys } from './client-keys';
 import { INTROSPECTION_PATH, REVOCATION_PATH, TOKEN_PATH } from './endpoints';
 import { grantTypes } from './grants';
 
@@ -21,8 +25,10 @@ const SWEEP_INTERVAL_MS = 5 * 60_000;
 /** The OAuth part of the services: the client cache and client authentication (over the shared failure limiter). */
 export interface OAuthServices {
   clients: ClientCache;
+  /** Parsed public keys of private_key_jwt clients (inline, or fetched from their jwks_uri). */
+  clientKeys: ClientKeys;
   authenticator: ClientAuthenticator;
-  /** Deletes expired `jti` deny-list entries and failure counters whose window has passed. */
+  /** Deletes expired `jti` deny-list entries, expired client-assertion `jti`s and failure counters whose window has passed. */
   sweep(): Promise<void>;
   stop(): void;
 }
@@ -42,9 +48,26 @@ export async function startOAuth(deps: OAuthDeps): Promise<OAuthServices> {
   const { config, logger, handle, limiter, limits, now } = deps;
   const clients = new ClientCache({ handle, logger, maxEntries: config.clientCacheSize });
   await clients.start();
-  const authenticator = new ClientAuthenticator({ clients, limits, now });
+  const clientKeys = new ClientKeys({ maxEntries: config.clientCacheSize, production: config.production, logger, now });
+  // An assertion's aud may name the issuer, the token endpoint (OpenID Connect Core §9 says so for every endpoint) or the endpoint called.
+  const audiences = new Map(
+    [TOKEN_PATH, INTROSPECTION_PATH, REVOCATION_PATH].map((path) => [path, Object.freeze([...new Set([config.issuer, `${config.issuer}${TOKEN_PATH}`, `${config.issuer}${path}`])])]),
+  );
+  const assertions = new ClientAssertionVerifier({
+    keys: clientKeys,
+    audiences: (path) => audiences.get(path) ?? (audiences.get(TOKEN_PATH) as readonly string[]),
+    now,
+  });
+  const authenticator = new ClientAuthenticator({
+    clients,
+    limits,
+    assertions,
+    recordJti: (clientId, jti, until) => recordAssertionJti(handle.db, clientId, jti, until, now()),
+    now,
+  });
   const sweep = async () => {
     await deleteInBatches(handle.db, { table: 'revoked_access_tokens', key: 'jti', where: sql`expires_at < ${now()}` });
+    await sweepAssertionJtis(handle.db, now());
     await limiter.sweep();
   };
   const timer = setInterval(() => {
@@ -53,6 +76,7 @@ export async function startOAuth(deps: OAuthDeps): Promise<OAuthServices> {
   timer.unref();
   return {
     clients,
+    clientKeys,
     authenticator,
     sweep,
     stop() {
@@ -70,8 +94,11 @@ export function oauthMetadata(issuer: string, scopesSupported: readonly string[]
     revocation_endpoint: `${issuer}${REVOCATION_PATH}`,
     grant_types_supported: grantTypes(),
     token_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
+    token_endpoint_auth_signing_alg_values_supported: CLIENT_ASSERTION_ALGORITHMS,
     introspection_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
+    introspection_endpoint_auth_signing_alg_values_supported: CLIENT_ASSERTION_ALGORITHMS,
     revocation_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
+    revocation_endpoint_auth_signing_alg_values_supported: CLIENT_ASSERTION_ALGORITHMS,
     scopes_supported: scopesSupported,
     // RFC 8414 requires the member; there is no authorization endpoint, so no response type is supported.
     response_types_supported: [],

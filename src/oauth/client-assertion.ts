@@ -1,0 +1,163 @@
+import { compactVerify, decodeJwt, decodeProtectedHeader } from 'jose';
+import { CLIENT_ASSERTION_ALGORITHMS, type ClientKey } from '../clients/jwks';
+import type { Client } from '../clients/repository';
+import { MAX_JTI_LENGTH } from './assertion-jtis';
+import { ClientKeysUnavailable, type ClientKeys } from './client-keys';
+
+/** RFC 7523 §2.2: the one `client_assertion_type` accepted. */
+export const JWT_BEARER_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+
+/**
+ * The clock tolerance of client assertions, seconds: `exp` may have passed by this much, `iat` and
+ * `nbf` may lie this far in the future, and `exp` may be this much beyond the 5 minutes. Clients'
+ * clocks drift; 30 s covers a machine without NTP for a while, and keeps the replay window small.
+ */
+export const ASSERTION_CLOCK_TOLERANCE_S = 30;
+/** The furthest `exp` may lie in the future (beyond the tolerance), seconds: an assertion is for one request, not a credential. */
+export const ASSERTION_MAX_LIFETIME_S = 300;
+
+/** An assertion refused: `message` is the precise cause, for the log only (the client sees a generic `invalid_client`). */
+export class AssertionRefused extends Error {
+  readonly code = 'ERR_CLIENT_ASSERTION';
+  constructor(message: string) {
+    super(message);
+    this.name = 'AssertionRefused';
+  }
+}
+
+/** What an accepted assertion leaves to be recorded: its `jti`, until when a replay must be refused. */
+export interface AcceptedAssertion {
+  jti: string;
+  /** `exp` plus the tolerance: the last moment the same assertion would still be accepted. */
+  replayGuardUntil: Date;
+}
+
+/**
+ * The client id an assertion claims (`sub`, else `iss`), read without verifying anything, to find
+ * the client whose keys must verify it. Undefined when the assertion is not a JWT with one.
+ */
+export function assertionClientId(assertion: string): string | undefined {
+  try {
+    const claims = decodeJwt(assertion);
+    const id = claims.sub ?? claims.iss;
+    return typeof id === 'string' && id !== '' ? id : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface ClientAssertionVerifierOptions {
+  keys: ClientKeys;
+  /** The audiences accepted at an endpoint (its path): the issuer, the token endpoint URL and the endpoint's own URL. */
+  audiences(endpointPath: string): readonly string[];
+  now: () => Date;
+}
+
+const ALGORITHMS: readonly string[] = CLIENT_ASSERTION_ALGORITHMS;
+
+/**
+ * Verifies a `private_key_jwt` client assertion (RFC 7523 §3, OpenID Connect Core §9), everything but
+ * the replay guard (the caller records the `jti` once the client is known to be active):
+ * - the header's `alg` is RS256, PS256 or ES256 (never `none`, never HS*: a MAC keyed with a public
+ *   key proves nothing), and the signature verifies with one of the client's keys (by `kid`, or any
+ *   key of that algorithm without one);
+ * - `iss` = `sub` = the client's id; `aud` (a string or an array) contains the issuer, the token
+ *   endpoint URL or the URL of the endpoint called;
+ * - `exp` present, not past (beyond the tolerance) and at most 5 minutes ahead (plus the tolerance);
+ *   `iat` and `nbf`, when present, not in the future beyond the tolerance;
+ * - `jti` present, a string of 1 to 256 characters.
+ */
+export class ClientAssertionVerifier {
+  constructor(private readonly options: ClientAssertionVerifierOptions) {}
+
+  async verify(client: Client, assertion: string, endpointPath: string): Promise<AcceptedAssertion> {
+    let alg: unknown;
+    let kid: unknown;
+    try {
+      ({ alg, kid } = decodeProtectedHeader(assertion));
+    } catch (error) {
+      throw new AssertionRefused(`malformed assertion header: ${(error as Error).message}`);
+    }
+    if (typeof alg !== 'string' || !ALGORITHMS.includes(alg)) {
+      throw new AssertionRefused(`alg ${JSON.stringify(alg)} is not accepted (${ALGORITHMS.join(', ')})`);
+    }
+    if (kid !== undefined && typeof kid !== 'string') throw new AssertionRefused('kid is not a string');
+
+    let candidates: ClientKey[];
+    try {
+      candidates = await this.options.keys.candidates(client, { alg, kid });
+    } catch (error) {
+      if (error instanceof ClientKeysUnavailable) throw new AssertionRefused(error.message);
+      throw new AssertionRefused(`client ${client.id}: its keys cannot be used (${(error as Error).message})`);
+    }
+    let payload: Uint8Array | undefined;
+    let lastError: Error | undefined;
+    for (const candidate of candidates) {
+      try {
+        ({ payload } = await compactVerify(assertion, candidate.key, { algorithms: [alg] }));
+        break;
+      } catch (error) {
+        lastError = error as Error;
+      }
+    }
+    if (payload === undefined) {
+      throw new AssertionRefused(`signature (${alg}) does not verify with the client's key(s) ${describeKeys(candidates)}: ${lastError?.message ?? ''}`);
+    }
+
+    let claims: Record<string, unknown>;
+    try {
+      const parsed: unknown = JSON.parse(Buffer.from(payload).toString('utf8'));
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
+      claims = parsed as Record<string, unknown>;
+    } catch {
+      throw new AssertionRefused('the claims are not a JSON object');
+    }
+    return this.checkClaims(client, claims, endpointPath);
+  }
+
+  private checkClaims(client: Client, claims: Record<string, unknown>, endpointPath: string): AcceptedAssertion {
+    const { iss, sub, aud, exp, iat, nbf, jti } = claims;
+    if (iss !== client.id) throw new AssertionRefused(`iss ${describe(iss)} is not the client id ${client.id}`);
+    if (sub !== client.id) throw new AssertionRefused(`sub ${describe(sub)} is not the client id ${client.id}`);
+
+    const accepted = this.options.audiences(endpointPath);
+    const audiences = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : undefined;
+    if (!audiences || audiences.length === 0 || !audiences.every((a) => typeof a === 'string')) throw new AssertionRefused(`aud ${describe(aud)} is missing or malformed`);
+    if (!audiences.some((a) => accepted.includes(a as string))) {
+      throw new AssertionRefused(`aud ${describe(aud)} names neither the issuer nor this endpoint (${accepted.join(', ')})`);
+    }
+
+    const now = this.options.now().getTime() / 1000;
+    const tolerance = ASSERTION_CLOCK_TOLERANCE_S;
+    if (typeof exp !== 'number' || !Number.isFinite(exp)) throw new AssertionRefused('exp is missing or not a number');
+    if (exp + tolerance <= now) throw new AssertionRefused(`expired at ${iso(exp)} (now ${iso(now)}, tolerance ${tolerance}s)`);
+    if (exp > now + ASSERTION_MAX_LIFETIME_S + tolerance) {
+      throw new AssertionRefused(`exp ${iso(exp)} is more than ${ASSERTION_MAX_LIFETIME_S}s ahead (now ${iso(now)}, tolerance ${tolerance}s)`);
+    }
+    if (iat !== undefined) {
+      if (typeof iat !== 'number' || !Number.isFinite(iat)) throw new AssertionRefused('iat is not a number');
+      if (iat > now + tolerance) throw new AssertionRefused(`iat ${iso(iat)} is in the future (now ${iso(now)}, tolerance ${tolerance}s)`);
+    }
+    if (nbf !== undefined) {
+      if (typeof nbf !== 'number' || !Number.isFinite(nbf)) throw new AssertionRefused('nbf is not a number');
+      if (nbf > now + tolerance) throw new AssertionRefused(`nbf ${iso(nbf)} is in the future (now ${iso(now)}, tolerance ${tolerance}s)`);
+    }
+    if (typeof jti !== 'string' || jti === '') throw new AssertionRefused('jti is missing');
+    if (jti.length > MAX_JTI_LENGTH) throw new AssertionRefused(`jti is over ${MAX_JTI_LENGTH} characters`);
+    return { jti, replayGuardUntil: new Date(Math.ceil(exp + tolerance) * 1000) };
+  }
+}
+
+function describe(value: unknown): string {
+  const text = JSON.stringify(value) ?? 'undefined';
+  return text.length > 80 ? `${text.slice(0, 80)}…` : text;
+}
+
+function iso(seconds: number): string {
+  const date = new Date(seconds * 1000);
+  return Number.isNaN(date.getTime()) ? String(seconds) : date.toISOString();
+}
+
+function describeKeys(keys: readonly ClientKey[]): string {
+  return keys.map((k) => (k.kid === undefined ? `(${k.kty}, no kid)` : JSON.stringify(k.kid))).join(', ');
+}

@@ -1,8 +1,21 @@
+import fs from 'node:fs';
 import type { Command } from 'commander';
 import type { Kysely } from 'kysely';
 import { findClient, listClients } from '../clients/repository';
-import { clientView } from '../clients/view';
-import { ClientError, clientPolicy, createClient, deleteClient, disableClient, parseScope, rotateClientSecret } from '../clients/service';
+import { clientView, type ClientView } from '../clients/view';
+import { MAX_INLINE_JWKS_BYTES } from '../clients/jwks';
+import {
+  ClientError,
+  clientPolicy,
+  createClient,
+  createClientWithKeys,
+  deleteClient,
+  disableClient,
+  parseScope,
+  rotateClientSecret,
+  setClientKeys,
+  type ClientKeysInput,
+} from '../clients/service';
 import { parseDuration } from '../config/duration';
 import { migrateToLatest } from '../db/migrate';
 import type { Database } from '../db/schema';
@@ -15,6 +28,43 @@ function durationOption(name: string, text: string, allowZero: boolean): number 
   if (ms === undefined || (ms <= 0 && !allowZero)) throw new CliError(`${name} "${text}" is not a duration such as 90s, 15m, 1h or 7d`);
   return ms;
 }
+
+/** The keys of `--jwks-file F | --jwks-uri URL` (exactly one), the file read and parsed here. */
+function keysOption(opts: { jwksFile?: string; jwksUri?: string }): ClientKeysInput {
+  if ((opts.jwksFile === undefined) === (opts.jwksUri === undefined)) throw new CliError('give exactly one of --jwks-file and --jwks-uri');
+  if (opts.jwksUri !== undefined) return { jwksUri: opts.jwksUri };
+  const file = opts.jwksFile as string;
+  let text: string;
+  try {
+    if (fs.statSync(file).size > MAX_INLINE_JWKS_BYTES) throw new CliError(`--jwks-file ${file} is over ${MAX_INLINE_JWKS_BYTES} bytes`);
+    text = fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    if (error instanceof CliError) throw error;
+    throw new CliError(`--jwks-file ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  try {
+    return { jwks: JSON.parse(text) as unknown };
+  } catch {
+    throw new CliError(`--jwks-file ${file} is not JSON (a JSON Web Key Set {"keys": [...]} is expected)`);
+  }
+}
+
+/** How a client's keys read in one line: the jwks_uri, or the kids of its JWKS. */
+function keysText(view: ClientView): string {
+  if (view.jwks_uri !== undefined) return `jwks_uri ${view.jwks_uri}`;
+  return `jwks ${(view.jwks?.keys ?? []).map((k) => k.kid ?? `(${k.kty} without kid)`).join(' ')}`;
+}
+
+type CreateOptions = OutputOptions & {
+  name: string;
+  scope: string;
+  audience: string[];
+  tenant?: string;
+  tokenTtl?: string;
+  authMethod: string;
+  jwksFile?: string;
+  jwksUri?: string;
+};
 
 export function registerClientCommands(program: Command, context: CliContext): void {
   const clients = program.command('clients').description('OAuth clients (client credentials)');
@@ -33,27 +83,47 @@ export function registerClientCommands(program: Command, context: CliContext): v
 
   clients
     .command('create')
-    .description('add a client; prints its client_id and client_secret (the secret is shown once)')
+    .description('add a client; prints its client_id and client_secret (the secret is shown once), or registers its public keys (private_key_jwt)')
     .requiredOption('--name <name>', 'display name')
     .requiredOption('--scope <scopes>', 'allowed scopes, space-separated')
     .option('--audience <audience>', 'an allowed audience (repeat for more; the first is the default)', collect, [])
     .option('--tenant <id>', 'the tenant the client belongs to')
     .option('--token-ttl <duration>', 'access token lifetime for this client (at most IDP_CLIENT_TOKEN_TTL)')
+    .option('--auth-method <method>', 'client_secret_basic (a secret, by Basic or in the form) or private_key_jwt (no secret: JWTs signed by its keys)', 'client_secret_basic')
+    .option('--jwks-file <file>', 'private_key_jwt: a JSON Web Key Set of its public keys')
+    .option('--jwks-uri <url>', 'private_key_jwt: where it publishes its public keys (https)')
     .option('--json', 'print JSON')
-    .action(async (opts: OutputOptions & { name: string; scope: string; audience: string[]; tenant?: string; tokenTtl?: string }) => {
+    .action(async (opts: CreateOptions) => {
       const config = context.config();
       const scopes = parseScope(opts.scope);
       if (scopes === undefined) throw new CliError(`--scope "${opts.scope}" is not a space-separated list of scopes (RFC 6749 §3.3)`);
       const ttlMs = opts.tokenTtl === undefined ? undefined : durationOption('--token-ttl', opts.tokenTtl, false);
       if (ttlMs !== undefined && ttlMs % 1000 !== 0) throw new CliError('--token-ttl must be whole seconds');
-      const { client, secret } = await withDb((db) =>
-        createClient(
-          db,
-          { name: opts.name, scopes, audiences: opts.audience, tenantId: opts.tenant ?? null, tokenTtlSeconds: ttlMs === undefined ? null : ttlMs / 1000 },
-          clientPolicy(config),
-          { actor: 'cli', now: now() },
-        ),
-      );
+      const input = { name: opts.name, scopes, audiences: opts.audience, tenantId: opts.tenant ?? null, tokenTtlSeconds: ttlMs === undefined ? null : ttlMs / 1000 };
+      if (opts.authMethod === 'private_key_jwt') {
+        const keys = keysOption(opts);
+        const client = await withDb((db) => createClientWithKeys(db, { ...input, keys }, clientPolicy(config), { actor: 'cli', now: now() }));
+        const view = clientView(client);
+        context.print(
+          opts,
+          {
+            client_id: client.id,
+            client_secret: null,
+            token_endpoint_auth_method: view.token_endpoint_auth_method,
+            name: client.name,
+            scopes: client.scopes,
+            audiences: client.audiences,
+            ...(view.jwks_uri !== undefined ? { jwks_uri: view.jwks_uri } : { jwks: view.jwks }),
+          },
+          `client_id: ${client.id}\n(no secret: it authenticates with private_key_jwt, ${keysText(view)})`,
+        );
+        return;
+      }
+      if (opts.authMethod !== 'client_secret_basic' && opts.authMethod !== 'client_secret_post') {
+        throw new CliError(`--auth-method "${opts.authMethod}" is not one of client_secret_basic, private_key_jwt`);
+      }
+      if (opts.jwksFile !== undefined || opts.jwksUri !== undefined) throw new CliError('--jwks-file and --jwks-uri go with --auth-method private_key_jwt');
+      const { client, secret } = await withDb((db) => createClient(db, input, clientPolicy(config), { actor: 'cli', now: now() }));
       context.print(
         opts,
         { client_id: client.id, client_secret: secret, name: client.name, scopes: client.scopes, audiences: client.audiences },
@@ -80,7 +150,7 @@ export function registerClientCommands(program: Command, context: CliContext): v
       const client = await withDb((db) => findClient(db, id));
       if (!client) throw new CliError(`no client ${id}`);
       const view = clientView(client);
-      const text = Object.entries(view)
+      const text = Object.entries({ ...view, ...(view.jwks !== undefined && { jwks: keysText(view).slice('jwks '.length) }) })
         .map(([k, v]) => `${k.padEnd(28)} ${Array.isArray(v) ? v.join(' ') : (v ?? '-')}`)
         .join('\n');
       context.print(opts, view, text);
@@ -100,6 +170,30 @@ export function registerClientCommands(program: Command, context: CliContext): v
         opts,
         { client_id: id, client_secret: secret, previous_secret_valid_until: until },
         `client_secret: ${secret}\n(the secret is shown once)\nprevious secret valid until: ${until ?? 'no longer valid'}`,
+      );
+    });
+
+  clients
+    .command('set-keys')
+    .description('replace the public keys of a private_key_jwt client (a client with a secret loses it and uses private_key_jwt from now on)')
+    .argument('<id>', 'client_id')
+    .option('--jwks-file <file>', 'a JSON Web Key Set of its public keys')
+    .option('--jwks-uri <url>', 'where it publishes its public keys (https)')
+    .option('--json', 'print JSON')
+    .action(async (id: string, opts: OutputOptions & { jwksFile?: string; jwksUri?: string }) => {
+      const config = context.config();
+      const keys = keysOption(opts);
+      const client = await withDb((db) => setClientKeys(db, id, keys, clientPolicy(config), { actor: 'cli', now: now() }));
+      const view = clientView(client);
+      context.print(
+        opts,
+        {
+          client_id: id,
+          token_endpoint_auth_method: view.token_endpoint_auth_method,
+          ...(view.jwks_uri !== undefined ? { jwks_uri: view.jwks_uri } : { jwks: view.jwks }),
+          updated_at: view.updated_at,
+        },
+        `replaced the keys of client ${id}: ${keysText(view)}`,
       );
     });
 

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config';
 import { CliError, createCliContext, DatabaseHeldElsewhere, type CliContext, type CliIo, type CliOverrides, type OutputOptions } from './context';
@@ -53,7 +54,7 @@ export async function runCli(argv: string[], io: CliIo, overrides: CliOverrides 
     if (address !== undefined) {
       let outcome: Awaited<ReturnType<typeof forwardToServer>>;
       try {
-        outcome = await forwardToServer(address, argv, io);
+        outcome = await forwardToServer(address, withAbsolutePaths(argv), io);
       } catch (error) {
         io.stderr(`idp: ${describe(error)}\n`);
         return 1;
@@ -104,6 +105,19 @@ async function runProgram(argv: string[], io: CliIo, overrides: CliOverrides): P
     tracked.stderr(`idp: ${describe(error)}\n`);
     return error instanceof CliError ? error.exitCode : 1;
   }
+}
+
+/** Options that name a file of the operator's (read by the command). */
+const FILE_OPTIONS: readonly string[] = ['--jwks-file'];
+
+/** A forwarded command runs in the server's working directory: a relative file name is made absolute here, where the operator meant it. */
+function withAbsolutePaths(argv: readonly string[]): string[] {
+  return argv.map((arg, i) => {
+    const previous = argv[i - 1];
+    if (previous !== undefined && FILE_OPTIONS.includes(previous)) return path.resolve(arg);
+    const option = FILE_OPTIONS.find((name) => arg.startsWith(`${name}=`));
+    return option ? `${option}=${path.resolve(arg.slice(option.length + 1))}` : arg;
+  });
 }
 
 function registerMigrate(program: Command, context: CliContext): void {

@@ -7,6 +7,7 @@ import type { Logger } from '../observability/logger';
 import { generateKeyMaterial, type KeyGenerator } from './material';
 import {
   announceKeyChange,
+  databaseTime,
   destroyKey,
   envelopeOf,
   findKey,
@@ -99,7 +100,12 @@ export interface KeyLifecycleDeps {
   mek: MekProvider;
   policy: LifecyclePolicy;
   logger: Logger;
-  /** The clock, passed in so that tests run whole lifecycles in no time. */
+  /**
+   * Tests only: a fake clock that replaces the database's in every decision, so that tests run whole
+   * lifecycles in no time. Unset (production), every decision and timestamp takes the database
+   * server's clock, read inside the transition's transaction once the lock is held: an instance whose
+   * own clock is off neither promotes a key early nor retires one late, and all instances agree.
+   */
   now?: () => Date;
   generate?: KeyGenerator;
   observer?: LifecycleObserver;
@@ -110,12 +116,15 @@ export interface KeyLifecycleDeps {
  * an audit event, and announces itself on LISTEN/NOTIFY; instances racing on it change the state once.
  */
 export class KeyLifecycle {
-  private readonly now: () => Date;
   private readonly generate: KeyGenerator;
 
   constructor(private readonly deps: KeyLifecycleDeps) {
-    this.now = deps.now ?? (() => new Date());
     this.generate = deps.generate ?? generateKeyMaterial;
+  }
+
+  /** The time decisions are made at: the fake clock of a test, else the database server's clock. */
+  private now(db: Kysely<Database> | Transaction<Database>): Promise<Date> {
+    return this.deps.now ? Promise.resolve(this.deps.now()) : databaseTime(db);
   }
 
   list(): Promise<SigningKeyRow[]> {
@@ -124,7 +133,8 @@ export class KeyLifecycle {
 
   /** The rotation check (cron, `idp keys check`, start-up): bootstrap, promote when due, retire. */
   async check(actor: Actor): Promise<CheckResult> {
-    const before = planRotation(await listPublishedKeys(this.deps.db), this.now(), this.deps.policy);
+    // A first look without the lock, so that the usual nothing-to-do costs no lock; judged on the database's clock too.
+    const before = planRotation(await listPublishedKeys(this.deps.db), await this.now(this.deps.db), this.deps.policy);
     if (before.length === 0) return { changes: [], alreadyRotated: false };
     const changes = await this.locked(async (trx, now) => {
       const steps = planRotation(await listPublishedKeys(trx), now, this.deps.policy);
@@ -225,7 +235,7 @@ export class KeyLifecycle {
     return this.deps.db.transaction().execute(async (trx) => {
       await lockKeys(trx);
       // Read the clock after the lock: a waiter must judge the state as it is when it gets the lock.
-      return work(trx, this.now());
+      return work(trx, await this.now(trx));
     });
   }
 

@@ -20,6 +20,15 @@ export async function lockKeys(trx: Transaction<Database>): Promise<void> {
   await sql`select pg_advisory_xact_lock(${KEYS_LOCK})`.execute(trx);
 }
 
+/**
+ * The database server's clock at this moment (`clock_timestamp()`, not the transaction's start time,
+ * which precedes any wait for the lock): the one clock every instance shares, whatever its own says.
+ */
+export async function databaseTime(db: Db): Promise<Date> {
+  const { rows } = await sql<{ now: Date | string }>`select clock_timestamp() as now`.execute(db);
+  return new Date((rows[0] as { now: Date | string }).now);
+}
+
 export async function announceKeyChange(trx: Transaction<Database>): Promise<void> {
   await sql`select pg_notify(${KEYS_CHANNEL}, 'changed')`.execute(trx);
 }

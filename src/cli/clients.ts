@@ -20,6 +20,7 @@ import { parseDuration } from '../config/duration';
 import { migrateToLatest } from '../db/migrate';
 import type { Database } from '../db/schema';
 import { CliError, table, type CliContext, type OutputOptions } from './context';
+import { printable } from './text';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
@@ -151,7 +152,7 @@ export function registerClientCommands(program: Command, context: CliContext): v
       if (!client) throw new CliError(`no client ${id}`);
       const view = clientView(client);
       const text = Object.entries({ ...view, ...(view.jwks !== undefined && { jwks: keysText(view).slice('jwks '.length) }) })
-        .map(([k, v]) => `${k.padEnd(28)} ${Array.isArray(v) ? v.join(' ') : (v ?? '-')}`)
+        .map(([k, v]) => `${k.padEnd(28)} ${printable(Array.isArray(v) ? v.join(' ') : String(v ?? '-'))}`)
         .join('\n');
       context.print(opts, view, text);
     });

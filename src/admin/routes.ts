@@ -4,7 +4,21 @@ import { z } from 'zod';
 import { recordAudit } from '../audit';
 import { findClient, listClients } from '../clients/repository';
 import { clientView } from '../clients/view';
-import { changeClient, CLIENT_ID, ClientError, clientPolicy, createClient, deleteClient, parseGrace, parseScope, rotateClientSecret } from '../clients/service';
+import {
+  changeClient,
+  checkClientKeys,
+  CLIENT_ID,
+  ClientError,
+  clientPolicy,
+  createClient,
+  createClientWithKeys,
+  deleteClient,
+  parseGrace,
+  parseScope,
+  rotateClientSecret,
+  setClientKeys,
+  type ClientKeysInput,
+} from '../clients/service';
 import { ApiError, apiErrorHandler, bearerToken, checkQuery, readJsonBody, requestId, withRequestId } from '../http/api-error';
 import { KeyLifecycleError } from '../keys/lifecycle';
 import { keyView } from '../keys/view';
@@ -173,6 +187,12 @@ export function adminRoutes(options: { services: () => Services | undefined; log
   // Clients: the same service as `idp clients`; every change is audited there with the admin token as actor.
   const change = (services: Services, req: Request, caller: AdminCaller) => ({ actor: caller.actor, now: services.now(), requestId: requestId(req) });
   const clientId = (req: Request) => String(req.params.clientId);
+  /** private_key_jwt keys of a body (`jwks` or `jwks_uri`, exactly one), or undefined when it has neither. */
+  const keysOf = (body: { jwks?: unknown; jwks_uri?: string }): ClientKeysInput | undefined => {
+    if (body.jwks !== undefined && body.jwks_uri !== undefined) throw new ApiError('invalid_request', 'body: give jwks or jwks_uri, not both');
+    if (body.jwks_uri !== undefined) return { jwksUri: body.jwks_uri };
+    return body.jwks === undefined ? undefined : { jwks: body.jwks };
+  };
 
   router.get(
     '/clients',
@@ -191,11 +211,28 @@ export function adminRoutes(options: { services: () => Services | undefined; log
             audiences: z.array(z.string().max(2048)).max(50).optional(),
             tenant_id: z.string().regex(TENANT_ID, 'a tenant id').nullable().optional(),
             token_ttl_seconds: z.number().int().positive().nullable().optional(),
+            token_endpoint_auth_method: z.enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt']).optional(),
+            jwks: z.unknown().optional(),
+            jwks_uri: z.string().max(2048).optional(),
           })
           .strict(),
         req.body ?? {},
         'body',
       );
+      const keys = keysOf(body);
+      if (body.token_endpoint_auth_method === 'private_key_jwt') {
+        if (!keys) throw new ApiError('invalid_request', 'body: private_key_jwt needs jwks or jwks_uri');
+        const client = await createClientWithKeys(
+          services.handle.db,
+          { name: body.name, scopes: body.scopes, audiences: body.audiences, tenantId: body.tenant_id, tokenTtlSeconds: body.token_ttl_seconds, keys },
+          clientPolicy(services.config),
+          change(services, req, caller),
+        ).catch(clientError);
+        // No secret exists for it: it authenticates with assertions signed by its keys.
+        res.status(201).json(clientView(client));
+        return;
+      }
+      if (keys) throw new ApiError('invalid_request', 'body: jwks and jwks_uri go with token_endpoint_auth_method "private_key_jwt"');
       const { client, secret } = await createClient(
         services.handle.db,
         { name: body.name, scopes: body.scopes, audiences: body.audiences, tenantId: body.tenant_id, tokenTtlSeconds: body.token_ttl_seconds },
@@ -225,26 +262,46 @@ export function adminRoutes(options: { services: () => Services | undefined; log
             audiences: z.array(z.string().max(2048)).max(50).optional(),
             token_ttl_seconds: z.number().int().positive().nullable().optional(),
             disabled: z.boolean().optional(),
+            token_endpoint_auth_method: z.literal('private_key_jwt').optional(),
+            jwks: z.unknown().optional(),
+            jwks_uri: z.string().max(2048).optional(),
           })
           .strict(),
         req.body ?? {},
         'body',
       );
       const now = services.now();
-      const client = await changeClient(
-        services.handle.db,
-        clientId(req),
-        {
-          name: body.name,
-          scopes: body.scopes,
-          audiences: body.audiences,
-          tokenTtlSeconds: body.token_ttl_seconds,
-          disabledAt: body.disabled === undefined ? undefined : body.disabled ? now : null,
-        },
-        clientPolicy(services.config),
-        { ...change(services, req, caller), now },
-      ).catch(clientError);
-      res.json(clientView(client));
+      const policy = clientPolicy(services.config);
+      const { jwks: _jwks, jwks_uri: _jwksUri, token_endpoint_auth_method: method, ...settings } = body;
+      const keys = keysOf(body);
+      if (method !== undefined && !keys) throw new ApiError('invalid_request', 'body: private_key_jwt needs jwks or jwks_uri');
+      // Keys are checked before anything is written, so a bad key set leaves the other fields unchanged too.
+      if (keys) {
+        try {
+          checkClientKeys(keys, policy);
+        } catch (error) {
+          clientError(error);
+        }
+      }
+      let client;
+      if (!keys || Object.keys(settings).length > 0) {
+        client = await changeClient(
+          services.handle.db,
+          clientId(req),
+          {
+            name: body.name,
+            scopes: body.scopes,
+            audiences: body.audiences,
+            tokenTtlSeconds: body.token_ttl_seconds,
+            disabledAt: body.disabled === undefined ? undefined : body.disabled ? now : null,
+          },
+          policy,
+          { ...change(services, req, caller), now },
+        ).catch(clientError);
+      }
+      // Replacing the keys (a client with a secret loses it): audited as client.keys-replaced.
+      if (keys) client = await setClientKeys(services.handle.db, clientId(req), keys, policy, { ...change(services, req, caller), now }).catch(clientError);
+      res.json(clientView(client as NonNullable<typeof client>));
     }),
   );
   router.delete(

@@ -69,13 +69,14 @@ export async function startTestServer(
   config: Config,
   handle: DatabaseHandle,
   now?: () => Date,
-  options: { logs?: ReturnType<typeof captureLogs> } = {},
+  options: { logs?: ReturnType<typeof captureLogs>; port?: number } = {},
 ): Promise<TestServer> {
   const logger = createLogger(config.logLevel, options.logs?.stream);
   const metrics = createMetrics();
   const services = await startServices({ config, logger, metrics, handle, now });
   const server = createHttpServer({ config, logger, metrics, services: () => services });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  // A fixed port lets IDP_ISSUER be the server's real URL (clients that discover the issuer, then call its endpoints).
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,

@@ -25,8 +25,13 @@ export const JWKS_URI_TIMEOUT_MS = 2_000;
 export const JWKS_URI_MAX_BYTES = 64 * 1024;
 const MAX_URI_LENGTH = 2048;
 
-/** Special-purpose ranges (RFC 6890 and its updates) that a jwks_uri may never reach in production. */
-const RESERVED = new net.BlockList();
+/**
+ * Special-purpose ranges (RFC 6890 and its updates) that a jwks_uri may never reach in production,
+ * one list per family: Node's BlockList matches an IPv4 address against IPv6 rules as its mapped
+ * form, so `::ffff:0:0/96` in a shared list would match every IPv4 address.
+ */
+const RESERVED_V4 = new net.BlockList();
+const RESERVED_V6 = new net.BlockList();
 for (const [network, prefix] of [
   ['0.0.0.0', 8], // "this network"
   ['10.0.0.0', 8], // private
@@ -44,7 +49,7 @@ for (const [network, prefix] of [
   ['224.0.0.0', 4], // multicast
   ['240.0.0.0', 4], // reserved, and broadcast
 ] as const) {
-  RESERVED.addSubnet(network, prefix, 'ipv4');
+  RESERVED_V4.addSubnet(network, prefix, 'ipv4');
 }
 for (const [network, prefix] of [
   ['::', 128], // unspecified
@@ -61,14 +66,14 @@ for (const [network, prefix] of [
   ['fec0::', 10], // site-local (deprecated)
   ['ff00::', 8], // multicast
 ] as const) {
-  RESERVED.addSubnet(network, prefix, 'ipv6');
+  RESERVED_V6.addSubnet(network, prefix, 'ipv6');
 }
 
 /** True for an address a production server may fetch a client's keys from: not private, loopback, link-local or reserved. */
 export function isPublicAddress(address: string): boolean {
   const family = net.isIP(address);
   if (family === 0) return false;
-  return !RESERVED.check(address, family === 4 ? 'ipv4' : 'ipv6');
+  return family === 4 ? !RESERVED_V4.check(address, 'ipv4') : !RESERVED_V6.check(address, 'ipv6');
 }
 
 /** The rules that depend on where we run. */

@@ -4,30 +4,16 @@ import { disableClient } from '../../src/clients/service';
 import { loadConfig } from '../../src/config';
 import { KeyRingMekProvider, parseKeyRing } from '../../src/crypto/mek';
 import { LISTENER_APPLICATION_NAME, openDatabase, type DatabaseHandle } from '../../src/db';
-import { migrateToLatest } from '../../src/db/migrate';
 import { KeyLifecycle } from '../../src/keys/lifecycle';
 import { createLogger } from '../../src/observability/logger';
 import { startTestServer, testConfig, testMek, type TestServer } from '../helpers/context';
 import { createTestDatabase, usingPostgres, type TestDatabase } from '../helpers/database';
 import { getJson, jwksKids, killAllChildren, waitFor } from '../multiprocess/processes';
-import { headerKid, logLines, record, runLoad, seedClients, startServer, token, type SeededClient, type Server } from './harness';
+import { headerKid, logLines, prepare, record, runLoad, startServer, token, type SeededClient, type Server } from './harness';
 import { startPrivatePostgres, type PrivatePostgres } from './private-postgres';
 
 const silent = createLogger('silent');
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Migrated, with its first keys (made on the database's clock) and `clients` clients, before any server starts. */
-async function prepare(handle: DatabaseHandle, mek: string, clients: number): Promise<SeededClient[]> {
-  await migrateToLatest(handle);
-  const lifecycle = new KeyLifecycle({
-    db: handle.db,
-    mek: new KeyRingMekProvider(parseKeyRing(mek, 'test')),
-    policy: loadConfig({ NODE_ENV: 'test', IDP_MEK: mek }),
-    logger: silent,
-  });
-  await lifecycle.check('startup');
-  return seedClients(handle, clients);
-}
 
 if (usingPostgres) {
   describe('Postgres restarted under token load (a private server: pg_ctl stop -m fast, then start)', () => {

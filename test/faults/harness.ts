@@ -2,7 +2,11 @@ import path from 'node:path';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { clientPolicy, createClient } from '../../src/clients/service';
 import { loadConfig } from '../../src/config';
+import { KeyRingMekProvider, parseKeyRing } from '../../src/crypto/mek';
 import type { DatabaseHandle } from '../../src/db';
+import { migrateToLatest } from '../../src/db/migrate';
+import { KeyLifecycle } from '../../src/keys/lifecycle';
+import { createLogger } from '../../src/observability/logger';
 import { basic } from '../oauth/helpers';
 import { freePort, getJson, spawnServer, waitFor, type Child } from '../multiprocess/processes';
 
@@ -58,6 +62,19 @@ export async function seedClients(handle: DatabaseHandle, count: number): Promis
     clients.push({ id: client.id, authorization: basic(client.id, secret) });
   }
   return clients;
+}
+
+/** Migrated, with its first keys (made on the database's clock) and `clients` clients, before any server starts. */
+export async function prepare(handle: DatabaseHandle, mek: string, clients: number, env: Record<string, string> = {}): Promise<SeededClient[]> {
+  await migrateToLatest(handle);
+  const lifecycle = new KeyLifecycle({
+    db: handle.db,
+    mek: new KeyRingMekProvider(parseKeyRing(mek, 'test')),
+    policy: loadConfig({ NODE_ENV: 'test', IDP_MEK: mek, ...env }),
+    logger: createLogger('silent'),
+  });
+  await lifecycle.check('startup');
+  return seedClients(handle, clients);
 }
 
 export interface Answer {

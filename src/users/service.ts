@@ -1,7 +1,8 @@
 import crypto from 'node:crypto';
-import type { Kysely, Transaction } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import { recordAudit } from '../audit';
 import type { Database, UserRow } from '../db/schema';
+import { deleteInBatches } from '../db/sweep';
 import { ApiError } from '../http/api-error';
 import type { Logger } from '../observability/logger';
 import type { Signer } from '../tokens/sign';
@@ -112,7 +113,8 @@ export class UserAccounts {
    */
   async sweep(): Promise<void> {
     const now = this.deps.now();
-    await repo.deleteExpiredRefreshTokens(this.deps.db, now);
+    // In bounded batches, each its own short transaction: a backlog of expired tokens is never one long delete.
+    await deleteInBatches(this.deps.db, { table: 'refresh_tokens', key: 'token_hash', where: sql`expires_at < ${now}` });
     await repo.clearSuccessors(this.deps.db, new Date(now.getTime() - this.reuseIntervalMs));
   }
 

@@ -1,9 +1,11 @@
+import crypto from 'node:crypto';
 import { sql, type KyselyPlugin, type PluginTransformQueryArgs, type PluginTransformResultArgs, type QueryResult, type RootOperationNode, type UnknownRow } from 'kysely';
 import type { DatabaseHandle } from '../../src/db';
 import { migrateToLatest } from '../../src/db/migrate';
 import { deleteInBatches } from '../../src/db/sweep';
 import { createLogger } from '../../src/observability/logger';
 import { FailureLimiter } from '../../src/ratelimit';
+import { startTestServer, testConfig } from '../helpers/context';
 import { createTestDatabase, usingPostgres, type TestDatabase } from '../helpers/database';
 
 /** Counts the statements sent through a Kysely instance and the rows each one affected. */
@@ -56,6 +58,24 @@ describe(`sweeps delete in bounded statements (${usingPostgres ? 'Postgres' : 'P
     const deleted = await deleteInBatches(handle.db.withPlugin(counted), { table: 'revoked_access_tokens', key: 'jti', where: sql`expires_at < ${past}` });
     expect(deleted).toBe(0);
     expect(counted.affected).toEqual([0]);
+  });
+
+  it('expired refresh tokens, by the accounts service: only the expired ones, whatever their number', async () => {
+    const server = await startTestServer(testConfig(database), handle);
+    try {
+      const user = crypto.randomUUID();
+      const session = crypto.randomUUID();
+      await sql`insert into users (id, email, password_hash, created_at, updated_at) values (${user}, 'sweep@example.com', 'x', now(), now())`.execute(handle.db);
+      await sql`insert into sessions (id, user_id, created_at) values (${session}, ${user}, now())`.execute(handle.db);
+      await sql`insert into refresh_tokens (token_hash, session_id, created_at, expires_at)
+                select 'expired-' || g, ${session}, ${past}, ${past} from generate_series(1, 2500) g`.execute(handle.db);
+      await sql`insert into refresh_tokens (token_hash, session_id, created_at, expires_at) values ('live-1', ${session}, now(), ${future}), ('live-2', ${session}, now(), ${future})`.execute(handle.db);
+      await server.services.users.sweep();
+      const left = await handle.db.selectFrom('refresh_tokens').select('token_hash').orderBy('token_hash').execute();
+      expect(left.map((r) => r.token_hash)).toEqual(['live-1', 'live-2']);
+    } finally {
+      await server.close();
+    }
   });
 
   it('the failure counters: only those whose window and block have both passed', async () => {

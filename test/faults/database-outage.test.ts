@@ -10,7 +10,7 @@ import { startTestServer, testConfig, testMek, type TestServer } from '../helper
 import { createTestDatabase, usingPostgres, type TestDatabase } from '../helpers/database';
 import { getJson, jwksKids, killAllChildren, waitFor } from '../multiprocess/processes';
 import { headerKid, logLines, prepare, record, runLoad, startServer, token, type SeededClient, type Server } from './harness';
-import { startPrivatePostgres, type PrivatePostgres } from './private-postgres';
+import { startPrivatePostgres, type PrivatePostgres } from '../../scripts/lib/private-postgres';
 
 const silent = createLogger('silent');
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

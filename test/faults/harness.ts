@@ -1,5 +1,4 @@
 import path from 'node:path';
-import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { clientPolicy, createClient } from '../../src/clients/service';
 import { loadConfig } from '../../src/config';
 import { KeyRingMekProvider, parseKeyRing } from '../../src/crypto/mek';
@@ -7,8 +6,11 @@ import type { DatabaseHandle } from '../../src/db';
 import { migrateToLatest } from '../../src/db/migrate';
 import { KeyLifecycle } from '../../src/keys/lifecycle';
 import { createLogger } from '../../src/observability/logger';
+import { StrictVerifier as BaseVerifier } from '../../scripts/lib/strict-verifier';
 import { basic } from '../oauth/helpers';
 import { freePort, getJson, spawnServer, waitFor, type Child } from '../multiprocess/processes';
+
+export { headerKid } from '../../scripts/lib/strict-verifier';
 
 const FIXTURES = path.resolve(__dirname, '../fixtures');
 export const ISSUER = 'http://idp.faults.test';
@@ -93,41 +95,10 @@ export async function token(url: string, authorization: string, timeoutMs: numbe
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
 
-/** The `kid` in a compact JWS's header. */
-export function headerKid(jwt: string): string {
-  return (JSON.parse(Buffer.from(jwt.split('.')[0] as string, 'base64url').toString()) as { kid: string }).kid;
-}
-
-/**
- * A strict verifier, as a resource server that honours the JWKS `Cache-Control` would be: each
- * server's key set is fetched again only when its max-age has passed, and an unknown `kid` is a
- * failure — no refetch that could hide a key signing before it was published long enough.
- */
-export class StrictVerifier {
-  private readonly sets = new Map<string, { keys: JSONWebKeySet; freshUntil: number }>();
-  failures: string[] = [];
-  verified = 0;
-
-  async keySet(url: string): Promise<JSONWebKeySet> {
-    const cached = this.sets.get(url);
-    if (cached && Date.now() < cached.freshUntil) return cached.keys;
-    const response = await fetch(`${url}/.well-known/jwks.json`, { signal: AbortSignal.timeout(5_000) });
-    if (response.status !== 200) throw new Error(`JWKS of ${url} answered ${response.status}`);
-    const maxAge = Number(/max-age=(\d+)/.exec(response.headers.get('cache-control') ?? '')?.[1] ?? 0);
-    const keys = (await response.json()) as JSONWebKeySet;
-    this.sets.set(url, { keys, freshUntil: Date.now() + maxAge * 1000 });
-    return keys;
-  }
-
-  /** Verifies `jwt` against the key set as cached for `url` (fetched first if stale); a failure is recorded. */
-  async verify(jwt: string, url: string): Promise<void> {
-    const keys = await this.keySet(url);
-    try {
-      await jwtVerify(jwt, createLocalJWKSet(keys), { issuer: ISSUER, typ: 'at+jwt', algorithms: ['RS256'] });
-      this.verified += 1;
-    } catch (error) {
-      this.failures.push(`${headerKid(jwt)} via ${url}: ${(error as Error).message}`);
-    }
+/** The strict verifier of the fault tests: honours the JWKS max-age and never refetches on an unknown `kid`. */
+export class StrictVerifier extends BaseVerifier {
+  constructor() {
+    super(ISSUER);
   }
 }
 

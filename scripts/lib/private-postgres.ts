@@ -4,15 +4,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { freePort } from '../multiprocess/processes';
+import { freePort } from './bench';
 
 const run = promisify(execFile);
 
 /**
- * A Postgres server of a test's own: `initdb` into a temporary directory, `pg_ctl` on a free loopback
- * port, its socket in that directory. A fault test may stop, restart or kill it without disturbing
- * anything else on the machine (the shared server of DATABASE_URL is never touched). `remove()`
- * stops it and deletes the directory.
+ * A Postgres server of one's own, for fault tests and scripts/chaos.ts: `initdb` into a temporary
+ * directory, `pg_ctl` on a free loopback port, its socket in that directory. It may be stopped,
+ * restarted or killed without disturbing anything else on the machine (the shared server of
+ * DATABASE_URL is never touched). `remove()` stops it and deletes the directory.
  */
 export interface PrivatePostgres {
   port: number;

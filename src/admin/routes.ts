@@ -7,14 +7,12 @@ import { clientView } from '../clients/view';
 import {
   changeClient,
   checkClientKeys,
-  CLIENT_ID,
   ClientError,
   clientPolicy,
   createClient,
   createClientWithKeys,
   deleteClient,
   parseGrace,
-  parseScope,
   rotateClientSecret,
   setClientKeys,
   type ClientKeysInput,
@@ -24,7 +22,7 @@ import { KeyLifecycleError } from '../keys/lifecycle';
 import { keyView } from '../keys/view';
 import type { Logger } from '../observability/logger';
 import type { Services } from '../services';
-import { createTenant, findTenant, listTenants, setTenantDisabled, TENANT_ID, TenantError, tenantView } from '../tenants/repository';
+import { createTenant, findTenant, listTenants, setTenantDisabled, TenantError, tenantView } from '../tenants/repository';
 import { printableProblem } from '../text';
 import { findUser, listUsers, publicUser, revokeUserSessions, updateUser } from '../users/repository';
 import { normaliseEmail } from '../users/credentials';
@@ -34,25 +32,23 @@ import type { Permission } from './permissions';
 import { blockView, clearBlock, isLimitKey } from '../ratelimit/operators';
 import { allows, type AdminCaller } from './tokens';
 import { apiKeyAdminRoutes } from '../api-keys/admin-routes';
+import {
+  auditQuery,
+  createClientBody,
+  createTenantBody,
+  listUsersQuery,
+  patchClientBody,
+  patchUserBody,
+  PATH_PARAMETERS,
+  revokeKeyBody,
+  rotateKeysBody,
+  rotateSecretBody,
+} from './schemas';
 
 type Handler = (req: Request, res: Response, caller: AdminCaller, services: Services) => Promise<void>;
 
-const pageLimit = z.coerce.number().int().min(1).max(500).default(100);
-const cursorField = z.string().max(400).optional();
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/**
- * The path parameters of the admin API and what each must look like; checked before anything reads
- * the database, so a malformed id is a 400 and a well-formed unknown one a 404. A parameter not
- * listed here must still be printable text.
- */
-const PARAMETERS: Readonly<Record<string, { pattern: RegExp; what: string }>> = {
-  kid: { pattern: /^[A-Za-z0-9_-]{1,128}$/, what: 'a key id (base64url)' },
-  clientId: { pattern: CLIENT_ID, what: 'a client id (base64url)' },
-  userId: { pattern: UUID, what: 'a user id (a UUID)' },
-  tenantId: { pattern: TENANT_ID, what: 'a tenant id (letters, digits, _ . -, at most 64)' },
-};
+/** The path parameters (./schemas.ts): a malformed id is a 400, a well-formed unknown one a 404; others must be printable text. */
+const PARAMETERS: Readonly<Record<string, { pattern: RegExp; what: string }>> = PATH_PARAMETERS;
 
 /** Refuses a malformed path parameter with 400. */
 function checkParameters(req: Request): void {
@@ -64,16 +60,6 @@ function checkParameters(req: Request): void {
     if (rule && !rule.pattern.test(value)) throw new ApiError('invalid_request', `path parameter ${name} must be ${rule.what}`);
   }
 }
-
-/** A date-time with offset (RFC 3339) that is a real instant: `2026-02-31T00:00:00Z` is refused. */
-const instant = z.iso.datetime({ offset: true }).transform((text, ctx) => {
-  const date = new Date(text);
-  if (Number.isNaN(date.getTime())) {
-    ctx.addIssue({ code: 'custom', message: 'not a real date and time' });
-    return z.NEVER;
-  }
-  return date;
-});
 
 /** The keyset position of a `cursor` query parameter, or a 400 for anything this API did not hand out. */
 function pageStart(kind: CursorKind, cursor: string | undefined) {
@@ -110,16 +96,6 @@ function tenantError(error: unknown): never {
   if (error instanceof TenantError) throw new ApiError('invalid_request', error.message);
   throw error;
 }
-
-/** `scopes` as an array or an RFC 6749 space-separated string. */
-const scopesField = z.union([z.array(z.string().max(200)).max(100), z.string().max(4000)]).transform((value, ctx) => {
-  const scopes = typeof value === 'string' ? parseScope(value) : value;
-  if (!scopes) {
-    ctx.addIssue({ code: 'custom', message: 'malformed scope string' });
-    return z.NEVER;
-  }
-  return scopes;
-});
 
 /**
  * `/admin/v1` (SPEC §4): only admin tokens, each route guarded by exactly one permission.
@@ -163,7 +139,7 @@ export function adminRoutes(options: { services: () => Services | undefined; log
   router.post(
     '/keys/rotate',
     guard('keys:rotate', async (req, res, caller, services) => {
-      const body = parse(z.object({ force: z.boolean().default(false), reason: z.string().max(500).optional() }).default({ force: false }), req.body ?? {}, 'body');
+      const body = parse(rotateKeysBody, req.body ?? {}, 'body');
       const changes = await services.lifecycle.rotate(caller.actor, { force: body.force, reason: body.reason }).catch(keyError);
       await services.keys.refresh();
       res.json({ rotated: true, changes });
@@ -172,7 +148,7 @@ export function adminRoutes(options: { services: () => Services | undefined; log
   router.post(
     '/keys/:kid/revoke',
     guard('keys:revoke', async (req, res, caller, services) => {
-      const body = parse(z.object({ reason: z.string().min(1).max(500).optional() }).default({}), req.body ?? {}, 'body');
+      const body = parse(revokeKeyBody, req.body ?? {}, 'body');
       const result = await services.lifecycle.revoke(caller.actor, String(req.params.kid), body.reason ?? 'revoked through the admin API').catch(keyError);
       await services.keys.refresh();
       res.json({
@@ -203,22 +179,7 @@ export function adminRoutes(options: { services: () => Services | undefined; log
   router.post(
     '/clients',
     guard('clients:write', async (req, res, caller, services) => {
-      const body = parse(
-        z
-          .object({
-            name: z.string().max(200),
-            scopes: scopesField,
-            audiences: z.array(z.string().max(2048)).max(50).optional(),
-            tenant_id: z.string().regex(TENANT_ID, 'a tenant id').nullable().optional(),
-            token_ttl_seconds: z.number().int().positive().nullable().optional(),
-            token_endpoint_auth_method: z.enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt']).optional(),
-            jwks: z.unknown().optional(),
-            jwks_uri: z.string().max(2048).optional(),
-          })
-          .strict(),
-        req.body ?? {},
-        'body',
-      );
+      const body = parse(createClientBody, req.body ?? {}, 'body');
       const keys = keysOf(body);
       if (body.token_endpoint_auth_method === 'private_key_jwt') {
         if (!keys) throw new ApiError('invalid_request', 'body: private_key_jwt needs jwks or jwks_uri');
@@ -254,22 +215,7 @@ export function adminRoutes(options: { services: () => Services | undefined; log
   router.patch(
     '/clients/:clientId',
     guard('clients:write', async (req, res, caller, services) => {
-      const body = parse(
-        z
-          .object({
-            name: z.string().max(200).optional(),
-            scopes: scopesField.optional(),
-            audiences: z.array(z.string().max(2048)).max(50).optional(),
-            token_ttl_seconds: z.number().int().positive().nullable().optional(),
-            disabled: z.boolean().optional(),
-            token_endpoint_auth_method: z.literal('private_key_jwt').optional(),
-            jwks: z.unknown().optional(),
-            jwks_uri: z.string().max(2048).optional(),
-          })
-          .strict(),
-        req.body ?? {},
-        'body',
-      );
+      const body = parse(patchClientBody, req.body ?? {}, 'body');
       const now = services.now();
       const policy = clientPolicy(services.config);
       const { jwks: _jwks, jwks_uri: _jwksUri, token_endpoint_auth_method: method, ...settings } = body;
@@ -314,7 +260,7 @@ export function adminRoutes(options: { services: () => Services | undefined; log
   router.post(
     '/clients/:clientId/secret',
     guard('clients:write', async (req, res, caller, services) => {
-      const body = parse(z.object({ grace: z.string().max(20).optional() }).strict(), req.body ?? {}, 'body');
+      const body = parse(rotateSecretBody, req.body ?? {}, 'body');
       const graceMs = body.grace === undefined ? services.config.clientSecretGraceMs : parseGrace(body.grace);
       if (graceMs === undefined) throw new ApiError('invalid_request', `grace "${body.grace}" is not a duration such as 0s, 1h or 1d`);
       const rotated = await rotateClientSecret(services.handle.db, clientId(req), graceMs, change(services, req, caller)).catch(clientError);
@@ -329,16 +275,7 @@ export function adminRoutes(options: { services: () => Services | undefined; log
   router.get(
     '/users',
     guard('users:read', async (req, res, _caller, services) => {
-      const query = parse(
-        z.object({
-          email: z.string().max(254).optional(),
-          tenant_id: z.union([z.literal(''), z.string().regex(TENANT_ID, 'a tenant id')]).optional(),
-          limit: pageLimit,
-          cursor: cursorField,
-        }),
-        req.query,
-        'query',
-      );
+      const query = parse(listUsersQuery, req.query, 'query');
       const page = await listUsers(services.handle.db, {
         email: query.email === undefined ? undefined : normaliseEmail(query.email),
         tenantId: query.tenant_id,
@@ -351,17 +288,7 @@ export function adminRoutes(options: { services: () => Services | undefined; log
   router.patch(
     '/users/:userId',
     guard('users:write', async (req, res, caller, services) => {
-      const body = parse(
-        z
-          .object({
-            role: z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/, 'lower-case letters, digits, _ or -, at most 32').optional(),
-            tenant_id: z.string().regex(TENANT_ID, 'a tenant id').nullable().optional(),
-            disabled: z.boolean().optional(),
-          })
-          .strict(),
-        req.body ?? {},
-        'body',
-      );
+      const body = parse(patchUserBody, req.body ?? {}, 'body');
       const id = String(req.params.userId);
       const db = services.handle.db;
       const existing = await findUser(db, id);
@@ -406,11 +333,7 @@ export function adminRoutes(options: { services: () => Services | undefined; log
   router.post(
     '/tenants',
     guard('tenants:write', async (req, res, caller, services) => {
-      const body = parse(
-        z.object({ id: z.string().regex(TENANT_ID, 'letters, digits, _ . -, at most 64').optional(), name: z.string().max(1000) }).strict(),
-        req.body ?? {},
-        'body',
-      );
+      const body = parse(createTenantBody, req.body ?? {}, 'body');
       const id = body.id ?? crypto.randomUUID();
       const db = services.handle.db;
       if (await findTenant(db, id)) throw new ApiError('conflict', `tenant "${id}" already exists`);
@@ -438,19 +361,7 @@ export function adminRoutes(options: { services: () => Services | undefined; log
   router.get(
     '/audit',
     guard('audit:read', async (req, res, _caller, services) => {
-      const query = parse(
-        z.object({
-          actor: z.string().max(200).optional(),
-          action: z.string().max(100).optional(),
-          target: z.string().max(300).optional(),
-          since: instant.optional(),
-          until: instant.optional(),
-          limit: pageLimit,
-          cursor: cursorField,
-        }),
-        req.query,
-        'query',
-      );
+      const query = parse(auditQuery, req.query, 'query');
       const { cursor, ...filter } = query;
       const page = await listAudit(services.handle.db, { ...filter, after: pageStart('audit', cursor) });
       res.json({ events: page.events.map(auditView), next_cursor: page.next ? encodeCursor('audit', page.next) : null });

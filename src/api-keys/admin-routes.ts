@@ -1,7 +1,7 @@
 import { Router, type Request, type Response } from 'express';
-import { z } from 'zod';
 import { ApiError, requestId } from '../http/api-error';
-import { apiKeyError, creationFields, exactMount, keyIdParam, pageCursor, pageQuery, parse, requestedExpiry } from './http';
+import { apiKeyError, exactMount, keyIdParam, pageCursor, parse, requestedExpiry } from './http';
+import { adminCreateApiKeyBody, adminListApiKeysQuery, revokeApiKeyBody } from './schemas';
 import type { ApiKeyOwner, ApiKeys } from './service';
 import { apiKeyView, encodeApiKeyCursor, type CreatedApiKeyView } from './view';
 
@@ -23,10 +23,6 @@ export type ApiKeyAdminGuard = (permission: ApiKeyPermission, handler: ApiKeyAdm
 
 export const ADMIN_API_KEYS_PATH = '/admin/v1/api-keys';
 
-const UUID = z.uuid();
-const CLIENT_ID = z.string().regex(/^[\x21-\x7e]{1,256}$/, 'a client id');
-const TENANT_ID = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'a tenant id');
-
 /**
  * `/admin/v1/api-keys` (SPEC §4, §8), mounted inside the admin router so that it shares its guard,
  * request ids, `no-store` and error serializer:
@@ -45,11 +41,7 @@ export function apiKeyAdminRoutes(guard: ApiKeyAdminGuard, base = ADMIN_API_KEYS
   router.get(
     '/',
     guard('api-keys:read', async (req, res, _caller, deps) => {
-      const query = parse(
-        z.object({ user_id: UUID.optional(), client_id: CLIENT_ID.optional(), tenant_id: TENANT_ID.optional(), ...pageQuery }).strict(),
-        req.query,
-        'query',
-      );
+      const query = parse(adminListApiKeysQuery, req.query, 'query');
       const page = await deps.apiKeys.list({
         userId: query.user_id?.toLowerCase(),
         clientId: query.client_id,
@@ -75,7 +67,7 @@ export function apiKeyAdminRoutes(guard: ApiKeyAdminGuard, base = ADMIN_API_KEYS
   router.post(
     '/',
     guard('api-keys:write', async (req, res, caller, deps) => {
-      const body = parse(z.object({ user_id: UUID.optional(), client_id: CLIENT_ID.optional(), ...creationFields }).strict(), req.body ?? {}, 'body');
+      const body = parse(adminCreateApiKeyBody, req.body ?? {}, 'body');
       if ((body.user_id === undefined) === (body.client_id === undefined)) throw new ApiError('invalid_request', 'body: give exactly one owner, user_id or client_id');
       const owner: ApiKeyOwner = body.user_id !== undefined ? { kind: 'user', id: body.user_id.toLowerCase() } : { kind: 'client', id: body.client_id as string };
       const { key, row } = await deps.apiKeys
@@ -98,7 +90,7 @@ export function apiKeyAdminRoutes(guard: ApiKeyAdminGuard, base = ADMIN_API_KEYS
   );
   router.post(
     '/:id/revoke',
-    revoke((req) => parse(z.object({ reason: z.string().min(1).max(500).optional() }).strict(), req.body ?? {}, 'body').reason),
+    revoke((req) => parse(revokeApiKeyBody, req.body ?? {}, 'body').reason),
   );
   return router;
 }

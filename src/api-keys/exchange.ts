@@ -4,12 +4,12 @@ import type { Config } from '../config';
 import type { AbuseLimits } from '../ratelimit/policies';
 import type { Grant, TokenResponse } from '../oauth/grants';
 import { InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget, TemporarilyUnavailable, TooManyFailures } from '../oauth/errors';
+import { readFormParams } from '../oauth/schemas';
 import type { ApiKeyRecord } from './repository';
+import { ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT, tokenExchangeRequest } from './schemas';
 import type { ApiKeys, Presentation } from './service';
 
-/** RFC 8693 §2.1 grant type, and the one token type it takes and issues (SPEC §8: the key is presented as an access token). */
-export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
-export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+export { TOKEN_EXCHANGE_GRANT, ACCESS_TOKEN_TYPE };
 
 /** The claims of an exchanged access token (SPEC §5). */
 export interface ExchangedAccessTokenClaims {
@@ -99,13 +99,7 @@ export const tokenExchangeGrant: Grant = {
   parameters: ['subject_token', 'subject_token_type', 'requested_token_type', 'scope', 'resource', 'audience'],
   clientAuthentication: 'none',
   async handler({ params, services, ip }): Promise<ExchangeResponse> {
-    const subjectToken = params.get('subject_token');
-    if (subjectToken === undefined) throw new InvalidRequest('missing subject_token (the API key)');
-    const subjectTokenType = params.get('subject_token_type');
-    if (subjectTokenType === undefined) throw new InvalidRequest('missing subject_token_type');
-    if (subjectTokenType !== ACCESS_TOKEN_TYPE) throw new InvalidRequest(`subject_token_type must be ${ACCESS_TOKEN_TYPE} (an API key)`);
-    const requestedType = params.get('requested_token_type');
-    if (requestedType !== undefined && requestedType !== ACCESS_TOKEN_TYPE) throw new InvalidRequest(`requested_token_type: only ${ACCESS_TOKEN_TYPE} is issued`);
+    const { subject_token: subjectToken } = readFormParams(tokenExchangeRequest, params);
     if (params.has('actor_token') || params.has('actor_token_type')) throw new InvalidRequest('actor_token is not supported: a key is exchanged for its own owner only');
 
     const { apiKeys, config } = services;

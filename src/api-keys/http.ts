@@ -1,6 +1,5 @@
 import type { NextFunction, Request, Response } from 'express';
 import { z } from 'zod';
-import { parseScope } from '../clients/service';
 import { parseDuration } from '../config/duration';
 import { ApiError } from '../http/api-error';
 import { API_KEY_ID } from './format';
@@ -35,24 +34,6 @@ export function apiKeyError(error: unknown): never {
   throw error;
 }
 
-/** `scopes` as an array or an RFC 6749 space-separated string. */
-export const scopesField = z.union([z.array(z.string().max(200)).max(100), z.string().max(4000)]).transform((value, ctx) => {
-  const scopes = typeof value === 'string' ? parseScope(value) : value;
-  if (!scopes) {
-    ctx.addIssue({ code: 'custom', message: 'malformed scope string' });
-    return z.NEVER;
-  }
-  return scopes;
-});
-
-/** The creation fields both surfaces share: a name, optional scopes, and at most one of `expires_in` (`90d`) and `expires_at`. */
-export const creationFields = {
-  name: z.string().max(1000),
-  scopes: scopesField.optional(),
-  expires_in: z.string().max(20).optional(),
-  expires_at: z.iso.datetime({ offset: true }).optional(),
-};
-
 export function requestedExpiry(body: { expires_in?: string; expires_at?: string }, now: Date): Date | undefined {
   if (body.expires_in !== undefined && body.expires_at !== undefined) throw new ApiError('invalid_request', 'give expires_in or expires_at, not both');
   if (body.expires_in !== undefined) {
@@ -62,11 +43,6 @@ export function requestedExpiry(body: { expires_in?: string; expires_at?: string
   }
   return body.expires_at === undefined ? undefined : new Date(body.expires_at);
 }
-
-export const pageQuery = {
-  limit: z.coerce.number().int().min(1).max(500).default(100),
-  cursor: z.string().max(400).optional(),
-};
 
 export function pageCursor(text: string | undefined): ApiKeyCursor | undefined {
   if (text === undefined) return undefined;

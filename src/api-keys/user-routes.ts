@@ -1,8 +1,8 @@
 import { Router, type Request, type Response } from 'express';
-import { z } from 'zod';
 import { ApiError, apiErrorHandler, bearerToken, readJsonBody, requestId, withRequestId, checkQueryText } from '../http/api-error';
 import type { Logger } from '../observability/logger';
-import { apiKeyError, creationFields, exactMount, keyIdParam, pageCursor, pageQuery, parse, requestedExpiry } from './http';
+import { apiKeyError, exactMount, keyIdParam, pageCursor, parse, requestedExpiry } from './http';
+import { userCreateApiKeyBody, userListApiKeysQuery } from './schemas';
 import type { ApiKeys } from './service';
 import { apiKeyView, encodeApiKeyCursor, type CreatedApiKeyView } from './view';
 
@@ -41,7 +41,7 @@ export function apiKeyUserRoutes(options: { deps: () => ApiKeyUserDeps | undefin
     const { deps, userId, actor } = await caller(req);
     // The body is read only once the caller is known: an anonymous caller gets 401, never a parse error.
     await readJsonBody(req, res);
-    const body = parse(z.object(creationFields).strict(), req.body ?? {}, 'body');
+    const body = parse(userCreateApiKeyBody, req.body ?? {}, 'body');
     const { key, row } = await deps.apiKeys
       .create({ owner: { kind: 'user', id: userId }, name: body.name, scopes: body.scopes, expiresAt: requestedExpiry(body, deps.now()) }, { actor, requestId: requestId(req) })
       .catch(apiKeyError);
@@ -51,7 +51,7 @@ export function apiKeyUserRoutes(options: { deps: () => ApiKeyUserDeps | undefin
 
   router.get('/', async (req: Request, res: Response) => {
     const { deps, userId } = await caller(req);
-    const query = parse(z.object(pageQuery).strict(), req.query, 'query');
+    const query = parse(userListApiKeysQuery, req.query, 'query');
     const page = await deps.apiKeys.list({ userId, limit: query.limit, cursor: pageCursor(query.cursor) });
     const now = deps.now();
     res.json({ api_keys: page.rows.map((row) => apiKeyView(row, now)), next_cursor: page.next ? encodeApiKeyCursor(page.next) : null });

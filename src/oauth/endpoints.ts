@@ -6,6 +6,7 @@ import { readClientCredentials } from './client-auth';
 import { InvalidClient, InvalidRequest, MethodNotAllowed, NO_STORE_HEADERS, oauthErrorResponse, TemporarilyUnavailable, UnsupportedGrantType } from './errors';
 import { ClientGone, readForm, type FormParams } from './form';
 import { findGrant } from './grants';
+import { introspectionRequest, readFormParams, revocationRequest } from './schemas';
 import { introspect, revoke } from './token-kinds';
 
 export const TOKEN_PATH = '/oauth/token';
@@ -106,16 +107,14 @@ const token: Endpoint = async (req, services) => {
 const introspection: Endpoint = async (req, services) => {
   const form = await readForm(req);
   const client = await authenticated(req, form, services, INTROSPECTION_PATH);
-  const tokenText = form.get('token');
-  if (tokenText === undefined) throw new InvalidRequest('missing token');
+  const { token: tokenText } = readFormParams(introspectionRequest, form);
   return { body: await introspect(tokenText, { services, client }) };
 };
 
 const revocation: Endpoint = async (req, services) => {
   const form = await readForm(req);
   const client = await authenticated(req, form, services, REVOCATION_PATH);
-  const tokenText = form.get('token');
-  if (tokenText === undefined) throw new InvalidRequest('missing token');
+  const { token: tokenText } = readFormParams(revocationRequest, form);
   await revoke(tokenText, { services, client });
   return { body: undefined };
 };

@@ -1,4 +1,5 @@
 import type { Logger } from '../observability/logger';
+import type { OAuthErrorCode } from './schemas';
 
 /**
  * The error model of the OAuth endpoints: one class per error code (RFC 6749 §5.2, RFC 7009,
@@ -7,8 +8,8 @@ import type { Logger } from '../observability/logger';
  * (private) only goes to the log. Anything that is not an OAuthError becomes `server_error`.
  */
 export abstract class OAuthError extends Error {
-  /** The `error` member: a stable code, asserted on by tests. */
-  abstract readonly error: string;
+  /** The `error` member: a stable code, asserted on by tests (one of OAUTH_ERROR_CODES, which the OpenAPI document lists). */
+  abstract readonly error: OAuthErrorCode;
   /** HTTP status; RFC 6749 §5.2 says 400 unless stated otherwise. */
   readonly status: number = 400;
   /** Extra response headers (WWW-Authenticate, Retry-After, Allow). */

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ApiError } from '../http/api-error';
 import { PASSWORD_MAX_BYTES, PASSWORD_MIN_LENGTH } from './passwords';
+import { credentialsBody } from './schemas';
 
 /** RFC 5321 limit on a path, which bounds every address. */
 const EMAIL_MAX_LENGTH = 254;
@@ -23,7 +24,7 @@ export interface Credentials {
  * 1 MB password is refused here, never fed to argon2.
  */
 export function readCredentials(body: unknown, purpose: 'signup' | 'signin'): Credentials {
-  const shape = z.object({ email: z.string(), password: z.string() }).safeParse(body);
+  const shape = credentialsBody.safeParse(body);
   if (!shape.success) throw new ApiError('invalid_request', 'body must be JSON {"email": string, "password": string}');
   const email = normaliseEmail(shape.data.email);
   if (email.length > EMAIL_MAX_LENGTH || !z.email().safeParse(email).success) {

@@ -3,6 +3,7 @@ import { ApiError, apiErrorHandler, bearerToken, checkQueryText, jsonBody, reque
 import type { Logger } from '../observability/logger';
 import { readCredentials } from './credentials';
 import { publicUser } from './repository';
+import { refreshTokenBody, tokenQuery } from './schemas';
 import type { RequestOrigin, UserAccounts, UserSession } from './service';
 
 /** The session response of sign-up, sign-in and refresh (the shape Supabase's GoTrue clients read). */
@@ -45,13 +46,13 @@ export function userRoutes(options: { accounts: () => UserAccounts | undefined; 
 
   router.post('/token', jsonBody(), async (req, res) => {
     const service = accounts();
-    const grantType = req.query.grant_type ?? 'password';
-    if (grantType === 'password') {
+    const query = tokenQuery.safeParse(req.query);
+    if (!query.success) throw new ApiError('invalid_request', query.error.issues[0]?.message ?? 'invalid grant_type');
+    if (query.data.grant_type === 'password') {
       send(res, 200, await service.signIn(readCredentials(req.body, 'signin'), origin(req)));
-    } else if (grantType === 'refresh_token') {
-      send(res, 200, await service.refresh((req.body as { refresh_token?: unknown } | undefined)?.refresh_token, origin(req)));
     } else {
-      throw new ApiError('invalid_request', 'grant_type must be "password" (the default) or "refresh_token"');
+      // A body without a string refresh_token is refused by the service as invalid_grant, like a wrong one.
+      send(res, 200, await service.refresh(refreshTokenBody.safeParse(req.body).data?.refresh_token, origin(req)));
     }
   });
 

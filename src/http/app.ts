@@ -6,6 +6,8 @@ import type { Services } from '../services';
 import { oauthMetadata, scopesSupported } from '../oauth';
 import { adminRoutes } from '../admin/routes';
 import { isBadInputDatabaseError } from './api-error';
+import { OPENAPI_PATH, openApiSnapshot } from './openapi';
+import { etagMatches } from '../keys/jwks';
 import { userRoutes } from '../users/routes';
 import { apiKeyUserRoutes } from '../api-keys/user-routes';
 
@@ -48,6 +50,17 @@ export function createApp(context: AppContext): express.Express {
     const signingKey = services?.keys.loaded ?? false;
     const ready = database && signingKey;
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks: { database, signing_key: signingKey } });
+  });
+
+  // The OpenAPI document (src/http/openapi.ts), generated once from the routes' zod schemas.
+  const openapi = openApiSnapshot(context.config);
+  app.get(OPENAPI_PATH, (req, res) => {
+    res.set({ 'Cache-Control': 'public, max-age=3600', ETag: openapi.etag });
+    if (etagMatches(req.get('if-none-match'), openapi.etag)) {
+      res.status(304).end();
+      return;
+    }
+    res.type('application/json').send(openapi.body);
   });
 
   const metadata = async (_req: Request, res: Response) => {

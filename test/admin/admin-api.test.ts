@@ -3,6 +3,7 @@ import { loadConfig } from '../../src/config';
 import type { DatabaseHandle } from '../../src/db';
 import { startTestServer, type TestServer } from '../helpers/context';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { matchesOpenApi } from '../helpers/openapi';
 import { adminToken, cli, signIn, signUp, testEnv } from '../users/support';
 
 describe('/admin/v1 and `idp admin-token` / `idp tenants`', () => {
@@ -25,10 +26,11 @@ describe('/admin/v1 and `idp admin-token` / `idp tenants`', () => {
   });
 
   const admin = (token = superToken.token) => ({
-    get: (path: string) => request(server.url).get(`/admin/v1${path}`).set('Authorization', `Bearer ${token}`),
-    post: (path: string, body: object = {}) => request(server.url).post(`/admin/v1${path}`).set('Authorization', `Bearer ${token}`).send(body),
-    patch: (path: string, body: object) => request(server.url).patch(`/admin/v1${path}`).set('Authorization', `Bearer ${token}`).send(body),
-    delete: (path: string) => request(server.url).delete(`/admin/v1${path}`).set('Authorization', `Bearer ${token}`),
+    // Every answer must match the OpenAPI document (test/helpers/openapi.ts).
+    get: (path: string) => request(server.url).get(`/admin/v1${path}`).set('Authorization', `Bearer ${token}`).expect(matchesOpenApi),
+    post: (path: string, body: object = {}) => request(server.url).post(`/admin/v1${path}`).set('Authorization', `Bearer ${token}`).send(body).expect(matchesOpenApi),
+    patch: (path: string, body: object) => request(server.url).patch(`/admin/v1${path}`).set('Authorization', `Bearer ${token}`).send(body).expect(matchesOpenApi),
+    delete: (path: string) => request(server.url).delete(`/admin/v1${path}`).set('Authorization', `Bearer ${token}`).expect(matchesOpenApi),
   });
 
   it('authenticates before it reads a body: 401 for an anonymous malformed body, then 400 and 413 for a known caller', async () => {

@@ -1,6 +1,7 @@
 import request from 'supertest';
 import type { ApiKeyOwner } from '../../src/api-keys/service';
 import type { Services } from '../../src/services';
+import { matchesOpenApi } from '../helpers/openapi';
 import type { TestClient } from '../oauth/helpers';
 
 export const FORM = 'application/x-www-form-urlencoded';
@@ -9,18 +10,18 @@ export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token'
 
 /** POST /oauth/introspect as `client`. */
 export function introspect(url: string, client: TestClient, token: string) {
-  return request(url).post('/oauth/introspect').set('Content-Type', FORM).set('Authorization', client.authorization).send(`token=${encodeURIComponent(token)}`);
+  return request(url).post('/oauth/introspect').set('Content-Type', FORM).set('Authorization', client.authorization).send(`token=${encodeURIComponent(token)}`).expect(matchesOpenApi);
 }
 
 /** POST /oauth/revoke as `client`. */
 export function revokeAtOAuth(url: string, client: TestClient, token: string) {
-  return request(url).post('/oauth/revoke').set('Content-Type', FORM).set('Authorization', client.authorization).send(`token=${encodeURIComponent(token)}`);
+  return request(url).post('/oauth/revoke').set('Content-Type', FORM).set('Authorization', client.authorization).send(`token=${encodeURIComponent(token)}`).expect(matchesOpenApi);
 }
 
 /** RFC 8693 token exchange of `key`, with no client authentication. */
 export function exchange(url: string, key: string, extra: Record<string, string> = {}) {
   const form = new URLSearchParams({ grant_type: TOKEN_EXCHANGE, subject_token: key, subject_token_type: ACCESS_TOKEN_TYPE, ...extra });
-  return request(url).post('/oauth/token').set('Content-Type', FORM).send(form.toString());
+  return request(url).post('/oauth/token').set('Content-Type', FORM).send(form.toString()).expect(matchesOpenApi);
 }
 
 export interface CreatedKey {

@@ -7,6 +7,7 @@ import { disableClient } from '../../src/clients/service';
 import { createTenant, setTenantDisabled } from '../../src/tenants/repository';
 import { startTestServer, testConfig, type TestServer } from '../helpers/context';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { matchesOpenApi } from '../helpers/openapi';
 import { basic, makeClient, type TestClient } from './helpers';
 
 const FORM = 'application/x-www-form-urlencoded';
@@ -40,7 +41,8 @@ describe('POST /oauth/token (client_credentials)', () => {
   const token = (body: string, authorization?: string) => {
     const req = request(app.url).post('/oauth/token').set('Content-Type', FORM);
     if (authorization) req.set('Authorization', authorization);
-    return req.send(body);
+    // Every answer must match the OpenAPI document (test/helpers/openapi.ts).
+    return req.send(body).expect(matchesOpenApi);
   };
 
   /** The exact RFC 6749 §5.2 shape: `error` and a string `error_description`, nothing else, never cached. */

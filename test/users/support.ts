@@ -2,6 +2,7 @@ import request from 'supertest';
 import { runCli } from '../../src/cli/program';
 import type { DatabaseHandle } from '../../src/db';
 import { testMek } from '../helpers/context';
+import { matchesOpenApi } from '../helpers/openapi';
 import type { TestDatabase } from '../helpers/database';
 
 /** The environment shared by the servers and the CLI of one test file (same MEK, same database). */
@@ -38,13 +39,13 @@ export function freshEmail(tag = 'user'): string {
 }
 
 export async function signUp(url: string, email = freshEmail(), password = 'correct horse battery'): Promise<SignedIn> {
-  const res = await request(url).post('/auth/v1/signup').send({ email, password });
+  const res = await request(url).post('/auth/v1/signup').send({ email, password }).expect(matchesOpenApi);
   if (res.status !== 201) throw new Error(`sign-up failed: ${res.status} ${JSON.stringify(res.body)}`);
   return res.body as SignedIn;
 }
 
 export async function signIn(url: string, email: string, password = 'correct horse battery'): Promise<SignedIn> {
-  const res = await request(url).post('/auth/v1/token').send({ email, password });
+  const res = await request(url).post('/auth/v1/token').send({ email, password }).expect(matchesOpenApi);
   if (res.status !== 200) throw new Error(`sign-in failed: ${res.status} ${JSON.stringify(res.body)}`);
   return res.body as SignedIn;
 }

@@ -10,23 +10,99 @@ import { deleteInBatches } from '../db/sweep';
 /** The longest `jti` accepted (a UUID is 36 characters; openid-client sends 43). */
 export const MAX_JTI_LENGTH = 256;
 
+/** One accepted assertion's replay guard: its client, its `jti`, and until when a replay must be refused. */
+export interface AssertionJti {
+  clientId: string;
+  jti: string;
+  expiresAt: Date;
+}
+
+const keyOf = (row: { clientId: string; jti: string }) => `${row.clientId}\u0000${row.jti}`;
+
 /**
- * Records the `jti` of an accepted assertion until `expiresAt`. True when it was new (or its earlier
- * use has expired and not been swept yet); false for a replay. One statement: two instances racing on
- * the same `jti` cannot both get true.
+ * Records the `jti`s of accepted assertions (distinct (client, jti) pairs) in one statement; returns
+ * the keys (`keyOf`) of those that were new, or whose earlier use has expired and not been swept yet.
+ * The others are replays. Two instances racing on the same `jti` cannot both get it: the primary key
+ * decides.
  */
-export async function recordAssertionJti(db: Kysely<Database>, clientId: string, jti: string, expiresAt: Date, now: Date): Promise<boolean> {
-  const result = await db
+async function recordBatch(db: Kysely<Database>, rows: readonly AssertionJti[], now: Date): Promise<Set<string>> {
+  const fresh = await db
     .insertInto('client_assertion_jtis')
-    .values({ client_id: clientId, jti, expires_at: expiresAt })
+    .values(rows.map((r) => ({ client_id: r.clientId, jti: r.jti, expires_at: r.expiresAt })))
     .onConflict((oc) =>
       oc
         .columns(['client_id', 'jti'])
-        .doUpdateSet({ expires_at: expiresAt })
+        .doUpdateSet((eb) => ({ expires_at: eb.ref('excluded.expires_at') }))
         .where('client_assertion_jtis.expires_at', '<=', now),
     )
-    .executeTakeFirst();
-  return (result.numInsertedOrUpdatedRows ?? 0n) === 1n;
+    .returning(['client_id', 'jti'])
+    .execute();
+  return new Set(fresh.map((r) => keyOf({ clientId: r.client_id, jti: r.jti })));
+}
+
+/** Records one `jti`: true when it was new, false for a replay (see recordBatch). */
+export async function recordAssertionJti(db: Kysely<Database>, clientId: string, jti: string, expiresAt: Date, now: Date): Promise<boolean> {
+  return (await recordBatch(db, [{ clientId, jti, expiresAt }], now)).has(keyOf({ clientId, jti }));
+}
+
+interface Waiting extends AssertionJti {
+  resolve(fresh: boolean): void;
+  reject(error: unknown): void;
+}
+
+/** The most jtis one statement records. */
+const MAX_BATCH = 500;
+/** Statements in flight at once per process. */
+const MAX_IN_FLIGHT = 2;
+
+/**
+ * The replay guard as the token endpoint uses it: group commit. A `jti` arriving while the
+ * statements in flight are busy waits for the next one, which records every `jti` that arrived
+ * meanwhile (up to 500) in one insert and one commit. An idle process writes a lone `jti` at once,
+ * so nothing waits on a timer; under load the cost of a commit (a WAL flush) is shared by the
+ * assertions of one batch instead of paid by each. A `jti` presented twice within one batch is
+ * recorded once, and the second presentation is the replay.
+ */
+export class AssertionJtiStore {
+  private readonly waiting: Waiting[] = [];
+  private inFlight = 0;
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly now: () => Date,
+  ) {}
+
+  /** True when this `jti` is new for this client (it is now recorded until `expiresAt`); false for a replay. */
+  record(clientId: string, jti: string, expiresAt: Date): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ clientId, jti, expiresAt, resolve, reject });
+      if (this.inFlight < MAX_IN_FLIGHT) void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    this.inFlight++;
+    try {
+      while (this.waiting.length > 0) {
+        const batch = this.waiting.splice(0, MAX_BATCH);
+        const distinct = new Map<string, Waiting>();
+        const repeated: Waiting[] = [];
+        for (const entry of batch) {
+          if (distinct.has(keyOf(entry))) repeated.push(entry);
+          else distinct.set(keyOf(entry), entry);
+        }
+        for (const entry of repeated) entry.resolve(false);
+        try {
+          const fresh = await recordBatch(this.db, [...distinct.values()], this.now());
+          for (const [key, entry] of distinct) entry.resolve(fresh.has(key));
+        } catch (error) {
+          for (const entry of distinct.values()) entry.reject(error);
+        }
+      }
+    } finally {
+      this.inFlight--;
+    }
+  }
 }
 
 /**

@@ -8,7 +8,7 @@ import type { Logger } from '../observability/logger';
 import type { FailureLimiter } from '../ratelimit';
 import type { AbuseLimits } from '../ratelimit/policies';
 import { CLIENT_ASSERTION_ALGORITHMS } from '../clients/jwks';
-import { recordAssertionJti, sweepAssertionJtis } from './assertion-jtis';
+import { AssertionJtiStore, sweepAssertionJtis } from './assertion-jtis';
 import { ClientAssertionVerifier } from './client-assertion';
 import { CLIENT_AUTH_METHODS, ClientAuthenticator } from './client-auth';
 import { ClientKeys } from './client-keys';
@@ -58,11 +58,12 @@ export async function startOAuth(deps: OAuthDeps): Promise<OAuthServices> {
     audiences: (path) => audiences.get(path) ?? (audiences.get(TOKEN_PATH) as readonly string[]),
     now,
   });
+  const jtis = new AssertionJtiStore(handle.db, now);
   const authenticator = new ClientAuthenticator({
     clients,
     limits,
     assertions,
-    recordJti: (clientId, jti, until) => recordAssertionJti(handle.db, clientId, jti, until, now()),
+    recordJti: (clientId, jti, until) => jtis.record(clientId, jti, until),
     now,
   });
   const sweep = async () => {

@@ -4,7 +4,7 @@ import request from 'supertest';
 import { fetchJwks, isPublicAddress, JWKS_URI_MAX_BYTES } from '../../src/clients/jwks-uri';
 import { setClientKeys, clientPolicy } from '../../src/clients/service';
 import type { Client } from '../../src/clients/repository';
-import { recordAssertionJti } from '../../src/oauth/assertion-jtis';
+import { AssertionJtiStore, recordAssertionJti } from '../../src/oauth/assertion-jtis';
 import { ClientKeys } from '../../src/oauth/client-keys';
 import { createLogger } from '../../src/observability/logger';
 import { captureLogs, FakeClock, startTestServer, testConfig, type TestServer } from '../helpers/context';
@@ -257,6 +257,18 @@ describe('the jti store and the key cache', () => {
       { client_id: 'c1', jti: 'j1' },
       { client_id: 'c2', jti: 'j1' },
     ]);
+  });
+
+  it('the store commits concurrent jtis together; of two presentations of one jti at once, one is accepted', async () => {
+    const db = server.services.handle.db;
+    const store = new AssertionJtiStore(db, clock.now);
+    const until = new Date(clock.now().getTime() + 60_000);
+    const results = await Promise.all(Array.from({ length: 300 }, (_, i) => store.record('group', `j${i % 150}`, until).then((fresh) => ({ jti: `j${i % 150}`, fresh }))));
+    const accepted = results.filter((r) => r.fresh).map((r) => r.jti);
+    expect(accepted.sort()).toEqual(Array.from({ length: 150 }, (_, i) => `j${i}`).sort());
+    const stored = await db.selectFrom('client_assertion_jtis').select('jti').where('client_id', '=', 'group').execute();
+    expect(stored).toHaveLength(150);
+    expect(await store.record('group', 'j7', until)).toBe(false);
   });
 
   it('keeps at most maxEntries clients’ parsed keys, and re-parses a client only when what its keys depend on changed', async () => {

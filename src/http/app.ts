@@ -52,10 +52,11 @@ export function createApp(context: AppContext): express.Express {
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks: { database, signing_key: signingKey } });
   });
 
-  // The OpenAPI document (src/http/openapi.ts), generated once from the routes' zod schemas.
+  // The OpenAPI document (src/http/openapi.ts), generated once from the routes' zod schemas. Public
+  // like the JWKS: any origin may load it (a browser-based viewer such as editor.swagger.io).
   const openapi = openApiSnapshot(context.config);
   app.get(OPENAPI_PATH, (req, res) => {
-    res.set({ 'Cache-Control': 'public, max-age=3600', ETag: openapi.etag });
+    res.set({ 'Cache-Control': 'public, max-age=3600', ETag: openapi.etag, 'Access-Control-Allow-Origin': '*' });
     if (etagMatches(req.get('if-none-match'), openapi.etag)) {
       res.status(304).end();
       return;

@@ -91,11 +91,12 @@ describe('OpenAPI document (GET /openapi.json) against real responses', () => {
   };
 
   describe('the document', () => {
-    it('is served once generated: public caching, a strong ETag, 304 on If-None-Match, the same document the source builds', async () => {
+    it('is served once generated: public caching, any origin, a strong ETag, 304 on If-None-Match, the same document the source builds', async () => {
       const res = documented(await request(server.url).get('/openapi.json'), 200);
       expect(res.headers['content-type']).toMatch(/^application\/json/);
       expect(res.headers['cache-control']).toMatch(/^public, max-age=\d+$/);
       expect(res.headers.etag).toMatch(/^"[A-Za-z0-9_-]+"$/);
+      expect(res.headers['access-control-allow-origin']).toBe('*');
       expect(res.body).toEqual(JSON.parse(JSON.stringify(buildOpenApiDocument(config))));
       expect(res.body.servers).toEqual([{ url: config.issuer }]);
       const again = documented(await request(server.url).get('/openapi.json').set('If-None-Match', res.headers.etag as string), 304);

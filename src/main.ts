@@ -42,8 +42,16 @@ async function main(): Promise<void> {
     logger.info({ signal }, 'shutting down: stop the schedule, drain requests, close the database');
     await running.cliSocket?.close();
     await running.scheduler?.stop();
+    // Requests in flight may finish; a keep-alive connection that turns idle, or a client that
+    // never finishes, must not hold the process: past the request timeout every connection goes.
     await new Promise<void>((resolve) => {
-      server.close(() => resolve());
+      const drain = setInterval(() => server.closeIdleConnections(), 100);
+      const deadline = setTimeout(() => server.closeAllConnections(), config.requestTimeoutMs);
+      server.close(() => {
+        clearInterval(drain);
+        clearTimeout(deadline);
+        resolve();
+      });
       server.closeIdleConnections();
     });
     metricsServer?.close();

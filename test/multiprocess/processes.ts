@@ -70,7 +70,7 @@ export async function killAllChildren(): Promise<void> {
  * Sends `signal` and waits up to `graceMs` for the exit; a child still running then is killed and
  * reported as 'did not exit', so that a test asserting a clean stop fails clearly.
  */
-export async function stopChild(child: Child, signal: NodeJS.Signals = 'SIGTERM', graceMs = 5_000): Promise<number | string> {
+export async function stopChild(child: Child, signal: NodeJS.Signals = 'SIGTERM', graceMs = 15_000): Promise<number | string> {
   child.kill(signal);
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<'did not exit'>((resolve) => {

@@ -118,19 +118,28 @@ export class ClientKeys {
     const remote = entry.remote as RemoteState;
     const now = this.options.now().getTime();
     if (remote.keys === undefined || now >= remote.freshUntil) {
-      if (now - remote.lastAttempt >= this.cooldownMs) await this.load(client, remote).catch(() => undefined);
+      await this.refresh(client, remote, now);
       if (remote.keys === undefined || now - remote.fetchedAt > JWKS_URI_DEFAULTS.maxStaleMs) {
         throw new ClientKeysUnavailable(`client ${client.id}: no key set from jwks_uri ${remote.uri} (${remote.lastError ?? 'not fetched yet'})`);
       }
     }
     let found = matching(remote.keys, query);
-    if (found.length === 0 && query.kid !== undefined && now - remote.lastAttempt >= this.cooldownMs) {
+    if (found.length === 0 && query.kid !== undefined) {
       // A kid we do not know: the client may have rotated its keys. Once per cooldown.
-      await this.load(client, remote).catch(() => undefined);
+      await this.refresh(client, remote, now);
       found = matching(remote.keys, query);
     }
     if (found.length === 0) throw new ClientKeysUnavailable(noKey(client, query, remote));
     return found;
+  }
+
+  /**
+   * Waits for the fetch in flight, if any (requests that arrive during a fetch use its result), or
+   * fetches when the cooldown since the last attempt has passed; otherwise returns at once. Never throws.
+   */
+  private async refresh(client: Client, remote: RemoteState, now: number): Promise<void> {
+    if (remote.pending) await remote.pending.catch(() => undefined);
+    else if (now - remote.lastAttempt >= this.cooldownMs) await this.load(client, remote).catch(() => undefined);
   }
 
   private entryFor(client: Client): Entry {

@@ -79,6 +79,16 @@ describe('private_key_jwt with a jwks_uri', () => {
     expect(host.requests).toBe(4);
   });
 
+  it('requests that arrive while the first fetch is in flight wait for it: one fetch, all served', async () => {
+    const key = testKey('ES256', 'together');
+    host.handle = (req, res) => setTimeout(() => serveJwks(jwksOf(key))(req, res), 100);
+    const id = await makeKeyClient(server.services, { jwksUri: `${host.url}/together.json` });
+    host.requests = 0;
+    const statuses = await Promise.all(Array.from({ length: 5 }, async () => (await token(await sign(key, id))).status));
+    expect(statuses).toEqual([200, 200, 200, 200, 200]);
+    expect(host.requests).toBe(1);
+  });
+
   it('max-age is held within [1 min, 1 day]; no-store counts as the 1 min floor', async () => {
     const key = testKey('ES256', 'floor');
     host.handle = serveJwks(jwksOf(key), 'no-store');

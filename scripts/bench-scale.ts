@@ -296,7 +296,10 @@ async function explainAll(url: string, counts: { clients: number; users: number 
     if (!compiled) throw new Error(`${label}: no query`);
     const plan = await db.executeQuery<{ 'QUERY PLAN': string }>(CompiledQuery.raw(`explain (analyze, buffers) ${compiled.sql}`, [...compiled.parameters]));
     const lines = plan.rows.map((r) => r['QUERY PLAN']);
-    const nodes = lines.filter((l) => /Scan|Sort|Limit|Loop|Join/.test(l)).slice(0, 3).map((l) => l.trim().replace(/\s+\(cost=.*?\)/, '').replace(/\s*\(actual time=.*?\)/, ''));
+    // Every scan and sort, and how many rows a scan read only to throw away.
+    const nodes = lines
+      .filter((l) => /Scan|Sort|Rows Removed by Filter/.test(l))
+      .map((l) => l.trim().replace(/^->\s*/, '').replace(/\s+\(cost=.*?\)/, '').replace(/\s*\(actual time=.*?\)/, ''));
     const time = lines.find((l) => l.startsWith('Execution Time'))?.replace('Execution Time: ', '');
     console.log(`  ${label.padEnd(40)} ${time?.padStart(10)}   ${nodes.join(' → ')}`);
   };

@@ -23,7 +23,9 @@ export async function listAudit(db: Kysely<Database>, filter: AuditFilter): Prom
   if (filter.until) query = query.where('occurred_at', '<', filter.until);
   const after = filter.after;
   if (after) {
-    query = query.where((eb) => eb.or([eb('occurred_at', '<', after.at), eb.and([eb('occurred_at', '=', after.at), eb('id', '<', after.id)])]));
+    // A row comparison, which Postgres turns into one index range: the equivalent `or` made it read
+    // every row before the cursor (500,001 index entries for a middle page of a million).
+    query = query.where((eb) => eb(eb.refTuple('occurred_at', 'id'), '<', eb.tuple(after.at, after.id)));
   }
   const rows = await query.orderBy('occurred_at', 'desc').orderBy('id', 'desc').limit(filter.limit + 1).execute();
   const events = rows.slice(0, filter.limit);

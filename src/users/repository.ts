@@ -67,7 +67,9 @@ export async function listUsers(db: Db, filter: { email?: string; tenantId?: str
   if (filter.tenantId) query = query.where('tenant_id', '=', filter.tenantId);
   const after = filter.after;
   if (after) {
-    query = query.where((eb) => eb.or([eb('created_at', '<', after.at), eb.and([eb('created_at', '=', after.at), eb('id', '<', after.id)])]));
+    // A row comparison, which Postgres turns into one index range: the equivalent `or` made it read
+    // every row before the cursor (500,001 index entries for a middle page of a million).
+    query = query.where((eb) => eb(eb.refTuple('created_at', 'id'), '<', eb.tuple(after.at, after.id)));
   }
   const rows = await query.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(filter.limit + 1).execute();
   const users = rows.slice(0, filter.limit);

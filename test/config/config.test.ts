@@ -105,6 +105,8 @@ describe('configuration of the hardening (SPEC §2, §7)', () => {
     expect(config.trustProxyText).toBe('false');
     expect(config.trustProxy('127.0.0.1', 0)).toBe(false);
     expect(config.rateLimitAllowlist('127.0.0.1')).toBe(false);
+    expect(config.clientCacheSize).toBe(10_000);
+    expect(loadConfig({ IDP_CLIENT_CACHE_SIZE: '100000' }).clientCacheSize).toBe(100_000);
   });
 
   it('reads IDP_TRUST_PROXY as Express does: a hop count, or addresses, CIDRs and names', () => {
@@ -136,6 +138,7 @@ describe('configuration of the hardening (SPEC §2, §7)', () => {
     [{ IDP_PASSWORD_HASH_CONCURRENCY: '0' }, 'IDP_PASSWORD_HASH_CONCURRENCY', /whole number/],
     [{ IDP_API_KEY_MAX_TTL: 'forever' }, 'IDP_API_KEY_MAX_TTL', /positive duration/],
     [{ IDP_CLIENT_SECRET_GRACE: '31d' }, 'IDP_CLIENT_SECRET_GRACE', /over 30d/],
+    [{ IDP_CLIENT_CACHE_SIZE: '0' }, 'IDP_CLIENT_CACHE_SIZE', /whole number/],
   ])('refuses %j naming the variable', (env, variable, message) => {
     const error = problem(env as Record<string, string>);
     expect(error.variable).toBe(variable);

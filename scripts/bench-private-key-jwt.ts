@@ -8,15 +8,24 @@ import pg from 'pg';
 import { argument, startIdp, summarise, type RunFigures } from './lib/bench';
 
 /**
- * One autocannon run of a fixed number of requests. Requests per second are the total over the
- * run's wall time: autocannon's own average is of whole-second samples, which a run of a fixed
- * number of requests (6.4 s, say) would round to a multiple of its size.
+ * One autocannon run of a fixed number of requests. Requests per second are the responses over the
+ * time from the first to the last response: autocannon's own average is of whole-second samples,
+ * and it notices the end of a run of a fixed size only at its next one-second tick, so both its
+ * average and its duration would round a 6.4 s run to whole seconds.
  */
 async function load(options: autocannon.Options): Promise<RunFigures> {
-  const result = await autocannon(options);
-  const seconds = (result.finish.getTime() - result.start.getTime()) / 1000;
+  let first = 0;
+  let last = 0;
+  let responses = 0;
+  const result = await new Promise<autocannon.Result>((resolve, reject) => {
+    const instance = autocannon(options, (error, done) => (error ? reject(error) : resolve(done)));
+    instance.on('response', () => {
+      last = performance.now();
+      if (responses++ === 0) first = last;
+    });
+  });
   return {
-    requestsPerSecond: result.requests.total / seconds,
+    requestsPerSecond: (responses - 1) / ((last - first) / 1000),
     p50: result.latency.p50,
     p99: result.latency.p99,
     non2xx: result.non2xx,

@@ -36,7 +36,7 @@ export interface Services {
   verifier: TokenVerifier;
   /** Shared Postgres failure counters. */
   failures: FailureLimiter;
-  /** The abuse limits of SPEC §7 over those counters. */
+  /** The abuse limits of README: "Abuse limits" over those counters. */
   limits: AbuseLimits;
   /** User accounts, sessions and refresh tokens (/auth/v1). */
   users: UserAccounts;
@@ -44,7 +44,7 @@ export interface Services {
   adminTokens: AdminTokens;
   /** OAuth clients (cached in memory), client authentication, the /oauth/* endpoints' state. */
   oauth: OAuthServices;
-  /** API keys (SPEC §8), cached in memory. */
+  /** API keys (README: "API keys"), cached in memory. */
   apiKeys: ApiKeys;
   now: () => Date;
   close(): Promise<void>;

@@ -1,4 +1,4 @@
-/** Every permission of the admin API (SPEC §4); each route is guarded by exactly one of them. */
+/** Every permission of the admin API (README: "HTTP"); each route is guarded by exactly one of them. */
 export const PERMISSIONS = [
   'keys:read',
   'keys:rotate',

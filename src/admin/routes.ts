@@ -98,12 +98,12 @@ function tenantError(error: unknown): never {
 }
 
 /**
- * `/admin/v1` (SPEC §4): only admin tokens, each route guarded by exactly one permission.
+ * `/admin/v1` (README: "HTTP"): only admin tokens, each route guarded by exactly one permission.
  * 401 when the token is missing, invalid or revoked; 403 when it is valid but lacks the permission.
  * Every change is an audit event with actor `admin-token:<id>` and the request id.
  */
 export function adminRoutes(options: { services: () => Services | undefined; logger: Logger }): Router {
-  // Exact routes (SPEC §7): `/ADMIN/V1/keys` or `/admin/v1/keys/` must not slip past a proxy rule.
+  // Exact routes (README: "Abuse limits"): `/ADMIN/V1/keys` or `/admin/v1/keys/` must not slip past a proxy rule.
   const router = Router({ caseSensitive: true, strict: true });
   router.use(withRequestId);
   router.use((_req, res, next) => {
@@ -368,7 +368,7 @@ export function adminRoutes(options: { services: () => Services | undefined; log
     }),
   );
 
-  // Abuse limits (SPEC §7): the blocks in force, and lifting one on every instance.
+  // Abuse limits (README: "Abuse limits"): the blocks in force, and lifting one on every instance.
   router.get(
     '/limits',
     guard('limits:read', async (_req, res, _caller, services) => {

@@ -11,7 +11,7 @@ import type { TokenVerifier } from '../tokens/verify';
 import { describeExpiry, invalidToken } from '../users/access-token';
 import { isPermission, PERMISSIONS, type Permission } from './permissions';
 
-/** The `token_type` claim of admin tokens (SPEC §5). */
+/** The `token_type` claim of admin tokens (README: "tokens"). */
 export const ADMIN_TOKEN_TYPE = 'admin';
 
 export function adminAudience(issuer: string): string {
@@ -56,7 +56,7 @@ export function adminTokenView(row: AdminTokenRow): AdminTokenView {
   };
 }
 
-/** The `admin-token issue` JSON shape (SPEC §6). */
+/** The `admin-token issue` JSON shape (README: "The admin CLI"). */
 export interface IssuedAdminToken {
   id: string;
   token: string;

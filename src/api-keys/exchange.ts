@@ -11,7 +11,7 @@ import type { ApiKeys, Presentation } from './service';
 
 export { TOKEN_EXCHANGE_GRANT, ACCESS_TOKEN_TYPE };
 
-/** The claims of an exchanged access token (SPEC §5). */
+/** The claims of an exchanged access token (README: "tokens"). */
 export interface ExchangedAccessTokenClaims {
   iss: string;
   sub: string;
@@ -87,7 +87,7 @@ function refusal(presented: Exclude<Presentation, { status: 'active' }>): Invali
 
 /**
  * RFC 8693 token exchange: an API key (the subject token) for a short-lived JWT access token of its
- * owner (SPEC §5 "exchanged access token"), for resource servers that only verify JWTs offline.
+ * owner (README: "tokens" "exchanged access token"), for resource servers that only verify JWTs offline.
  *
  * No client authentication: the key itself is the credential (RFC 8693 §2.1 leaves client
  * authentication to the server's policy), so a script holding only a key can exchange it; client
@@ -143,7 +143,7 @@ export const tokenExchangeGrant: Grant = {
   },
 };
 
-/** A failed presentation counts per address (SPEC §7); a blocked address gets 429 and is not counted. */
+/** A failed presentation counts per address (README: "Abuse limits"); a blocked address gets 429 and is not counted. */
 async function presentationFailed(limits: Pick<AbuseLimits, 'apiKeyPresentationFailed'>, address: string): Promise<void> {
   const wait = await limits.apiKeyPresentationFailed(address);
   if (wait > 0) throw new TooManyFailures(wait);

@@ -59,7 +59,7 @@ export function keyIdParam(req: Request): string {
 }
 
 /**
- * SPEC §7: routes are exact and case-sensitive. Express matches a mount path case-insensitively
+ * README: "Abuse limits": routes are exact and case-sensitive. Express matches a mount path case-insensitively
  * and ignores a trailing slash; a router mounted at `base` passes anything else on (to a 404).
  */
 export function exactMount(base: string) {

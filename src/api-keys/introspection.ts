@@ -9,7 +9,7 @@ import { plausibleOwnerId } from './service';
 
 /**
  * API keys at /oauth/introspect and /oauth/revoke, recognised by their `idpk_` prefix.
- * Introspection answers exactly SPEC §8's members; a revoked, expired, malformed or unknown key,
+ * Introspection answers exactly README: "API keys"'s members; a revoked, expired, malformed or unknown key,
  * one whose owner or tenant is disabled, or one of another tenant, is `{"active": false}`.
  * Revocation: only the client that owns a key may revoke it (`unauthorized_client` otherwise, and
  * nothing changes); a key that is not valid needs no revocation (RFC 7009 §2.2).
@@ -23,7 +23,7 @@ export const apiKeyTokens: TokenKind = {
     const presented = await presentKey(apiKeys, token);
     if (presented.status !== 'active') return null;
     const { key } = presented;
-    // Tenants are a boundary (SPEC §4); the key's tenant is its owner's, kept in step by a trigger.
+    // Tenants are a boundary (README: "HTTP"); the key's tenant is its owner's, kept in step by a trigger.
     if (!withinTenant(context.client, key.tenantId)) return null;
     apiKeys.recordUse(key);
     const answer: ActiveIntrospection = {
@@ -50,7 +50,7 @@ export const apiKeyTokens: TokenKind = {
   },
 };
 
-/** An exchanged access token (SPEC §5): `typ: at+jwt` with an `api_key_id` claim. */
+/** An exchanged access token (README: "tokens"): `typ: at+jwt` with an `api_key_id` claim. */
 function exchangedClaims(token: string): JWTPayload | undefined {
   try {
     if (decodeProtectedHeader(token).typ !== 'at+jwt') return undefined;
@@ -81,7 +81,7 @@ function ownerOfToken(payload: JWTPayload): ApiKeyOwner {
  * Exchanged access tokens at /oauth/introspect and /oauth/revoke. (Those of a client's key carry
  * `client_id` = `sub` and may be answered by the client-access-token kind first; this kind answers
  * the others, user-owned ones in particular.) Active while signed and unexpired, not revoked by
- * `jti`, and while the owner and its tenant are enabled; revoking the key does not end them (SPEC §5).
+ * `jti`, and while the owner and its tenant are enabled; revoking the key does not end them (README: "tokens").
  * Only the client owning the key may revoke one.
  */
 export const exchangedAccessTokens: TokenKind = {

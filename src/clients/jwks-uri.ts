@@ -6,7 +6,7 @@ import { maxAgeOf } from '../verifier/http';
 import { JwksError } from './jwks';
 
 /**
- * A client's `jwks_uri` (SPEC §10): which URLs may be registered, and fetching one in a way that
+ * A client's `jwks_uri` (README: "private_key_jwt"): which URLs may be registered, and fetching one in a way that
  * cannot be turned against us or the network we run in.
  *
  * - `https` only in production (`http` is accepted outside production, for tests and development);

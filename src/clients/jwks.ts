@@ -2,7 +2,7 @@ import crypto, { type KeyObject } from 'node:crypto';
 import type { StoredClientJwks } from '../db/schema';
 
 /**
- * The public keys a `private_key_jwt` client authenticates with (SPEC §10, RFC 7523): what a JWKS
+ * The public keys a `private_key_jwt` client authenticates with (README: "private_key_jwt", RFC 7523): what a JWKS
  * may hold, and its keys parsed once into KeyObjects.
  *
  * Only public keys for signatures: RSA of 2048 to 4096 bits (RS256, PS256) or EC on P-256 (ES256).

@@ -18,7 +18,7 @@ export interface Client {
   disabledAt: Date | null;
   createdAt: Date;
   updatedAt: Date;
-  /** How the client authenticates: a secret (Basic or form), or assertions signed by its keys (SPEC §10). */
+  /** How the client authenticates: a secret (Basic or form), or assertions signed by its keys (README: "private_key_jwt"). */
   authMethod: 'client_secret' | 'private_key_jwt';
   /** SHA-256 of the secret; null for a private_key_jwt client, which has none. */
   secretHash: Uint8Array | null;

@@ -205,7 +205,7 @@ export async function createClient(db: Kysely<Database>, input: NewClient, polic
 }
 
 /**
- * Creates a client that authenticates with `private_key_jwt` (SPEC §10): it has no secret, so
+ * Creates a client that authenticates with `private_key_jwt` (README: "private_key_jwt"): it has no secret, so
  * `client_secret_basic` and `client_secret_post` are refused for it.
  */
 export async function createClientWithKeys(db: Kysely<Database>, input: NewClient & { keys: ClientKeysInput }, policy: ClientPolicy, change: ChangeContext): Promise<Client> {

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { formatDuration, parseDuration } from './duration';
 
 /**
- * Every setting of the service, parsed and validated once from the environment (SPEC §2).
+ * Every setting of the service, parsed and validated once from the environment (README: "Configuration").
  * Defaults are stated here and nowhere else; the README's configuration table mirrors this file.
  */
 export interface Config {
@@ -68,7 +68,7 @@ export interface Config {
    */
   readonly clientSecretGraceMs: number;
   /**
-   * Sign-in limits at /auth/v1/token (SPEC §7, after Auth0's brute-force protection); past one, 429
+   * Sign-in limits at /auth/v1/token (README: "Abuse limits", after Auth0's brute-force protection); past one, 429
    * with Retry-After until the window passes. Refused attempts are not counted, so one address can
    * add at most `perEmailIp` failures to an email's count.
    */
@@ -82,14 +82,14 @@ export interface Config {
     /** `IDP_SIGNIN_FAILURE_WINDOW`, default 15m. */
     readonly windowMs: number;
   };
-  /** Sign-up limit (SPEC §7): every attempt counts. */
+  /** Sign-up limit (README: "Abuse limits"): every attempt counts. */
   readonly signUpLimits: {
     /** `IDP_SIGNUPS_PER_IP`, default 20 sign-ups per address and window. */
     readonly perIp: number;
     /** `IDP_SIGNUP_WINDOW`, default 1h. */
     readonly windowMs: number;
   };
-  /** Password hashing (argon2id) under a bounded concurrency, so floods never starve the token endpoint (SPEC §7). */
+  /** Password hashing (argon2id) under a bounded concurrency, so floods never starve the token endpoint (README: "Abuse limits"). */
   readonly passwordHashing: {
     /** `IDP_PASSWORD_HASH_CONCURRENCY`, default 1: hashes computed at once per process. */
     readonly concurrency: number;
@@ -114,7 +114,7 @@ export interface Config {
   readonly refreshReuseIntervalMs: number;
   /** `IDP_API_KEY_MAX_TTL`, default 365d; `never` (undefined here) allows keys without expiry. */
   readonly apiKeyMaxTtlMs: number | undefined;
-  /** Abuse limits on failed client authentication at /oauth/* (SPEC §7). */
+  /** Abuse limits on failed client authentication at /oauth/* (README: "Abuse limits"). */
   readonly tokenFailureLimits: {
     /** `IDP_TOKEN_FAILURES_PER_CLIENT`, default 20 failures per `client_id` and window. */
     readonly perClient: number;
@@ -252,7 +252,7 @@ export function loadConfig(env: Env = process.env): Config {
   const prepublishMs = duration(env, 'IDP_KEY_PREPUBLISH', 86_400_000);
   const retentionMs = duration(env, 'IDP_KEY_RETENTION', longestSignedTtl + 600_000);
 
-  // The three refusals of SPEC §2: each of these would make verifiers reject valid tokens.
+  // The three refusals of README: "Configuration": each of these would make verifiers reject valid tokens.
   if (prepublishMs < 2 * jwksMaxAgeSeconds * 1000) {
     throw new ConfigError(
       'IDP_KEY_PREPUBLISH',

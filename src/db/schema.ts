@@ -124,7 +124,7 @@ export interface StoredClientJwks {
   keys: Array<Record<string, string>>;
 }
 
-/** SPEC §10: the `jti` of every accepted client assertion until its `exp` (the replay guard). */
+/** README: "private_key_jwt": the `jti` of every accepted client assertion until its `exp` (the replay guard). */
 export interface ClientAssertionJtisTable {
   client_id: string;
   jti: string;

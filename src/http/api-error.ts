@@ -4,7 +4,7 @@ import type { Logger } from '../observability/logger';
 import { textProblem } from '../text';
 
 /**
- * The error codes of the JSON APIs (/auth/v1, /admin/v1), SPEC §4: `{"error": code, "message": text}`.
+ * The error codes of the JSON APIs (/auth/v1, /admin/v1), README: "HTTP": `{"error": code, "message": text}`.
  * Each code has one HTTP status, so no handler picks a status on its own.
  */
 export const API_ERRORS = {
@@ -59,7 +59,7 @@ function locals(req: Request): Record<string, unknown> {
   return (req.res?.locals ?? {}) as Record<string, unknown>;
 }
 
-/** The largest JSON body the APIs read (SPEC §7). */
+/** The largest JSON body the APIs read (README: "Abuse limits"). */
 export const JSON_BODY_LIMIT_BYTES = 64 * 1024;
 
 const JSON_MEDIA_TYPE = /^application\/json[ \t]*(?:;|$)/i;

@@ -31,7 +31,7 @@ export function authorizationServerMetadata(config: Config, scopes: readonly str
 /** The Express application: every route but the hot ones served in front of it (see server.ts). */
 export function createApp(context: AppContext): express.Express {
   const app = express();
-  // Exact routes (SPEC §7): set before the first route, since the app's router is built with them.
+  // Exact routes (README: "Abuse limits"): set before the first route, since the app's router is built with them.
   // Each Router is built with the same options: Routers do not inherit them.
   app.enable('case sensitive routing');
   app.enable('strict routing');

@@ -12,7 +12,7 @@ export const instantBody = z.iso.datetime().meta({ id: 'Instant', description: '
 
 const API_ERROR_CODES = Object.keys(API_ERRORS) as [ApiErrorCode, ...ApiErrorCode[]];
 
-/** `{"error", "message"}` of /auth/v1 and /admin/v1 (SPEC §4); one status per code (API_ERRORS). */
+/** `{"error", "message"}` of /auth/v1 and /admin/v1 (README: "HTTP"); one status per code (API_ERRORS). */
 export const apiErrorBody = z
   .object({
     error: z.enum(API_ERROR_CODES).meta({ description: 'A stable code; each code has one HTTP status.' }),

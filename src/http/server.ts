@@ -42,7 +42,7 @@ export function createHttpServer(context: AppContext): http.Server {
   const timeoutMs = context.config.requestTimeoutMs;
   const server = http.createServer(
     {
-      // SPEC §7: a request whose headers and body take longer than IDP_REQUEST_TIMEOUT is closed
+      // README: "Abuse limits": a request whose headers and body take longer than IDP_REQUEST_TIMEOUT is closed
       // (Node's defaults hold a dripping client for 300 s, and check only every 30 s).
       requestTimeout: timeoutMs,
       headersTimeout: timeoutMs,

@@ -3,7 +3,7 @@ import type { Database } from '../db/schema';
 import { deleteInBatches } from '../db/sweep';
 
 /**
- * The replay guard of client assertions (SPEC §10): a `jti` is accepted once per client until its
+ * The replay guard of client assertions (README: "private_key_jwt"): a `jti` is accepted once per client until its
  * assertion expires, on every instance, because the primary key (client_id, jti) lives in Postgres.
  */
 

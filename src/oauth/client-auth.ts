@@ -18,7 +18,7 @@ export interface SecretCredentials {
   clientSecret: string;
 }
 
-/** A JWT signed by one of the client's keys (RFC 7523 §2.2, SPEC §10). */
+/** A JWT signed by one of the client's keys (RFC 7523 §2.2, README: "private_key_jwt"). */
 export interface AssertionCredentials {
   method: 'private_key_jwt';
   /** The client the assertion claims to be (its `sub`), before anything is verified. */
@@ -99,7 +99,7 @@ export interface ClientAuthenticatorOptions {
 }
 
 /**
- * Authenticates clients against the in-memory client cache (SPEC §7, §10). The limits are consulted
+ * Authenticates clients against the in-memory client cache (README: "Abuse limits", "private_key_jwt"). The limits are consulted
  * on the failure path only: a correct secret or a valid assertion of an active client is never
  * refused, whatever the counters of its client_id or its address say. A successful secret touches
  * neither the database nor the limiter; a successful assertion is verified from keys in memory and

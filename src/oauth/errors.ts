@@ -66,7 +66,7 @@ export class UnsupportedTokenType extends OAuthError {
   readonly error = 'unsupported_token_type';
 }
 
-/** 413: the body is over the limit of SPEC §7; refused before it is parsed. */
+/** 413: the body is over the limit of README: "Abuse limits"; refused before it is parsed. */
 export class PayloadTooLarge extends OAuthError {
   readonly error = 'invalid_request';
   override readonly status = 413;
@@ -79,7 +79,7 @@ export class MethodNotAllowed extends OAuthError {
 }
 
 /**
- * 429 after too many failed client authentications (SPEC §7). RFC 6749 has no code for it;
+ * 429 after too many failed client authentications (README: "Abuse limits"). RFC 6749 has no code for it;
  * `temporarily_unavailable` is the registered code closest in meaning, and Retry-After says when.
  */
 export class TooManyFailures extends OAuthError {

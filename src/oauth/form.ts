@@ -13,7 +13,7 @@ export class ClientGone extends Error {
   }
 }
 
-/** SPEC §7: bodies over 64 KiB are refused with 413 before they are parsed. */
+/** README: "Abuse limits": bodies over 64 KiB are refused with 413 before they are parsed. */
 export const MAX_BODY_BYTES = 64 * 1024;
 
 /** Form parameters of one request: each name at most once, empty values dropped (RFC 6749 §3.1). */

@@ -39,7 +39,7 @@ export interface OAuthDeps {
   handle: DatabaseHandle;
   /** The shared failure counter (started by the caller), swept here. */
   limiter: FailureLimiter;
-  /** The SPEC §7 policies over it: client authentication failures per client_id and per address. */
+  /** The abuse-limit policies over it (README: "Abuse limits"): client authentication failures per client_id and per address. */
   limits: AbuseLimits;
   now: () => Date;
 }

@@ -34,7 +34,7 @@ export interface IssuedAccessToken {
   expiresIn: number;
 }
 
-/** Signs a user access token (SPEC §5): typ at+jwt, aud IDP_USER_AUDIENCE, sid, role, tenant_id when set. */
+/** Signs a user access token (README: "tokens"): typ at+jwt, aud IDP_USER_AUDIENCE, sid, role, tenant_id when set. */
 export async function issueUserAccessToken(
   sign: Signer,
   options: { issuer: string; audience: string; ttlMs: number; now: Date },

@@ -12,7 +12,7 @@ import type { AuthenticatedUser } from './service';
  * The user tokens of /auth/v1 at the OAuth endpoints: `grant_type=refresh_token` at /oauth/token,
  * and user access tokens and refresh tokens at /oauth/introspect and /oauth/revoke. These tokens
  * belong to a user session, not to a client: the refresh grant takes no client authentication; a
- * client of the user's tenant, or a client without a tenant, may introspect them (SPEC §4); no
+ * client of the user's tenant, or a client without a tenant, may introspect them (README: "HTTP"); no
  * client may revoke them (`unauthorized_client`, nothing changes).
  */
 

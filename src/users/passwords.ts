@@ -96,7 +96,7 @@ class HashingThread {
 }
 
 /**
- * argon2id under a bounded concurrency (SPEC §7): at most `concurrency` hashes at once, each on a
+ * argon2id under a bounded concurrency (README: "Abuse limits"): at most `concurrency` hashes at once, each on a
  * hashing thread of lowered priority; hashes beyond that wait in a bounded FIFO; beyond `queue`,
  * they are refused at once (PasswordHashingBusy, a 503). Without these bounds a flood of sign-ins
  * or sign-ups would keep every core hashing and the token endpoint would wait behind it.

@@ -22,9 +22,9 @@ function origin(req: Request): RequestOrigin {
   return { ip: req.ip ?? req.socket.remoteAddress ?? 'unknown', requestId: requestId(req) };
 }
 
-/** `/auth/v1` (SPEC §4): sign up, sign in, refresh, sign out, who am I. `accounts()` is undefined until start-up is done. */
+/** `/auth/v1` (README: "HTTP"): sign up, sign in, refresh, sign out, who am I. `accounts()` is undefined until start-up is done. */
 export function userRoutes(options: { accounts: () => UserAccounts | undefined; logger: Logger }): Router {
-  // Exact routes (SPEC §7): `/auth/v1/user/` and `/auth/v1/USER` are 404.
+  // Exact routes (README: "Abuse limits"): `/auth/v1/user/` and `/auth/v1/USER` are 404.
   const router = Router({ caseSensitive: true, strict: true });
   router.use(withRequestId);
   router.use((_req, res, next) => {

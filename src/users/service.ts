@@ -22,7 +22,7 @@ export interface UserSession {
   user: repo.PublicUser;
 }
 
-/** The sign-in and sign-up limits of SPEC §7 (implemented by `AbuseLimits` in src/ratelimit). */
+/** The sign-in and sign-up limits of README: "Abuse limits" (implemented by `AbuseLimits` in src/ratelimit). */
 export interface AccountLimits {
   /** Seconds until a sign-in for this email from this address may be tried; 0 when it may now. */
   signInRetryAfter(email: string, address: string): number;
@@ -83,7 +83,7 @@ const SWEEP_INTERVAL_MS = 15 * 60_000;
 const MAX_CHAIN_HOPS = 8;
 
 /**
- * User accounts (SPEC §4 /auth/v1, §5): passwords under argon2id, one session per sign-in,
+ * User accounts (README: "HTTP" /auth/v1, §5): passwords under argon2id, one session per sign-in,
  * refresh tokens rotated on every use with reuse detection (OAuth 2.0 Security BCP §4.14).
  *
  * Session revocation is checked in the database on every user-API request and introspection (one
@@ -145,7 +145,7 @@ export class UserAccounts {
   }
 
   async signIn(credentials: Credentials, origin: RequestOrigin): Promise<UserSession> {
-    // Refused attempts are not counted and cost no hash (SPEC §7).
+    // Refused attempts are not counted and cost no hash (README: "Abuse limits").
     const wait = this.deps.limits.signInRetryAfter(credentials.email, origin.ip);
     if (wait > 0) throw tooManyAttempts('failed sign-ins', wait);
 

@@ -25,7 +25,7 @@ export interface RequireAuthOptions extends AuthRequirements {
 }
 
 /**
- * Express middleware (SPEC §9): verifies the request's credential, checks the route's
+ * Express middleware (README: "Protecting an API"): verifies the request's credential, checks the route's
  * requirements, sets `req.auth` and calls `next()`. A refusal is answered here, RFC 6750 style:
  * `401`/`400`/`403` with `WWW-Authenticate: Bearer realm=..., error=..., error_description=...`
  * (and `scope=...` for a missing scope), `503` with `Retry-After` when the identity provider is

@@ -1,5 +1,5 @@
 /**
- * The verifier kit (SPEC §9): what a resource server needs to accept this identity provider's
+ * The verifier kit (README: "Protecting an API"): what a resource server needs to accept this identity provider's
  * access tokens and API keys. Public entry point `<package>/verifier`; depends on jose and Node
  * only (Express is needed for types only, by `requireAuth`), never on the server.
  *

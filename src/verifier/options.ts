@@ -1,6 +1,6 @@
 import type { RoleMap } from './roles';
 
-/** The kinds of credential the identity provider issues (SPEC §5, §8). */
+/** The kinds of credential the identity provider issues (README: "tokens", "API keys"). */
 export type TokenKind = 'user' | 'client' | 'admin' | 'exchanged' | 'api_key';
 
 export const TOKEN_KINDS: readonly TokenKind[] = ['user', 'client', 'admin', 'exchanged', 'api_key'];

@@ -77,7 +77,7 @@ function deepFreeze<T>(value: T): T {
 }
 
 /**
- * The resource server's half (SPEC §9). Build one per process with `createVerifier` and share it:
+ * The resource server's half (README: "Protecting an API"). Build one per process with `createVerifier` and share it:
  * it holds the discovered metadata, the key set and the caches.
  */
 export class Verifier {
@@ -218,7 +218,7 @@ export class Verifier {
     }
   }
 
-  /** SPEC §5: the kind follows from the claims; anything else signed by the provider is refused. */
+  /** README: "tokens": the kind follows from the claims; anything else signed by the provider is refused. */
   private jwtAuthInfo(payload: JWTPayload): AuthInfo {
     const claims = deepFreeze(payload) as Readonly<Record<string, unknown>>;
     const sub = claims.sub;
@@ -263,7 +263,7 @@ export class Verifier {
     return Object.freeze(auth);
   }
 
-  /** jose's verdict → the precise description of SPEC §9. */
+  /** jose's verdict → the precise description of README: "Protecting an API". */
   private jwtFailure(error: unknown, token: string): VerifierError {
     if (error instanceof VerifierError) return error;
     if (error instanceof IdpUnreachable || error instanceof IdpMisconfigured) return this.unavailable(error);

@@ -47,7 +47,7 @@ describe('/admin/v1 and `idp admin-token` / `idp tenants`', () => {
     expect((await admin().get('/tenants')).body.tenants.map((t: { name: string }) => t.name)).not.toContain('x'.repeat(70 * 1024));
   });
 
-  it('issues, lists and revokes admin tokens from the CLI, with the SPEC shape and claims', async () => {
+  it('issues, lists and revokes admin tokens from the CLI, with the documented shape and claims', async () => {
     const issued = await cli(env, handle, 'admin-token', 'issue', '--permission', 'keys:read', '--permission', 'audit:read', '--ttl', '30m', '--json');
     expect(issued.code).toBe(0);
     const body = JSON.parse(issued.stdout);

@@ -19,7 +19,7 @@ describe('admin clients, user tokens at /oauth/*, tenants', () => {
   let token: string;
   let acme: CreatedClient;
   let globex: CreatedClient;
-  /** A client without a tenant: it sees every tenant's tokens (SPEC §4). */
+  /** A client without a tenant: it sees every tenant's tokens (README: "HTTP"). */
   let platform: CreatedClient;
 
   beforeAll(async () => {
@@ -114,7 +114,7 @@ describe('admin clients, user tokens at /oauth/*, tenants', () => {
     expect(active.body).toMatchObject({ active: true, sub: session.user.id, email: session.user.email, token_type: 'Bearer', scope: 'user', sid: expect.any(String) });
     const refresh = await introspect(platform, session.refresh_token);
     expect(refresh.body).toMatchObject({ active: true, token_type: 'refresh_token', sub: session.user.id });
-    // A client of a tenant does not see a tenantless user's tokens (SPEC §4).
+    // A client of a tenant does not see a tenantless user's tokens (README: "HTTP").
     expect((await introspect(globex, session.access_token)).body).toEqual({ active: false });
     expect((await introspect(globex, session.refresh_token)).body).toEqual({ active: false });
 

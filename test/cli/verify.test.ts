@@ -17,7 +17,7 @@ import { freePort } from '../multiprocess/processes';
 
 /**
  * `idp verify` against a real issuer: the service on a real port, its discovery document and JWKS
- * fetched over HTTP, tokens signed by its own current key (or forged); SPEC §6.
+ * fetched over HTTP, tokens signed by its own current key (or forged); README: "The admin CLI".
  */
 
 interface Result {

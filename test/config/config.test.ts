@@ -92,7 +92,7 @@ describe('configuration', () => {
   });
 });
 
-describe('configuration of the hardening (SPEC §2, §7)', () => {
+describe('configuration of the hardening (README: "Configuration", "Abuse limits")', () => {
   it('has the documented defaults', () => {
     const config = loadConfig({});
     expect(config.signInFailureLimits).toEqual({ perEmailIp: 10, perIp: 100, perEmail: 100, windowMs: 15 * 60_000 });

@@ -18,7 +18,7 @@ function closed(socket: net.Socket): Promise<string> {
   return new Promise((resolve) => socket.on('close', () => resolve(text)));
 }
 
-describe('connections: clients that drip, stall or vanish (SPEC §7)', () => {
+describe('connections: clients that drip, stall or vanish (README: "Abuse limits")', () => {
   let database: TestDatabase;
   let app: TestServer;
   const logs = captureLogs();

@@ -35,7 +35,7 @@ describe('OpenAPI document (GET /openapi.json) against real responses', () => {
   let env: Record<string, string>;
   let config: Config;
   let server: TestServer;
-  /** The same service before its database is up: main.ts listens first (SPEC: /readyz answers while the database is awaited). */
+  /** The same service before its database is up: main.ts listens first (/readyz answers while the database is awaited). */
   let starting: { url: string; close(): Promise<void> };
   let document: OpenApiDocument;
   let checker: OpenApiChecker;

@@ -23,7 +23,7 @@ function runOauth4webapi(issuer: string, clients: Array<{ client_id: string; jwk
 }
 
 /**
- * SPEC §10 over real HTTP: clients that hold no secret authenticate with JWTs signed by their own
+ * README: "private_key_jwt" over real HTTP: clients that hold no secret authenticate with JWTs signed by their own
  * keys, with openid-client (in Jest) and oauth4webapi (in a child process) as the clients. Two
  * instances share the database (on Postgres two pools of their own): a `jti` used at one is refused
  * at the other. IDP_ISSUER is instance a's real URL, so the clients discover it like any issuer.

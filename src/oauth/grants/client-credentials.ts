@@ -4,7 +4,7 @@ import { parseScope } from '../../clients/service';
 import { InvalidRequest, InvalidScope, InvalidTarget } from '../errors';
 import type { Grant, TokenResponse } from './index';
 
-/** The claims of a client-credentials access token (RFC 9068, SPEC §5). */
+/** The claims of a client-credentials access token (RFC 9068, README: "tokens"). */
 export interface ClientAccessTokenClaims {
   iss: string;
   sub: string;

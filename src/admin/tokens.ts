@@ -6,6 +6,7 @@ import { formatDuration } from '../config/duration';
 import type { AdminTokenRow, Database } from '../db/schema';
 import { ApiError } from '../http/api-error';
 import { checkName, InvalidNameError } from '../text';
+import { adminAudience } from '../tokens/audiences';
 import type { Signer } from '../tokens/sign';
 import type { TokenVerifier } from '../tokens/verify';
 import { describeExpiry, invalidToken } from '../users/access-token';
@@ -13,10 +14,6 @@ import { isPermission, PERMISSIONS, type Permission } from './permissions';
 
 /** The `token_type` claim of admin tokens (README: "tokens"). */
 export const ADMIN_TOKEN_TYPE = 'admin';
-
-export function adminAudience(issuer: string): string {
-  return `${issuer}/admin`;
-}
 
 /** Admin token ids are UUIDs (the `jti`); anything else is refused before it reaches a query. */
 const TOKEN_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

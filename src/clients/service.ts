@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import { adminAudience } from '../admin/tokens';
+import { adminAudience } from '../tokens/audiences';
 import { recordAudit, type Actor } from '../audit';
 import type { Config } from '../config';
 import { formatDuration, parseDuration } from '../config/duration';

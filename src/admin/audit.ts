@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { AuditEventRow, Database } from '../db/schema';
-import type { KeysetPosition } from './cursor';
+import type { KeysetPosition } from '../http/cursor';
 
 export interface AuditFilter {
   actor?: string;

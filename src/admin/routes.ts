@@ -1,6 +1,5 @@
 import crypto from 'node:crypto';
 import { Router, type Request, type Response } from 'express';
-import { z } from 'zod';
 import { recordAudit } from '../audit';
 import { findClient, listClients } from '../clients/repository';
 import { clientView } from '../clients/view';
@@ -17,7 +16,7 @@ import {
   setClientKeys,
   type ClientKeysInput,
 } from '../clients/service';
-import { ApiError, apiErrorHandler, bearerToken, checkQuery, readJsonBody, requestId, withRequestId } from '../http/api-error';
+import { ApiError, apiErrorHandler, bearerToken, checkQuery, readJsonBody, requestId, withRequestId, parseInput as parse } from '../http/api-error';
 import { KeyLifecycleError } from '../keys/lifecycle';
 import { keyView } from '../keys/view';
 import type { Logger } from '../observability/logger';
@@ -27,7 +26,7 @@ import { printableProblem } from '../text';
 import { findUser, listUsers, publicUser, revokeUserSessions, updateUser } from '../users/repository';
 import { normaliseEmail } from '../users/credentials';
 import { auditView, listAudit } from './audit';
-import { decodeCursor, encodeCursor, type CursorKind } from './cursor';
+import { decodeCursor, encodeCursor, type CursorKind } from '../http/cursor';
 import type { Permission } from './permissions';
 import { blockView, clearBlock, isLimitKey } from '../ratelimit/operators';
 import { allows, type AdminCaller } from './tokens';
@@ -67,16 +66,6 @@ function pageStart(kind: CursorKind, cursor: string | undefined) {
   const position = decodeCursor(kind, cursor);
   if (!position) throw new ApiError('invalid_request', 'cursor: not a cursor returned by this endpoint (pass next_cursor back unchanged)');
   return position;
-}
-
-function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
-  const result = schema.safeParse(value);
-  if (!result.success) {
-    const issue = result.error.issues[0];
-    const where = issue && issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
-    throw new ApiError('invalid_request', `${what}: ${where}${issue?.message ?? 'invalid'}`);
-  }
-  return result.data;
 }
 
 function keyError(error: unknown): never {

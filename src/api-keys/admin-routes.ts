@@ -1,9 +1,10 @@
 import { Router, type Request, type Response } from 'express';
-import { ApiError, requestId } from '../http/api-error';
-import { apiKeyError, exactMount, keyIdParam, pageCursor, parse, requestedExpiry } from './http';
+import { ApiError, requestId, parseInput as parse } from '../http/api-error';
+import { apiKeyError, exactMount, keyIdParam, pageCursor, requestedExpiry } from './http';
 import { adminCreateApiKeyBody, adminListApiKeysQuery, revokeApiKeyBody } from './schemas';
 import type { ApiKeyOwner, ApiKeys } from './service';
-import { apiKeyView, encodeApiKeyCursor, type CreatedApiKeyView } from './view';
+import { encodeCursor } from '../http/cursor';
+import { apiKeyView, type CreatedApiKeyView } from './view';
 
 export type ApiKeyPermission = 'api-keys:read' | 'api-keys:write';
 
@@ -50,7 +51,7 @@ export function apiKeyAdminRoutes(guard: ApiKeyAdminGuard, base = ADMIN_API_KEYS
         cursor: pageCursor(query.cursor),
       });
       const now = deps.now();
-      res.json({ api_keys: page.rows.map((row) => apiKeyView(row, now)), next_cursor: page.next ? encodeApiKeyCursor(page.next) : null });
+      res.json({ api_keys: page.rows.map((row) => apiKeyView(row, now)), next_cursor: page.next ? encodeCursor('api-keys', page.next) : null });
     }),
   );
 

@@ -1,23 +1,11 @@
 import type { NextFunction, Request, Response } from 'express';
-import { z } from 'zod';
 import { parseDuration } from '../config/duration';
 import { ApiError } from '../http/api-error';
 import { API_KEY_ID } from './format';
 import { ApiKeyError } from './service';
-import { decodeApiKeyCursor } from './view';
-import type { ApiKeyCursor } from './repository';
+import { decodeCursor, type KeysetPosition } from '../http/cursor';
 
 /** Shared pieces of the two HTTP surfaces of API keys (/auth/v1/api-keys, /admin/v1/api-keys). */
-
-export function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
-  const result = schema.safeParse(value);
-  if (!result.success) {
-    const issue = result.error.issues[0];
-    const where = issue && issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
-    throw new ApiError('invalid_request', `${what}: ${where}${issue?.message ?? 'invalid'}`);
-  }
-  return result.data;
-}
 
 /** ApiKeyError → the JSON API's error; anything else is rethrown. */
 export function apiKeyError(error: unknown): never {
@@ -44,9 +32,9 @@ export function requestedExpiry(body: { expires_in?: string; expires_at?: string
   return body.expires_at === undefined ? undefined : new Date(body.expires_at);
 }
 
-export function pageCursor(text: string | undefined): ApiKeyCursor | undefined {
+export function pageCursor(text: string | undefined): KeysetPosition | undefined {
   if (text === undefined) return undefined;
-  const cursor = decodeApiKeyCursor(text);
+  const cursor = decodeCursor('api-keys', text);
   if (!cursor) throw new ApiError('invalid_request', 'cursor: not a cursor returned by this endpoint');
   return cursor;
 }

@@ -1,3 +1,4 @@
+import type { KeysetPosition } from '../http/cursor';
 import type { Kysely } from 'kysely';
 import { recordAudit, type Actor } from '../audit';
 import type { DatabaseHandle } from '../db';
@@ -231,7 +232,7 @@ export class ApiKeys {
     return repo.findApiKey(this.deps.handle.db, id);
   }
 
-  list(filter: repo.ApiKeyFilter): Promise<{ rows: ApiKeyRow[]; next?: repo.ApiKeyCursor }> {
+  list(filter: repo.ApiKeyFilter): Promise<{ rows: ApiKeyRow[]; next?: KeysetPosition }> {
     return repo.listApiKeys(this.deps.handle.db, filter);
   }
 

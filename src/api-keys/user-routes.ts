@@ -1,10 +1,11 @@
 import { Router, type Request, type Response } from 'express';
-import { ApiError, apiErrorHandler, bearerToken, readJsonBody, requestId, withRequestId, checkQueryText } from '../http/api-error';
+import { ApiError, apiErrorHandler, bearerToken, readJsonBody, requestId, withRequestId, checkQueryText, parseInput as parse } from '../http/api-error';
 import type { Logger } from '../observability/logger';
-import { apiKeyError, exactMount, keyIdParam, pageCursor, parse, requestedExpiry } from './http';
+import { apiKeyError, exactMount, keyIdParam, pageCursor, requestedExpiry } from './http';
 import { userCreateApiKeyBody, userListApiKeysQuery } from './schemas';
 import type { ApiKeys } from './service';
-import { apiKeyView, encodeApiKeyCursor, type CreatedApiKeyView } from './view';
+import { encodeCursor } from '../http/cursor';
+import { apiKeyView, type CreatedApiKeyView } from './view';
 
 /** What the user routes need: the keys, and the user API's authentication of an access token. */
 export interface ApiKeyUserDeps {
@@ -54,7 +55,7 @@ export function apiKeyUserRoutes(options: { deps: () => ApiKeyUserDeps | undefin
     const query = parse(userListApiKeysQuery, req.query, 'query');
     const page = await deps.apiKeys.list({ userId, limit: query.limit, cursor: pageCursor(query.cursor) });
     const now = deps.now();
-    res.json({ api_keys: page.rows.map((row) => apiKeyView(row, now)), next_cursor: page.next ? encodeApiKeyCursor(page.next) : null });
+    res.json({ api_keys: page.rows.map((row) => apiKeyView(row, now)), next_cursor: page.next ? encodeCursor('api-keys', page.next) : null });
   });
 
   router.delete('/:id', async (req: Request, res: Response) => {

@@ -1,6 +1,4 @@
 import type { ApiKeyRow } from '../db/schema';
-import { API_KEY_ID } from './format';
-import type { ApiKeyCursor } from './repository';
 
 /** An API key as every list and show prints it: never the key, never its hash. */
 export interface ApiKeyView {
@@ -43,32 +41,3 @@ export function apiKeyView(row: ApiKeyRow, now: Date): ApiKeyView {
 /** What creation answers, once: the view and the key. */
 export type CreatedApiKeyView = ApiKeyView & { key: string };
 
-const CURSOR_TEXT = /^[A-Za-z0-9_-]{1,200}$/;
-const ISO_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
-
-/**
- * The `next_cursor` of a page of keys: opaque (base64url of a small versioned JSON document),
- * validated strictly when it comes back, so a tampered cursor is refused before any query. It holds
- * nothing the page itself does not show (the last key's creation time and id).
- */
-export function encodeApiKeyCursor(cursor: ApiKeyCursor): string {
-  return Buffer.from(JSON.stringify({ v: 1, k: 'api-keys', at: cursor.createdAt.toISOString(), id: cursor.id })).toString('base64url');
-}
-
-/** The position of a cursor made by encodeApiKeyCursor, or undefined for anything else. */
-export function decodeApiKeyCursor(text: string): ApiKeyCursor | undefined {
-  if (!CURSOR_TEXT.test(text)) return undefined;
-  let json: unknown;
-  try {
-    json = JSON.parse(Buffer.from(text, 'base64url').toString('utf8'));
-  } catch {
-    return undefined;
-  }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) return undefined;
-  const { v, k, at, id, ...rest } = json as Record<string, unknown>;
-  if (v !== 1 || k !== 'api-keys' || Object.keys(rest).length > 0) return undefined;
-  if (typeof at !== 'string' || !ISO_MS.test(at) || typeof id !== 'string' || !API_KEY_ID.test(id)) return undefined;
-  const createdAt = new Date(at);
-  if (Number.isNaN(createdAt.getTime()) || createdAt.toISOString() !== at) return undefined;
-  return { createdAt, id };
-}

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import type { Kysely } from 'kysely';
 import { API_KEY_ID } from '../api-keys/format';
-import { listApiKeys, type ApiKeyCursor } from '../api-keys/repository';
+import { listApiKeys } from '../api-keys/repository';
+import type { KeysetPosition } from '../http/cursor';
 import { ApiKeyError, createApiKey, plausibleOwnerId, revokeApiKey, type ApiKeyOwner, type ApiKeyPolicy } from '../api-keys/service';
 import { apiKeyView } from '../api-keys/view';
 import { parseScope } from '../clients/service';
@@ -86,7 +87,7 @@ export function registerApiKeyCommands(program: Command, context: CliContext): v
           ? []
           : await withDb(async (db) => {
               const all: ApiKeyRow[] = [];
-              let cursor: ApiKeyCursor | undefined;
+              let cursor: KeysetPosition | undefined;
               do {
                 const page = await listApiKeys(db, {
                   userId: owner?.kind === 'user' ? owner.id : undefined,

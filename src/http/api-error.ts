@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Logger } from '../observability/logger';
+import type { z } from 'zod';
 import { textProblem } from '../text';
 
 /**
@@ -263,4 +264,15 @@ export function bearerToken(req: Request): string {
   const match = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i.exec(header);
   if (!match) throw new ApiError('unauthorized', 'Authorization header must be "Bearer <access token>"');
   return match[1] as string;
+}
+
+/** Input read with a zod schema; the first problem becomes a 400 naming where it is (`body: name: …`). */
+export function parseInput<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const result = schema.safeParse(value);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const where = issue && issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
+    throw new ApiError('invalid_request', `${what}: ${where}${issue?.message ?? 'invalid'}`);
+  }
+  return result.data;
 }

@@ -38,6 +38,8 @@ export interface Services {
   failures: FailureLimiter;
   /** The abuse limits of README: "Abuse limits" over those counters. */
   limits: AbuseLimits;
+  /** argon2id under its concurrency bound, shared by sign-in and sign-up. */
+  passwords: PasswordHashing;
   /** User accounts, sessions and refresh tokens (/auth/v1). */
   users: UserAccounts;
   /** Registered admin tokens (/admin/v1, `idp admin-token`). */
@@ -146,6 +148,7 @@ export async function startServices(options: ServiceOptions): Promise<Services> 
     verifier,
     failures,
     limits,
+    passwords,
     users,
     adminTokens: new AdminTokens({
       db: handle.db,

@@ -7,7 +7,6 @@ import { ApiKeyError, createApiKey, plausibleOwnerId, revokeApiKey, type ApiKeyO
 import { apiKeyView } from '../api-keys/view';
 import { parseScope } from '../clients/service';
 import { parseDuration } from '../config/duration';
-import { migrateToLatest } from '../db/migrate';
 import type { ApiKeyRow, Database } from '../db/schema';
 import { USER_SCOPE } from '../users/access-token';
 import { CliError, table, type CliContext, type OutputOptions } from './context';
@@ -31,16 +30,7 @@ export function registerApiKeyCommands(program: Command, context: CliContext): v
   const now = () => context.now();
   const policy = (): ApiKeyPolicy => ({ maxTtlMs: context.config().apiKeyMaxTtlMs, userScopes: [USER_SCOPE] });
   /** Opens and migrates the database, and turns a refused change into one line on stderr. */
-  const withDb = <T>(work: (db: Kysely<Database>) => Promise<T>) =>
-    context.withDatabase(async (handle) => {
-      await migrateToLatest(handle);
-      try {
-        return await work(handle.db);
-      } catch (error) {
-        if (error instanceof ApiKeyError) throw new CliError(error.message);
-        throw error;
-      }
-    });
+  const withDb = <T>(work: (db: Kysely<Database>) => Promise<T>) => context.withMigratedDatabase((handle) => work(handle.db), [ApiKeyError]);
 
   apiKeys
     .command('create')

@@ -17,7 +17,6 @@ import {
   type ClientKeysInput,
 } from '../clients/service';
 import { parseDuration } from '../config/duration';
-import { migrateToLatest } from '../db/migrate';
 import type { Database } from '../db/schema';
 import { CliError, table, type CliContext, type OutputOptions } from './context';
 import { printable } from './text';
@@ -71,16 +70,7 @@ export function registerClientCommands(program: Command, context: CliContext): v
   const clients = program.command('clients').description('OAuth clients (client credentials)');
   const now = () => (context.overrides.now ?? (() => new Date()))();
   /** Opens and migrates the database, and turns a refused change into one line on stderr. */
-  const withDb = <T>(work: (db: Kysely<Database>) => Promise<T>) =>
-    context.withDatabase(async (handle) => {
-      await migrateToLatest(handle);
-      try {
-        return await work(handle.db);
-      } catch (error) {
-        if (error instanceof ClientError) throw new CliError(error.message);
-        throw error;
-      }
-    });
+  const withDb = <T>(work: (db: Kysely<Database>) => Promise<T>) => context.withMigratedDatabase((handle) => work(handle.db), [ClientError]);
 
   clients
     .command('create')

@@ -78,6 +78,11 @@ export interface CliContext {
   print(options: OutputOptions, json: unknown, text: string): void;
   /** Opens the database (one attempt: an unreachable database is one clear line), runs `work`, closes it. */
   withDatabase<T>(work: (handle: DatabaseHandle) => Promise<T>): Promise<T>;
+  /**
+   * The same after applying pending migrations; an error of one of the `refusals` classes (a service's
+   * "this change is refused") becomes one CliError line.
+   */
+  withMigratedDatabase<T>(work: (handle: DatabaseHandle) => Promise<T>, refusals?: ReadonlyArray<abstract new (...args: never[]) => Error>): Promise<T>;
 }
 
 export function createCliContext(io: CliIo, overrides: CliOverrides): CliContext {
@@ -100,6 +105,18 @@ export function createCliContext(io: CliIo, overrides: CliOverrides): CliContext
       } finally {
         if (!overrides.handle && !host) await handle.close();
       }
+    },
+    withMigratedDatabase(work, refusals = []) {
+      return context.withDatabase(async (handle) => {
+        const { migrateToLatest } = await import('../db/migrate');
+        await migrateToLatest(handle);
+        try {
+          return await work(handle);
+        } catch (error) {
+          if (refusals.some((refusal) => error instanceof refusal)) throw new CliError((error as Error).message);
+          throw error;
+        }
+      });
     },
   };
   return context;

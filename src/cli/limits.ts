@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { migrateToLatest } from '../db/migrate';
 import { FailureLimiter } from '../ratelimit';
 import { blockView, clearBlock, isLimitKey } from '../ratelimit/operators';
 import { CliError, table, type CliContext, type OutputOptions } from './context';
@@ -13,8 +12,7 @@ export function registerLimitCommands(program: Command, context: CliContext): vo
     .description('every block in force: key, failures counted, until when')
     .option('--json', 'print JSON')
     .action(async (opts: OutputOptions) => {
-      const blocks = await context.withDatabase(async (handle) => {
-        await migrateToLatest(handle);
+      const blocks = await context.withMigratedDatabase(async (handle) => {
         const limiter = new FailureLimiter({ handle, logger: context.logger(), now: () => context.now() });
         return (await limiter.listBlocks()).map((block) => blockView(block, context.now()));
       });
@@ -28,8 +26,7 @@ export function registerLimitCommands(program: Command, context: CliContext): vo
     .option('--json', 'print JSON')
     .action(async (key: string, opts: OutputOptions) => {
       if (!isLimitKey(key)) throw new CliError(`"${key.slice(0, 80)}" is not a limit key such as oauth:ip:203.0.113.7 (see idp limits list)`);
-      const cleared = await context.withDatabase(async (handle) => {
-        await migrateToLatest(handle);
+      const cleared = await context.withMigratedDatabase(async (handle) => {
         const limiter = new FailureLimiter({ handle, logger: context.logger(), now: () => context.now() });
         return clearBlock(limiter, handle.db, key, { actor: 'cli', at: context.now() });
       });

@@ -1,7 +1,6 @@
 import crypto from 'node:crypto';
 import type { Command } from 'commander';
 import { recordAudit } from '../audit';
-import { migrateToLatest } from '../db/migrate';
 import { createTenant, findTenant, listTenants, setTenantDisabled, tenantView } from '../tenants/repository';
 import { CliError, table, type CliContext, type OutputOptions } from './context';
 
@@ -22,8 +21,7 @@ export function registerTenantCommands(program: Command, context: CliContext): v
       if (!TENANT_ID.test(id)) throw new CliError(`--id "${id}" must be letters, digits, _ . - (at most 64)`);
       const name = opts.name.trim();
       if (name.length === 0 || name.length > 200) throw new CliError('--name must be 1 to 200 characters');
-      const tenant = await context.withDatabase(async (handle) => {
-        await migrateToLatest(handle);
+      const tenant = await context.withMigratedDatabase(async (handle) => {
         return handle.db.transaction().execute(async (trx) => {
           if (await findTenant(trx, id)) throw new CliError(`tenant "${id}" already exists`);
           const row = await createTenant(trx, { id, name, now: now() });
@@ -38,8 +36,7 @@ export function registerTenantCommands(program: Command, context: CliContext): v
     .description('every tenant')
     .option('--json', 'print JSON')
     .action(async (opts: OutputOptions) => {
-      const list = await context.withDatabase(async (handle) => {
-        await migrateToLatest(handle);
+      const list = await context.withMigratedDatabase(async (handle) => {
         return (await listTenants(handle.db)).map(tenantView);
       });
       context.print(opts, list, table(list, ['id', 'name', 'created_at', 'disabled_at']));
@@ -50,8 +47,7 @@ export function registerTenantCommands(program: Command, context: CliContext): v
     .argument('<id>', 'tenant id')
     .option('--json', 'print JSON')
     .action(async (id: string, opts: OutputOptions) => {
-      const tenant = await context.withDatabase(async (handle) => {
-        await migrateToLatest(handle);
+      const tenant = await context.withMigratedDatabase(async (handle) => {
         return handle.db.transaction().execute(async (trx) => {
           const existing = await findTenant(trx, id);
           if (!existing) throw new CliError(`no tenant "${id}"`);

@@ -67,8 +67,10 @@ parentPort.on('message', ({ op, password, hash }) => {
 class HashingThread {
   private readonly worker: Worker;
   private pending: { resolve(value: string | boolean): void; reject(error: Error): void } | undefined;
+  /** False once the thread has died: it is never handed a job again. */
+  alive = true;
 
-  constructor(source: string) {
+  constructor(source: string, onDeath: (thread: HashingThread) => void) {
     this.worker = new Worker(source, { eval: true });
     this.worker.unref();
     this.worker.on('message', (message: { value?: string | boolean; error?: string }) => {
@@ -77,10 +79,16 @@ class HashingThread {
       if (message.error !== undefined) pending?.reject(new Error(`argon2: ${message.error}`));
       else pending?.resolve(message.value as string | boolean);
     });
-    this.worker.on('error', (error) => {
+    // A thread that dies (an error, or killed) fails its job and leaves the pool; the next job starts a new one.
+    const die = (error: Error) => {
+      if (!this.alive) return;
+      this.alive = false;
       this.pending?.reject(error);
       this.pending = undefined;
-    });
+      onDeath(this);
+    };
+    this.worker.on('error', die);
+    this.worker.on('exit', (code) => die(new Error(`argon2 thread exited with code ${code}`)));
   }
 
   run(job: { op: 'hash'; password: string } | { op: 'verify'; hash: string; password: string }): Promise<string | boolean> {
@@ -135,7 +143,7 @@ export class PasswordHashing {
 
   /** Stops the hashing threads (they do not keep the process alive, but tests close what they open). */
   async close(): Promise<void> {
-    await Promise.all(this.threads.map((thread) => thread.terminate()));
+    await Promise.all([...this.threads].map((thread) => thread.terminate()));
     this.threads.length = 0;
     this.idle.length = 0;
   }
@@ -145,23 +153,35 @@ export class PasswordHashing {
     try {
       return await thread.run(job);
     } finally {
-      // Hand the thread straight to the next waiter, so a newcomer never jumps the queue.
+      // Hand the thread straight to the next waiter, so a newcomer never jumps the queue. A dead
+      // thread has already left the pool; its slot goes to the next waiter as a new thread.
       const next = this.waiting.shift();
-      if (next) next(thread);
-      else this.idle.push(thread);
+      if (thread.alive) {
+        if (next) next(thread);
+        else this.idle.push(thread);
+      } else if (next) {
+        next(this.spawn());
+      }
     }
   }
 
   private acquire(): Promise<HashingThread> {
     const idle = this.idle.pop();
     if (idle) return Promise.resolve(idle);
-    if (this.threads.length < this.limits.concurrency) {
-      this.source ??= hashingThreadSource(require.resolve('@node-rs/argon2'));
-      const thread = new HashingThread(this.source);
-      this.threads.push(thread);
-      return Promise.resolve(thread);
-    }
+    if (this.threads.length < this.limits.concurrency) return Promise.resolve(this.spawn());
     if (this.waiting.length >= this.limits.queue) return Promise.reject(new PasswordHashingBusy());
     return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  private spawn(): HashingThread {
+    this.source ??= hashingThreadSource(require.resolve('@node-rs/argon2'));
+    const thread = new HashingThread(this.source, (dead) => {
+      const index = this.threads.indexOf(dead);
+      if (index >= 0) this.threads.splice(index, 1);
+      const idle = this.idle.indexOf(dead);
+      if (idle >= 0) this.idle.splice(idle, 1);
+    });
+    this.threads.push(thread);
+    return thread;
   }
 }

@@ -49,6 +49,17 @@ describe('connections: clients that drip, stall or vanish (README: "Abuse limits
     }
   }, 15_000);
 
+  it('serves a request whose body comes in parts within IDP_REQUEST_TIMEOUT: only slow clients are closed', async () => {
+    const socket = await connect(app.url);
+    const done = closed(socket);
+    const body = 'grant_type=client_credentials';
+    socket.write(`POST /oauth/token HTTP/1.1\r\nHost: idp.test\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${body.length}\r\n\r\ngrant_`);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    socket.write(body.slice('grant_'.length));
+    // Answered (no client authentication: 401), not closed with 408.
+    expect(await done).toMatch(/^HTTP\/1\.1 401 /);
+  }, 15_000);
+
   it('a client that disconnects mid-body at /oauth/* is not an error: no error-level line, no server_error metric', async () => {
     for (const path of ['/oauth/token', '/oauth/introspect', '/oauth/revoke']) {
       const socket = await connect(app.url);

@@ -25,6 +25,22 @@ describe('password hashing under a bounded concurrency, on low-priority threads 
     await hashing.close();
   });
 
+  it('a hashing thread that dies fails its job and leaves the pool; the next hash runs on a new thread', async () => {
+    const hashing = new PasswordHashing({ concurrency: 1, queue: 4 });
+    await hashing.hash('warm up the one thread');
+    // The real thread, ended from outside as a crash would end it.
+    const threads = (hashing as unknown as { threads: Array<{ terminate(): Promise<number> }> }).threads;
+    expect(threads).toHaveLength(1);
+    const running = hashing.hash('in flight when the thread dies');
+    const waiting = hashing.hash('waiting for the slot');
+    await threads[0]!.terminate();
+    await expect(running).rejects.toThrow(/exited/);
+    expect(await waiting).toMatch(/^\$argon2id\$/);
+    expect(await hashing.verify(await hashing.hash('after'), 'after')).toBe(true);
+    expect(hashing.load).toEqual({ running: 0, waiting: 0 });
+    await hashing.close();
+  });
+
   describe('over HTTP, with no room to queue', () => {
     let database: TestDatabase;
     let server: TestServer;
@@ -39,7 +55,25 @@ describe('password hashing under a bounded concurrency, on low-priority threads 
       await database?.drop();
     });
 
-    it('a saturated hasher answers 503 with Retry-After, never a 500; a registered email is refused before any hashing', async () => {
+    it('a registered email is refused before any hashing: 409 while every hashing slot is taken, when a new sign-up gets 503', async () => {
+      const { user } = await signUp(server.url);
+      // Keep the one slot busy: each hash starts in the microtask after the last, so no request sees it free.
+      let busy = true;
+      const hog = (async () => {
+        while (busy) await server.services.passwords.hash('keeps the slot busy');
+      })();
+      try {
+        const fresh = await request(server.url).post('/auth/v1/signup').send({ email: freshEmail(), password: 'correct horse battery' });
+        expect([fresh.status, fresh.body.error, fresh.headers['retry-after']]).toEqual([503, 'temporarily_unavailable', '1']);
+        const duplicate = await request(server.url).post('/auth/v1/signup').send({ email: user.email, password: 'another password' });
+        expect([duplicate.status, duplicate.body.error]).toEqual([409, 'user_already_exists']);
+      } finally {
+        busy = false;
+        await hog;
+      }
+    });
+
+    it('a saturated hasher answers 503 with Retry-After, never a 500', async () => {
       const { user } = await signUp(server.url);
       const signIns = Array.from({ length: 8 }, () => request(server.url).post('/auth/v1/token').send({ email: user.email, password: 'wrong password' }));
       const duplicate = request(server.url).post('/auth/v1/signup').send({ email: user.email, password: 'another password' });

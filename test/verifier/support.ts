@@ -12,6 +12,7 @@ import { startServices, type Services } from '../../src/services';
 import { requireAuth, type AuthRequirements, type FetchFunction, type Verifier } from '../../src/verifier';
 import { testMek } from '../helpers/context';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { eventually as pollUntil } from '../oauth/helpers';
 
 /** The audience of the resource server under test (clients' default audience). */
 export const API = 'https://api.test';
@@ -139,16 +140,7 @@ export function countingFetch(): { fetch: FetchFunction; count(path: string): nu
   };
 }
 
-/** Polls until `check` passes; fails with its last error after `timeoutMs`. */
-export async function eventually(check: () => Promise<void>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      await check();
-      return;
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
+/** Polls until `check` passes; a verifier's caches and an identity provider's restart get 10 s. */
+export function eventually(check: () => Promise<void>, timeoutMs = 10_000): Promise<void> {
+  return pollUntil(check, timeoutMs);
 }

@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
-import { ApiError } from '../http/api-error';
+import { ServiceError } from '../errors';
+import { ApiError, fromServiceError } from '../http/api-error';
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/schema';
 import { InvalidGrant, InvalidRequest, TemporarilyUnavailable, TooManyFailures, UnauthorizedClient } from '../oauth/errors';
@@ -24,8 +25,9 @@ export interface UserTokenDeps {
  * `invalid_grant`, a limit or an overloaded hashing queue keeps its status and Retry-After; anything
  * else is not the caller's doing and stays an internal error.
  */
-function asOAuthError(error: unknown): unknown {
-  if (!(error instanceof ApiError)) return error;
+function asOAuthError(thrown: unknown): unknown {
+  const error = thrown instanceof ServiceError ? fromServiceError(thrown) : thrown;
+  if (!(error instanceof ApiError)) return thrown;
   const retryAfter = Number(error.options.headers?.['Retry-After'] ?? 1);
   switch (error.code) {
     case 'invalid_grant':
@@ -40,7 +42,7 @@ function asOAuthError(error: unknown): unknown {
     case 'temporarily_unavailable':
       return new TemporarilyUnavailable(error.message);
     default:
-      return error;
+      return thrown;
   }
 }
 
@@ -96,7 +98,7 @@ async function liveUserAccess(token: string, deps: UserTokenDeps): Promise<Authe
   try {
     return await deps.users.authenticate(token);
   } catch (error) {
-    if (error instanceof ApiError) return undefined;
+    if (error instanceof ApiError || error instanceof ServiceError) return undefined;
     throw error;
   }
 }

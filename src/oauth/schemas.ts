@@ -3,6 +3,7 @@ import { CLIENT_ASSERTION_ALGORITHMS } from '../clients/jwks';
 import type { PublicJwk } from '../keys/jwks';
 import { JWT_BEARER_ASSERTION_TYPE } from './client-assertion';
 import { CLIENT_AUTH_METHODS, type ClientAuthMethod } from './client-auth';
+import { targetFields } from '../http/fields';
 import { InvalidRequest, OAUTH_ERROR_CODES } from './errors';
 import type { FormParams, TokenResponse } from './types';
 
@@ -44,12 +45,6 @@ export const clientAuthenticationFields = {
     .meta({ description: `private_key_jwt: a JWT (${CLIENT_ASSERTION_ALGORITHMS.join(', ')}) signed by one of the client's registered keys; iss = sub = client_id, aud the issuer or the endpoint's URL, exp at most 5 minutes ahead, a unique jti.` }),
 };
 
-/** The optional target parameters of a grant (RFC 6749 §3.3, RFC 8707, RFC 8693). */
-export const targetFields = {
-  scope: z.string().optional().meta({ description: 'Space-separated scopes: a subset of those allowed; absent means all of them.' }),
-  resource: z.string().optional().meta({ description: 'RFC 8707: the audience of the token; one of those allowed.' }),
-  audience: z.string().optional().meta({ description: 'Same as resource (RFC 8693 name); if both are given they must be equal.' }),
-};
 
 /** `grant_type=client_credentials` (documentation only; see the module comment). */
 export const clientCredentialsTokenRequest = z

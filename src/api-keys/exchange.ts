@@ -1,10 +1,10 @@
 import crypto from 'node:crypto';
-import { parseScope } from '../clients/service';
+import { narrowAudience, narrowScopes } from '../oauth/narrowing';
 import type { Config } from '../config';
 import type { AbuseLimits } from '../ratelimit/policies';
 import type { Grant, TokenResponse } from '../oauth/types';
 import type { Signer } from '../tokens/sign';
-import { InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget, TemporarilyUnavailable, TooManyFailures } from '../oauth/errors';
+import { InvalidGrant, InvalidRequest, InvalidScope, TemporarilyUnavailable, TooManyFailures } from '../oauth/errors';
 import { readFormParams } from '../oauth/schemas';
 import type { ApiKeyRecord } from './repository';
 import { ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT, tokenExchangeRequest } from './schemas';
@@ -44,31 +44,6 @@ export interface ExchangeResponse extends TokenResponse {
 /** The `aud` values the key's owner may have: a client's allowed audiences (the first the default), a user's IDP_USER_AUDIENCE. */
 export function ownerAudiences(key: ApiKeyRecord, config: Pick<Config, 'userAudience'>): readonly string[] {
   return key.owner.kind === 'user' ? [config.userAudience] : (key.ownerState.clientAudiences ?? []);
-}
-
-/** `scope`: a subset of what the key grants now; absent means all of it. */
-export function exchangedScopes(granted: readonly string[], requested: string | undefined): readonly string[] {
-  if (granted.length === 0) throw new InvalidScope('the API key grants no scope its owner still has');
-  if (requested === undefined) return granted;
-  const scopes = parseScope(requested);
-  if (scopes === undefined) throw new InvalidRequest('malformed scope parameter');
-  if (scopes.length === 0) return granted;
-  const refused = scopes.filter((s) => !granted.includes(s));
-  if (refused.length > 0) throw new InvalidScope(`scope not granted by this API key: ${refused.join(' ').slice(0, 200)}`);
-  return scopes;
-}
-
-/** `aud`: the `resource` (RFC 8707) or `audience` (RFC 8693) when the owner may have it; else the owner's default. */
-export function exchangedAudience(allowed: readonly string[], resource: string | undefined, audience: string | undefined): string {
-  if (resource !== undefined && audience !== undefined && resource !== audience) {
-    throw new InvalidTarget('resource and audience name different targets; give one');
-  }
-  const requested = resource ?? audience;
-  const fallback = allowed[0];
-  if (fallback === undefined) throw new InvalidTarget('the owner of this API key has no audience');
-  if (requested === undefined) return fallback;
-  if (!allowed.includes(requested)) throw new InvalidTarget('the requested resource is not allowed for the owner of this API key');
-  return requested;
 }
 
 /** Checks a presented key, turning an unreachable store (a key not in memory) into 503 rather than 500. */
@@ -121,8 +96,9 @@ export function tokenExchangeGrant(deps: TokenExchangeDeps): Grant {
         throw refusal(presented);
       }
       const { key } = presented;
-      const scopes = exchangedScopes(presented.scopes, params.get('scope'));
-      const aud = exchangedAudience(ownerAudiences(key, config), params.get('resource'), params.get('audience'));
+      if (presented.scopes.length === 0) throw new InvalidScope('the API key grants no scope its owner still has');
+      const scopes = narrowScopes(presented.scopes, params.get('scope'), 'not granted by this API key');
+      const aud = narrowAudience(ownerAudiences(key, config), params.get('resource'), params.get('audience'), 'the owner of this API key');
 
       const nowMs = deps.now().getTime();
       const iat = Math.floor(nowMs / 1000);

@@ -1,4 +1,4 @@
-import { decodeJwt, decodeProtectedHeader, type JWTPayload } from 'jose';
+import type { JWTPayload } from 'jose';
 import { UnauthorizedClient } from '../oauth/errors';
 import { withinTenant } from '../oauth/tenant-boundary';
 import type { ActiveIntrospection, TokenKind } from '../oauth/types';
@@ -8,7 +8,9 @@ import type { Database } from '../db/schema';
 import type { ApiKeys } from './service';
 import { presentKey } from './exchange';
 import { looksLikeApiKey } from './format';
-import { accessTokenRevoked, denyAccessToken, findOwnerState, type ApiKeyOwner } from './repository';
+import { accessTokenRevoked, denyAccessToken } from '../tokens/deny-list';
+import { peekClaims } from '../tokens/claims';
+import { findOwnerState, type ApiKeyOwner } from './repository';
 import { plausibleOwnerId } from './service';
 
 /** What API keys and exchanged access tokens need at introspection and revocation. */
@@ -66,13 +68,8 @@ export function apiKeyTokens(deps: ApiKeyTokenDeps): TokenKind {
 
 /** An exchanged access token (README: "tokens"): `typ: at+jwt` with an `api_key_id` claim. */
 function exchangedClaims(token: string): JWTPayload | undefined {
-  try {
-    if (decodeProtectedHeader(token).typ !== 'at+jwt') return undefined;
-    const payload = decodeJwt(token);
-    return typeof payload.api_key_id === 'string' && typeof payload.sub === 'string' ? payload : undefined;
-  } catch {
-    return undefined;
-  }
+  const payload = peekClaims(token, 'at+jwt');
+  return payload && typeof payload.api_key_id === 'string' && typeof payload.sub === 'string' ? payload : undefined;
 }
 
 async function verifiedExchanged(token: string, deps: ApiKeyTokenDeps): Promise<JWTPayload | undefined> {

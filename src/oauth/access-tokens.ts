@@ -1,4 +1,6 @@
-import { decodeJwt, decodeProtectedHeader, type JWTPayload } from 'jose';
+import type { JWTPayload } from 'jose';
+import { peekClaims } from '../tokens/claims';
+import { accessTokenRevoked, denyAccessToken } from '../tokens/deny-list';
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/schema';
 import type { Client } from '../clients/repository';
@@ -18,14 +20,9 @@ export interface ClientAccessTokenDeps {
 
 /** Client-credentials access tokens: `typ: at+jwt`, `sub` = `client_id`, no session. */
 function claimsOf(token: string): JWTPayload | undefined {
-  try {
-    if (decodeProtectedHeader(token).typ !== 'at+jwt') return undefined;
-    const payload = decodeJwt(token);
-    const isClientToken = typeof payload.client_id === 'string' && payload.sub === payload.client_id && payload.sid === undefined && payload.token_type === undefined;
-    return isClientToken ? payload : undefined;
-  } catch {
-    return undefined;
-  }
+  const payload = peekClaims(token, 'at+jwt');
+  const isClientToken = payload && typeof payload.client_id === 'string' && payload.sub === payload.client_id && payload.sid === undefined && payload.token_type === undefined;
+  return isClientToken ? payload : undefined;
 }
 
 /** Signature, issuer, typ, expiry and key checked against the published keys; undefined if any fails. */
@@ -43,10 +40,6 @@ function claimedTenant(payload: JWTPayload): string | undefined {
   return typeof payload.tenant_id === 'string' ? payload.tenant_id : undefined;
 }
 
-export async function isRevoked(db: Kysely<Database>, jti: string): Promise<boolean> {
-  return (await db.selectFrom('revoked_access_tokens').select('jti').where('jti', '=', jti).executeTakeFirst()) !== undefined;
-}
-
 export function clientAccessTokens(deps: ClientAccessTokenDeps): TokenKind {
   return {
     name: 'client_access_token',
@@ -56,7 +49,7 @@ export function clientAccessTokens(deps: ClientAccessTokenDeps): TokenKind {
       if (!claims) return undefined;
       const payload = await verified(token, claims, deps);
       if (!payload || typeof payload.jti !== 'string') return null;
-      if (await isRevoked(deps.db, payload.jti)) return null;
+      if (await accessTokenRevoked(deps.db, payload.jti)) return null;
       const owner = await deps.findClient(payload.client_id as string);
       if (!owner || owner.disabledAt !== null || owner.tenantDisabled) return null;
       // The tenant the token claims and the tenant its client is in now must both be the asker's.
@@ -87,11 +80,7 @@ export function clientAccessTokens(deps: ClientAccessTokenDeps): TokenKind {
       if (!payload || typeof payload.jti !== 'string' || typeof payload.exp !== 'number') return true;
       // RFC 7009 §2.1: a valid token of another client is refused, and nothing changes.
       if (payload.client_id !== context.client.id) throw new UnauthorizedClient('the token was not issued to this client');
-      await deps.db
-        .insertInto('revoked_access_tokens')
-        .values({ jti: payload.jti, client_id: context.client.id, expires_at: new Date(payload.exp * 1000), revoked_at: deps.now() })
-        .onConflict((oc) => oc.column('jti').doNothing())
-        .execute();
+      await denyAccessToken(deps.db, { jti: payload.jti, clientId: context.client.id, expiresAt: new Date(payload.exp * 1000), now: deps.now() });
       return true;
     },
   };

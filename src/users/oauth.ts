@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import { decodeJwt, decodeProtectedHeader } from 'jose';
+import { peekClaims } from '../tokens/claims';
 import { ServiceError } from '../errors';
 import { ApiError, fromServiceError } from '../http/api-error';
 import type { Kysely } from 'kysely';
@@ -78,11 +78,7 @@ export function refreshTokenGrant(deps: UserTokenDeps): Grant {
 }
 
 function isUserAccessToken(token: string): boolean {
-  try {
-    return decodeProtectedHeader(token).typ === 'at+jwt' && decodeJwt(token).token_type === USER_TOKEN_TYPE;
-  } catch {
-    return false;
-  }
+  return peekClaims(token, 'at+jwt')?.token_type === USER_TOKEN_TYPE;
 }
 
 /**

@@ -110,7 +110,7 @@ export async function startServices(options: ServiceOptions): Promise<Services> 
   await failures.start();
   const limits = new AbuseLimits(failures, config);
   const oauth = await startOAuth({ config, logger, handle, limiter: failures, limits, now });
-  const passwords = new PasswordHashing(config.passwordHashing);
+  const passwords = new PasswordHashing(config.passwordHashing, { logger });
   const users = new UserAccounts({
     db: handle.db,
     sign,

@@ -1,7 +1,10 @@
 import request from 'supertest';
 import { loadConfig } from '../../src/config';
-import { startTestServer, type TestServer } from '../helpers/context';
+import { createLogger } from '../../src/observability/logger';
+import { PasswordHashing, PasswordHashingBusy } from '../../src/users/passwords';
+import { captureLogs, startTestServer, type TestServer } from '../helpers/context';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { waitFor } from '../multiprocess/processes';
 import { freshEmail, signUp, testEnv } from './support';
 
 const CORRECT = 'correct horse battery';
@@ -85,5 +88,65 @@ describe('sign-in and sign-up limits under parallel requests', () => {
     expect(await counters('signup:ip:198.51.100.80')).toEqual({ 'signup:ip:198.51.100.80': { failures: 20, pending: 0 } });
     expect((await signup('198.51.100.80')).status).toBe(429);
     expect((await signup('198.51.100.81')).status).toBe(201);
+  });
+});
+
+describe('what a flood of sign-ins logs', () => {
+  let database: TestDatabase;
+  let server: TestServer;
+  const logs = captureLogs();
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    const env = testEnv(database, { IDP_LOG_LEVEL: 'info', IDP_TRUST_PROXY: 'loopback', IDP_PASSWORD_HASH_CONCURRENCY: '1', IDP_PASSWORD_HASH_QUEUE: '2' });
+    server = await startTestServer(loadConfig(env), await database.open(), undefined, { logs });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await database?.drop();
+  });
+
+  it('a flood that fills the hashing queue is answered 503 and logged as load shedding (warn, with a count), never as an error', async () => {
+    const { user } = await signUp(server.url);
+    const before = logs.lines.length;
+    // From many addresses, so that no limit refuses them before the hash.
+    const answers = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => request(server.url).post('/auth/v1/token').set('X-Forwarded-For', `198.18.0.${i + 1}`).send({ email: user.email, password: `flood ${i}` })),
+    );
+    const shed = answers.filter((r) => r.status === 503);
+    expect(shed.length).toBeGreaterThan(0);
+    for (const r of shed) expect([r.body.error, r.headers['retry-after']]).toEqual(['temporarily_unavailable', '1']);
+    const lines = logs.lines.slice(before);
+    expect(lines.filter((line) => Number(line.level) >= 50)).toEqual([]);
+    // One line for the whole flood (the interval is a minute), counting the first refusal.
+    const shedding = lines.filter((line) => String(line.msg).startsWith('password hashing saturated'));
+    expect(shedding).toHaveLength(1);
+    expect(shedding[0]).toMatchObject({ level: 40, shed: 1 });
+    expect(logs.text()).not.toMatch(/"stack"/);
+  });
+});
+
+describe('PasswordHashing load-shedding log', () => {
+  it('logs the first refusal at once, then at most one line per interval with the count refused since, and the rest on close', async () => {
+    const logs = captureLogs();
+    const hashing = new PasswordHashing({ concurrency: 1, queue: 0 }, { logger: createLogger('info', logs.stream), shedLogIntervalMs: 200 });
+    try {
+      const shedLines = () => logs.lines.filter((l) => String(l.msg).startsWith('password hashing saturated'));
+      // Refused at once (before any await): the first line is written then, the other three wait for the interval.
+      const first = Promise.allSettled(Array.from({ length: 5 }, (_, i) => hashing.hash(`first ${i}`)));
+      expect(shedLines().map((l) => [l.level, l.shed])).toEqual([[40, 1]]);
+      const settled = await first;
+      expect(settled.filter((r) => r.status === 'rejected' && r.reason instanceof PasswordHashingBusy)).toHaveLength(4);
+      await waitFor('the summary of the interval', () => (shedLines().length === 2 ? true : undefined), 5_000);
+      expect(shedLines().map((l) => l.shed)).toEqual([1, 3]);
+      await Promise.allSettled(Array.from({ length: 3 }, (_, i) => hashing.hash(`second ${i}`)));
+      await hashing.close();
+      // The first refusal after a quiet interval is logged at once; nothing refused is left out.
+      const counts = shedLines().map((l) => Number(l.shed));
+      expect(counts.reduce((a, b) => a + b, 0)).toBe(6);
+      expect(logs.lines.every((l) => Number(l.level) < 50)).toBe(true);
+    } finally {
+      await hashing.close();
+    }
   });
 });

@@ -76,7 +76,11 @@ export class FailureLimiter {
     await this.options.handle.listen(
       RATE_LIMIT_CHANNEL,
       (payload) => this.onNotification(payload),
-      () => void this.loadActiveBlocks().catch(() => undefined),
+      () =>
+        void this.loadActiveBlocks().catch((error: Error) => {
+          // Blocks announced while the connection was down stay unknown here until they are hit again.
+          this.options.logger.warn({ err: error.message }, 'reloading rate-limit blocks after reconnecting failed');
+        }),
     );
     await this.loadActiveBlocks();
   }

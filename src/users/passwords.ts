@@ -24,6 +24,18 @@ export class PasswordHashingBusy extends Error {
   }
 }
 
+/**
+ * Thrown by `verify` when the stored hash is not an argon2 hash at all (a corrupt or hand-edited
+ * row): the caller answers as for a wrong password, and logs it, since that account cannot sign in.
+ */
+export class MalformedPasswordHash extends Error {
+  readonly code = 'ERR_MALFORMED_PASSWORD_HASH';
+  constructor() {
+    super('the stored password hash is not a valid argon2 hash');
+    this.name = 'MalformedPasswordHash';
+  }
+}
+
 export interface PasswordHashingLimits {
   /** Hashes computed at once (`IDP_PASSWORD_HASH_CONCURRENCY`). */
   concurrency: number;
@@ -54,8 +66,8 @@ parentPort.on('message', ({ op, password, hash }) => {
   try {
     if (op === 'hash') parentPort.postMessage({ value: argon2.hashSync(password, options) });
     else {
-      let ok = false;
-      try { ok = argon2.verifySync(hash, password); } catch {}
+      let ok;
+      try { ok = argon2.verifySync(hash, password); } catch { parentPort.postMessage({ malformed: true }); return; }
       parentPort.postMessage({ value: ok });
     }
   } catch (error) {
@@ -74,10 +86,11 @@ class HashingThread {
   constructor(source: string, onDeath: (thread: HashingThread) => void) {
     this.worker = new Worker(source, { eval: true });
     this.worker.unref();
-    this.worker.on('message', (message: { value?: string | boolean; error?: string }) => {
+    this.worker.on('message', (message: { value?: string | boolean; error?: string; malformed?: true }) => {
       const pending = this.pending;
       this.pending = undefined;
-      if (message.error !== undefined) pending?.reject(new Error(`argon2: ${message.error}`));
+      if (message.malformed) pending?.reject(new MalformedPasswordHash());
+      else if (message.error !== undefined) pending?.reject(new Error(`argon2: ${message.error}`));
       else pending?.resolve(message.value as string | boolean);
     });
     // A thread that dies (an error, or killed) fails its job and leaves the pool; the next job starts a new one.
@@ -140,7 +153,7 @@ export class PasswordHashing {
     return (await this.run({ op: 'hash', password })) as string;
   }
 
-  /** True when `password` matches `passwordHash`; a malformed stored hash counts as no match. */
+  /** True when `password` matches `passwordHash`; MalformedPasswordHash when the stored hash is not one. */
   async verify(passwordHash: string, password: string): Promise<boolean> {
     return (await this.run({ op: 'verify', hash: passwordHash, password })) as boolean;
   }

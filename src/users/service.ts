@@ -10,7 +10,7 @@ import type { Signer } from '../tokens/sign';
 import type { TokenVerifier } from '../tokens/verify';
 import { describeExpiry, issueUserAccessToken, verifyUserAccessToken, type UserAccessClaims } from './access-token';
 import type { Credentials } from './credentials';
-import { PasswordHashingBusy, type PasswordHashing } from './passwords';
+import { MalformedPasswordHash, PasswordHashingBusy, type PasswordHashing } from './passwords';
 import { hashRefreshToken, looksLikeRefreshToken, newRefreshToken, openSuccessor, sealSuccessor } from './refresh-token';
 import * as repo from './repository';
 
@@ -162,7 +162,7 @@ export class UserAccounts {
     const { attempt } = reservation;
     let user: UserRow | undefined;
     try {
-      user = await this.checkPassword(credentials);
+      user = await this.checkPassword(credentials, origin);
     } catch (error) {
       // Not tested (hashing shed, the database failed): the slot goes back.
       await attempt.release();
@@ -336,11 +336,18 @@ export class UserAccounts {
   }
 
   /** The user whose password this is, or undefined. Always one argon2 verification, against a dummy hash for an unknown email: same answer, same time. */
-  private async checkPassword(credentials: Credentials): Promise<UserRow | undefined> {
+  private async checkPassword(credentials: Credentials, origin: RequestOrigin): Promise<UserRow | undefined> {
     const user = await repo.findUserByEmail(this.deps.db, credentials.email);
     const { passwords } = this.deps;
-    const matches = await this.hashing(passwords.verify(user?.password_hash ?? (await passwords.dummyHash()), credentials.password));
-    return user && matches ? user : undefined;
+    try {
+      const matches = await this.hashing(passwords.verify(user?.password_hash ?? (await passwords.dummyHash()), credentials.password));
+      return user && matches ? user : undefined;
+    } catch (error) {
+      if (!(error instanceof MalformedPasswordHash) || !user) throw error;
+      // Answered as a wrong password (no difference shows), but this account cannot sign in until an operator resets it.
+      this.deps.logger.error({ userId: user.id, requestId: origin.requestId }, 'stored password hash is malformed: the account cannot sign in; reset its password');
+      return undefined;
+    }
   }
 
   private async recordFailure(attempt: Attempt, email: string, origin: RequestOrigin): Promise<void> {

@@ -91,7 +91,7 @@ describe('sign-in and sign-up limits under parallel requests', () => {
   });
 });
 
-describe('what a flood of sign-ins logs', () => {
+describe('what a flood of sign-ins and a corrupt password hash log', () => {
   let database: TestDatabase;
   let server: TestServer;
   const logs = captureLogs();
@@ -123,6 +123,17 @@ describe('what a flood of sign-ins logs', () => {
     expect(shedding).toHaveLength(1);
     expect(shedding[0]).toMatchObject({ level: 40, shed: 1 });
     expect(logs.text()).not.toMatch(/"stack"/);
+  });
+
+  it('a corrupt stored hash answers as a wrong password and is logged as an error naming the user, never the hash', async () => {
+    const { user } = await signUp(server.url);
+    const corrupt = '$argon2id$v=19$not-a-real-hash';
+    await server.services.handle.db.updateTable('users').set({ password_hash: corrupt }).where('id', '=', user.id).execute();
+    const answer = await request(server.url).post('/auth/v1/token').set('X-Forwarded-For', '198.18.1.1').send({ email: user.email, password: CORRECT });
+    expect([answer.status, answer.body.error]).toEqual([400, 'invalid_credentials']);
+    const line = logs.lines.find((l) => String(l.msg).startsWith('stored password hash is malformed'));
+    expect(line).toMatchObject({ level: 50, userId: user.id });
+    expect(logs.text()).not.toContain('not-a-real-hash');
   });
 });
 

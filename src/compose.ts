@@ -149,7 +149,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
     const limits = new AbuseLimits(failures, config);
     const oauth = await startOAuth({ config, logger, handle, limiter: failures, limits, now });
     opened.push(() => oauth.stop());
-    const passwords = new PasswordHashing(config.passwordHashing);
+    const passwords = new PasswordHashing(config.passwordHashing, { logger });
     opened.push(() => passwords.close());
     const users = new UserAccounts({
       db: handle.db,

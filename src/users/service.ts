@@ -3,7 +3,7 @@ import { sql, type Kysely, type Transaction } from 'kysely';
 import { recordAudit } from '../audit';
 import type { Database, UserRow } from '../db/schema';
 import { deleteInBatches } from '../db/sweep';
-import { ApiError } from '../http/api-error';
+import { ServiceError } from '../errors';
 import type { Logger } from '../observability/logger';
 import type { Attempt, Reservation } from '../ratelimit';
 import type { Signer } from '../tokens/sign';
@@ -170,13 +170,13 @@ export class UserAccounts {
     }
     if (!user) {
       await this.recordFailure(attempt, credentials.email, origin);
-      throw new ApiError('invalid_credentials', INVALID_CREDENTIALS);
+      throw new ServiceError('invalid_credentials', INVALID_CREDENTIALS);
     }
     await attempt.release();
     // Past this point the caller has proved the password, so plain reasons are no leak.
-    if (user.disabled_at) throw new ApiError('forbidden', 'this account is disabled; ask an administrator');
+    if (user.disabled_at) throw new ServiceError('forbidden', 'this account is disabled; ask an administrator');
     if (user.tenant_id && !(await this.deps.tenantActive(user.tenant_id))) {
-      throw new ApiError('forbidden', `tenant ${user.tenant_id} of this account is disabled; ask an administrator`);
+      throw new ServiceError('forbidden', `tenant ${user.tenant_id} of this account is disabled; ask an administrator`);
     }
     const now = this.deps.now();
     await repo.touchSignIn(this.deps.db, user.id, now);
@@ -190,7 +190,7 @@ export class UserAccounts {
    */
   async refresh(refreshToken: unknown, origin: RequestOrigin): Promise<UserSession> {
     if (!looksLikeRefreshToken(refreshToken)) {
-      throw new ApiError('invalid_grant', 'refresh_token is missing or malformed; it is the opaque string returned by sign-in');
+      throw new ServiceError('invalid_grant', 'refresh_token is missing or malformed; it is the opaque string returned by sign-in');
     }
     const hash = hashRefreshToken(refreshToken);
     const now = this.deps.now();
@@ -224,7 +224,7 @@ export class UserAccounts {
         return { kind: 'reused' as const, sessionId: known.session_id };
       }
       if (consumed.expires_at <= now) {
-        throw new ApiError('invalid_grant', `refresh token expired ${describeExpiry(consumed.expires_at.getTime(), now)}; sign in again`);
+        throw new ServiceError('invalid_grant', `refresh token expired ${describeExpiry(consumed.expires_at.getTime(), now)}; sign in again`);
       }
       const found = await this.refreshableSession(trx, consumed.session_id);
       await repo.insertRefreshToken(trx, { hash: hashRefreshToken(next), sessionId: found.session.id, now, expiresAt: this.refreshExpiry(now) });
@@ -234,10 +234,10 @@ export class UserAccounts {
 
     switch (outcome.kind) {
       case 'unknown':
-        throw new ApiError('invalid_grant', 'refresh token is not valid; sign in again');
+        throw new ServiceError('invalid_grant', 'refresh token is not valid; sign in again');
       case 'reused':
         this.deps.logger.warn({ sid: outcome.sessionId, requestId: origin.requestId }, 'refresh token reuse: session revoked');
-        throw new ApiError('invalid_grant', 'refresh token was already used; its session has been revoked for safety, sign in again');
+        throw new ServiceError('invalid_grant', 'refresh token was already used; its session has been revoked for safety, sign in again');
       case 'current':
         this.deps.logger.info(
           { sid: outcome.sessionId, requestId: origin.requestId },
@@ -278,10 +278,10 @@ export class UserAccounts {
   /** The session of a refresh token, its user and tenant, when it may still be refreshed; else an invalid_grant. */
   private async refreshableSession(trx: Transaction<Database>, sessionId: string) {
     const found = await repo.findSessionWithUser(trx, sessionId);
-    if (!found || found.session.revoked_at) throw new ApiError('invalid_grant', 'the session of this refresh token has been signed out; sign in again');
-    if (found.user.disabled_at) throw new ApiError('invalid_grant', 'this account is disabled; ask an administrator');
+    if (!found || found.session.revoked_at) throw new ServiceError('invalid_grant', 'the session of this refresh token has been signed out; sign in again');
+    if (found.user.disabled_at) throw new ServiceError('invalid_grant', 'this account is disabled; ask an administrator');
     if (found.tenantDisabled) {
-      throw new ApiError('invalid_grant', `tenant ${found.user.tenant_id} of this account is disabled; ask an administrator`);
+      throw new ServiceError('invalid_grant', `tenant ${found.user.tenant_id} of this account is disabled; ask an administrator`);
     }
     return found;
   }
@@ -299,12 +299,12 @@ export class UserAccounts {
     const claims = await verifyUserAccessToken(this.deps.verifier, token, { audience: this.deps.settings.audience, now });
     const found = await repo.findSessionWithUser(this.deps.db, claims.sid);
     if (!found || found.user.id !== claims.sub) {
-      throw new ApiError('invalid_token', 'the access token is not valid; sign in again to get a new one', { logDetail: 'unknown session' });
+      throw new ServiceError('invalid_token', 'the access token is not valid; sign in again to get a new one', { logDetail: 'unknown session' });
     }
-    if (found.session.revoked_at) throw new ApiError('invalid_token', 'this session has been signed out; sign in again');
-    if (found.user.disabled_at) throw new ApiError('invalid_token', 'this account is disabled; ask an administrator');
+    if (found.session.revoked_at) throw new ServiceError('invalid_token', 'this session has been signed out; sign in again');
+    if (found.user.disabled_at) throw new ServiceError('invalid_token', 'this account is disabled; ask an administrator');
     if (found.tenantDisabled) {
-      throw new ApiError('invalid_token', `tenant ${found.user.tenant_id} of this account is disabled; ask an administrator`);
+      throw new ServiceError('invalid_token', `tenant ${found.user.tenant_id} of this account is disabled; ask an administrator`);
     }
     return { claims, user: found.user };
   }
@@ -329,7 +329,7 @@ export class UserAccounts {
       return await work;
     } catch (error) {
       if (error instanceof PasswordHashingBusy) {
-        throw new ApiError('temporarily_unavailable', 'too many sign-ins in progress; retry in a second', { headers: { 'Retry-After': '1' } });
+        throw new ServiceError('temporarily_unavailable', 'too many sign-ins in progress; retry in a second', { retryAfterSeconds: 1 });
       }
       throw error;
     }
@@ -390,17 +390,15 @@ export class UserAccounts {
   }
 }
 
-function tooManyAttempts(what: string, retryAfterSeconds: number): ApiError {
-  return new ApiError('too_many_requests', `too many ${what}; try again in ${retryAfterSeconds} seconds`, {
-    headers: { 'Retry-After': String(retryAfterSeconds) },
-  });
+function tooManyAttempts(what: string, retryAfterSeconds: number): ServiceError {
+  return new ServiceError('too_many_requests', `too many ${what}; try again in ${retryAfterSeconds} seconds`, { retryAfterSeconds });
 }
 
 /** The 503 of saturated hashing (see `hashing`). */
 function isShed(error: unknown): boolean {
-  return error instanceof ApiError && error.code === 'temporarily_unavailable';
+  return error instanceof ServiceError && error.code === 'temporarily_unavailable';
 }
 
-function userExists(): ApiError {
-  return new ApiError('user_already_exists', 'an account with this email already exists; sign in instead');
+function userExists(): ServiceError {
+  return new ServiceError('user_already_exists', 'an account with this email already exists; sign in instead');
 }

@@ -1,5 +1,6 @@
 import type { Config } from './config';
 import { loadMek, type MekProvider } from './crypto/mek';
+import { CursorCodec } from './http/cursor';
 import { openDatabase, type DatabaseHandle } from './db';
 import { migrateToLatest } from './db/migrate';
 import { KeyCache } from './keys/cache';
@@ -48,6 +49,8 @@ export interface Services {
   oauth: OAuthServices;
   /** API keys (README: "API keys"), cached in memory. */
   apiKeys: ApiKeys;
+  /** The paging cursors of the lists (users, audit events, API keys), authenticated under the MEK ring. */
+  cursors: CursorCodec;
   now: () => Date;
   close(): Promise<void>;
 }
@@ -159,6 +162,7 @@ export async function startServices(options: ServiceOptions): Promise<Services> 
     }),
     oauth,
     apiKeys,
+    cursors: new CursorCodec(mek),
     now,
     async close() {
       apiKeys.stop();

@@ -26,7 +26,7 @@ import { printableProblem } from '../text';
 import { findUser, listUsers, publicUser, revokeUserSessions, updateUser } from '../users/repository';
 import { normaliseEmail } from '../users/credentials';
 import { auditView, listAudit } from './audit';
-import { decodeCursor, encodeCursor, type CursorKind } from '../http/cursor';
+import type { CursorCodec, CursorKind } from '../http/cursor';
 import type { Permission } from './permissions';
 import { blockView, clearBlock, isLimitKey } from '../ratelimit/operators';
 import { allows, type AdminCaller } from './tokens';
@@ -61,9 +61,9 @@ function checkParameters(req: Request): void {
 }
 
 /** The keyset position of a `cursor` query parameter, or a 400 for anything this API did not hand out. */
-function pageStart(kind: CursorKind, cursor: string | undefined) {
+function pageStart(cursors: CursorCodec, kind: CursorKind, cursor: string | undefined) {
   if (cursor === undefined) return undefined;
-  const position = decodeCursor(kind, cursor);
+  const position = cursors.decode(kind, cursor);
   if (!position) throw new ApiError('invalid_request', 'cursor: not a cursor returned by this endpoint (pass next_cursor back unchanged)');
   return position;
 }
@@ -269,9 +269,9 @@ export function adminRoutes(options: { services: () => Services | undefined; log
         email: query.email === undefined ? undefined : normaliseEmail(query.email),
         tenantId: query.tenant_id,
         limit: query.limit,
-        after: pageStart('users', query.cursor),
+        after: pageStart(services.cursors, 'users', query.cursor),
       });
-      res.json({ users: page.users.map(publicUser), next_cursor: page.next ? encodeCursor('users', page.next) : null });
+      res.json({ users: page.users.map(publicUser), next_cursor: page.next ? services.cursors.encode('users', page.next) : null });
     }),
   );
   router.patch(
@@ -352,8 +352,8 @@ export function adminRoutes(options: { services: () => Services | undefined; log
     guard('audit:read', async (req, res, _caller, services) => {
       const query = parse(auditQuery, req.query, 'query');
       const { cursor, ...filter } = query;
-      const page = await listAudit(services.handle.db, { ...filter, after: pageStart('audit', cursor) });
-      res.json({ events: page.events.map(auditView), next_cursor: page.next ? encodeCursor('audit', page.next) : null });
+      const page = await listAudit(services.handle.db, { ...filter, after: pageStart(services.cursors, 'audit', cursor) });
+      res.json({ events: page.events.map(auditView), next_cursor: page.next ? services.cursors.encode('audit', page.next) : null });
     }),
   );
 

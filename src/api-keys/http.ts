@@ -3,7 +3,7 @@ import { parseDuration } from '../config/duration';
 import { ApiError } from '../http/api-error';
 import { API_KEY_ID } from './format';
 import { ApiKeyError } from './service';
-import { decodeCursor, type KeysetPosition } from '../http/cursor';
+import type { CursorCodec, KeysetPosition } from '../http/cursor';
 
 /** Shared pieces of the two HTTP surfaces of API keys (/auth/v1/api-keys, /admin/v1/api-keys). */
 
@@ -32,9 +32,9 @@ export function requestedExpiry(body: { expires_in?: string; expires_at?: string
   return body.expires_at === undefined ? undefined : new Date(body.expires_at);
 }
 
-export function pageCursor(text: string | undefined): KeysetPosition | undefined {
+export function pageCursor(cursors: CursorCodec, text: string | undefined): KeysetPosition | undefined {
   if (text === undefined) return undefined;
-  const cursor = decodeCursor('api-keys', text);
+  const cursor = cursors.decode('api-keys', text);
   if (!cursor) throw new ApiError('invalid_request', 'cursor: not a cursor returned by this endpoint');
   return cursor;
 }

@@ -241,6 +241,39 @@ describe('bad input at /admin/v1 and /auth/v1: 400 with the standard body, nothi
     expectBadRequest(await send('GET', `/admin/v1/users?cursor=${auditCursor}`), 'audit cursor at /users');
   });
 
+  it('refuses every single-bit flip and every truncation of a real cursor: cursors are authenticated (issue 15)', async () => {
+    await signUp(server.url);
+    const first = await send('GET', '/admin/v1/users?limit=1');
+    const cursor = (first.body as { next_cursor: string }).next_cursor;
+    expect((await send('GET', `/admin/v1/users?limit=1&cursor=${cursor}`)).status).toBe(200);
+    const bytes = Buffer.from(cursor, 'base64url');
+    const edited = new Set<string>();
+    for (let bit = 0; bit < bytes.length * 8; bit++) {
+      const copy = Buffer.from(bytes);
+      copy[bit >> 3] = (copy[bit >> 3] as number) ^ (1 << (bit & 7));
+      edited.add(copy.toString('base64url'));
+    }
+    // A spare low bit of the last character: other text, the same bytes.
+    const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    if (bytes.length % 3 !== 0) edited.add(`${cursor.slice(0, -1)}${ALPHABET[ALPHABET.indexOf(cursor.slice(-1)) ^ 1]}`);
+    for (let length = 1; length < cursor.length; length++) edited.add(cursor.slice(0, length));
+    edited.delete(cursor);
+    expect(edited.size).toBeGreaterThan(bytes.length * 8);
+    const before = await snapshot();
+    const accepted: string[] = [];
+    const pending = [...edited];
+    const worker = async () => {
+      for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+        const res = await send('GET', `/admin/v1/users?limit=1&cursor=${next}`);
+        const body = res.body as { error?: string; message?: string } | undefined;
+        if (res.status !== 400 || body?.error !== 'invalid_request' || !/^cursor: /.test(body.message ?? '')) accepted.push(`${next} → ${res.status}`);
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, worker));
+    expect(accepted).toEqual([]);
+    expect(await snapshot()).toEqual(before);
+  });
+
   it('bounds the secret grace period at 30 days (admin API and CLI), changing nothing when refused', async () => {
     const before = await snapshot();
     for (const grace of ['99999999999999d', '31d', '2592000001ms', '721h', '-1d', '1e3d', 'soon', '\u0000']) {

@@ -101,11 +101,22 @@ function validScopes(scopes: readonly string[]): string[] {
   return [...new Set(scopes)];
 }
 
-/** One spelling per audience for the reserved-audience check: case, a trailing `/` and URL escapes do not matter. */
+// RFC 3986 §2.3: unreserved characters mean the same escaped or not (`%61` is `a`).
+const ESCAPED_UNRESERVED = /%(4[1-9A-F]|5[0-9A]|6[1-9A-F]|7[0-9A]|3[0-9]|2D|2E|5F|7E)/gi;
+
+/**
+ * One spelling per audience for the reserved-audience check, so that a client cannot be given one of
+ * ours spelled differently: escaped unreserved characters decoded, then the WHATWG URL form (scheme
+ * and host in lower case, no default port, dot segments resolved), without userinfo, an empty query
+ * (`?`) or a fragment; finally case and trailing `/` ignored.
+ */
 function audienceKey(audience: string): string {
-  let text = audience;
+  let text = audience.replace(ESCAPED_UNRESERVED, (escape) => String.fromCharCode(parseInt(escape.slice(1), 16)));
   try {
-    const url = new URL(audience);
+    const url = new URL(text);
+    url.username = '';
+    url.password = '';
+    if (url.search === '') url.search = '';
     url.hash = '';
     text = url.href;
   } catch {

@@ -22,7 +22,7 @@ import { keyView } from '../keys/view';
 import type { Logger } from '../observability/logger';
 import type { Services } from '../services';
 import { createTenant, findTenant, listTenants, setTenantDisabled, TenantError, tenantView } from '../tenants/repository';
-import { printableProblem } from '../text';
+import { printableProblem, quoted } from '../text';
 import { findUser, listUsers, publicUser, revokeUserSessions, updateUser } from '../users/repository';
 import { normaliseEmail } from '../users/credentials';
 import { auditView, listAudit } from './audit';
@@ -197,7 +197,7 @@ export function adminRoutes(options: { services: () => Services | undefined; log
     '/clients/:clientId',
     guard('clients:read', async (req, res, _caller, services) => {
       const client = await findClient(services.handle.db, clientId(req));
-      if (!client) throw new ApiError('not_found', `no client ${clientId(req)}`);
+      if (!client) throw new ApiError('not_found', `no client ${quoted(clientId(req))}`);
       res.json(clientView(client));
     }),
   );
@@ -251,7 +251,7 @@ export function adminRoutes(options: { services: () => Services | undefined; log
     guard('clients:write', async (req, res, caller, services) => {
       const body = parse(rotateSecretBody, req.body ?? {}, 'body');
       const graceMs = body.grace === undefined ? services.config.clientSecretGraceMs : parseGrace(body.grace);
-      if (graceMs === undefined) throw new ApiError('invalid_request', `grace "${body.grace}" is not a duration such as 0s, 1h or 1d`);
+      if (graceMs === undefined) throw new ApiError('invalid_request', `grace ${quoted(String(body.grace))} is not a duration such as 0s, 1h or 1d`);
       const rotated = await rotateClientSecret(services.handle.db, clientId(req), graceMs, change(services, req, caller)).catch(clientError);
       res.json({
         client_id: clientId(req),
@@ -282,7 +282,7 @@ export function adminRoutes(options: { services: () => Services | undefined; log
       const db = services.handle.db;
       const existing = await findUser(db, id);
       if (!existing) throw new ApiError('not_found', `no user has id "${id}"`);
-      if (body.tenant_id && !(await findTenant(db, body.tenant_id))) throw new ApiError('invalid_request', `tenant_id: no tenant "${body.tenant_id}"`);
+      if (body.tenant_id && !(await findTenant(db, body.tenant_id))) throw new ApiError('invalid_request', `tenant_id: no tenant ${quoted(body.tenant_id)}`);
       const now = services.now();
       const updated = await db.transaction().execute(async (trx) => {
         const row = await updateUser(trx, id, {
@@ -315,7 +315,7 @@ export function adminRoutes(options: { services: () => Services | undefined; log
     '/tenants/:tenantId',
     guard('tenants:read', async (req, res, _caller, services) => {
       const tenant = await findTenant(services.handle.db, String(req.params.tenantId));
-      if (!tenant) throw new ApiError('not_found', `no tenant "${String(req.params.tenantId)}"`);
+      if (!tenant) throw new ApiError('not_found', `no tenant ${quoted(String(req.params.tenantId))}`);
       res.json(tenantView(tenant));
     }),
   );
@@ -325,7 +325,7 @@ export function adminRoutes(options: { services: () => Services | undefined; log
       const body = parse(createTenantBody, req.body ?? {}, 'body');
       const id = body.id ?? crypto.randomUUID();
       const db = services.handle.db;
-      if (await findTenant(db, id)) throw new ApiError('conflict', `tenant "${id}" already exists`);
+      if (await findTenant(db, id)) throw new ApiError('conflict', `tenant ${quoted(id)} already exists`);
       const tenant = await createTenant(db, { id, name: body.name, now: services.now() }).catch(tenantError);
       await audit(services, req, caller, 'tenant.created', id, { name: tenant.name });
       res.status(201).json(tenantView(tenant));
@@ -337,7 +337,7 @@ export function adminRoutes(options: { services: () => Services | undefined; log
       const id = String(req.params.tenantId);
       const db = services.handle.db;
       const tenant = await findTenant(db, id);
-      if (!tenant) throw new ApiError('not_found', `no tenant "${id}"`);
+      if (!tenant) throw new ApiError('not_found', `no tenant ${quoted(id)}`);
       // Disabled, not deleted: its users, clients and audit trail keep pointing at it.
       if (!tenant.disabled_at) {
         await setTenantDisabled(db, id, services.now());

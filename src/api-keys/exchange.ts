@@ -8,6 +8,7 @@ import { readFormParams } from '../oauth/schemas';
 import type { ApiKeyRecord } from './repository';
 import { ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT, tokenExchangeRequest } from './schemas';
 import type { ApiKeys, Presentation } from './service';
+import { quoted } from '../text';
 
 export { TOKEN_EXCHANGE_GRANT, ACCESS_TOKEN_TYPE };
 
@@ -44,7 +45,7 @@ export function exchangedScopes(granted: readonly string[], requested: string | 
   if (scopes === undefined) throw new InvalidRequest('malformed scope parameter');
   if (scopes.length === 0) return granted;
   const refused = scopes.filter((s) => !granted.includes(s));
-  if (refused.length > 0) throw new InvalidScope(`scope not granted by this API key: ${refused.join(' ').slice(0, 200)}`);
+  if (refused.length > 0) throw new InvalidScope(`scope not granted by this API key: ${quoted(refused.join(' '))}`);
   return scopes;
 }
 

@@ -8,6 +8,7 @@ import { ClientGone, readForm, type FormParams } from './form';
 import { findGrant } from './grants';
 import { introspectionRequest, readFormParams, revocationRequest } from './schemas';
 import { introspect, revoke } from './token-kinds';
+import { quoted } from '../text';
 
 export const TOKEN_PATH = '/oauth/token';
 export const INTROSPECTION_PATH = '/oauth/introspect';
@@ -93,7 +94,7 @@ const token: Endpoint = async (req, services) => {
   const grantType = form.get('grant_type');
   if (grantType === undefined) throw new InvalidRequest('missing grant_type');
   const grant = findGrant(grantType);
-  if (!grant) throw new UnsupportedGrantType(`unsupported grant_type "${grantType.slice(0, 64)}"`);
+  if (!grant) throw new UnsupportedGrantType(`unsupported grant_type ${quoted(grantType)}`);
   let client;
   if (grant.clientAuthentication === 'required') {
     client = await authenticated(req, form, services, TOKEN_PATH);

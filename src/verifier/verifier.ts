@@ -8,6 +8,7 @@ import { Introspector, type ActiveIntrospection } from './introspection';
 import { MissingKeyId, RemoteKeySet, type KeySetStatus } from './key-set';
 import { resolveOptions, TOKEN_KINDS, type ResolvedOptions, type TokenKind, type VerifierOptions } from './options';
 import { compileRoles, type RoleMapper } from './roles';
+import { quoted } from '../text';
 
 /** The verified caller (`req.auth`), frozen. */
 export interface AuthInfo {
@@ -52,10 +53,10 @@ function isoSeconds(epochSeconds: number): string {
   return new Date(epochSeconds * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
-/** A claim value shown in a description: printable, at most 100 characters. */
+/** A claim value shown in a description, quoted, cut and escaped (src/text.ts `quoted`); of a list, the first three. */
 function shown(value: unknown): string {
-  const text = Array.isArray(value) ? value.map(String).join('", "') : String(value);
-  return text.length > 100 ? `${text.slice(0, 100)}...` : text;
+  if (!Array.isArray(value)) return quoted(String(value));
+  return `${value.slice(0, 3).map((v) => quoted(String(v))).join(', ')}${value.length > 3 ? ', …' : ''}`;
 }
 
 function stringList(value: unknown): readonly string[] {
@@ -278,12 +279,12 @@ export class Verifier {
       switch (claim) {
         case 'typ': {
           const typ = decodeProtectedHeader(token).typ;
-          return new InvalidToken('type', `not an access token (typ ${typ === undefined ? 'missing' : `"${shown(typ)}"`}, expected "at+jwt")`, { cause: error });
+          return new InvalidToken('type', `not an access token (typ ${typ === undefined ? 'missing' : shown(typ)}, expected "at+jwt")`, { cause: error });
         }
         case 'iss':
-          return new InvalidToken('issuer', `issuer "${shown(payload.iss)}" not accepted`, { cause: error });
+          return new InvalidToken('issuer', `issuer ${shown(payload.iss)} not accepted`, { cause: error });
         case 'aud':
-          return new InvalidToken('audience', `audience "${shown(payload.aud)}" not accepted`, { cause: error });
+          return new InvalidToken('audience', `audience ${shown(payload.aud)} not accepted`, { cause: error });
         case 'nbf':
           if (reason === 'check_failed' && typeof payload.nbf === 'number') {
             return new InvalidToken('not_yet_valid', `token not valid before ${isoSeconds(payload.nbf)}`, { cause: error });
@@ -299,7 +300,7 @@ export class Verifier {
       } catch {
         alg = undefined;
       }
-      return new InvalidToken('algorithm', `algorithm "${shown(alg)}" not accepted (RS256 only)`, { cause: error });
+      return new InvalidToken('algorithm', `algorithm ${shown(alg)} not accepted (RS256 only)`, { cause: error });
     }
     if (error instanceof errors.JWKSNoMatchingKey || error instanceof errors.JWKSMultipleMatchingKeys) {
       return new InvalidToken('unknown_key', 'unknown signing key', { cause: error });

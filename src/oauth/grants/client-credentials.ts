@@ -3,6 +3,7 @@ import type { Client } from '../../clients/repository';
 import { parseScope } from '../../clients/service';
 import { InvalidRequest, InvalidScope, InvalidTarget } from '../errors';
 import type { Grant, TokenResponse } from './index';
+import { quoted } from '../../text';
 
 /** The claims of a client-credentials access token (RFC 9068, README: "tokens"). */
 export interface ClientAccessTokenClaims {
@@ -25,7 +26,7 @@ export function grantedScopes(client: Client, requested: string | undefined): re
   if (scopes === undefined) throw new InvalidRequest('malformed scope parameter');
   if (scopes.length === 0) return client.scopes;
   const refused = scopes.filter((s) => !client.scopes.includes(s));
-  if (refused.length > 0) throw new InvalidScope(`scope not allowed for this client: ${refused.join(' ').slice(0, 200)}`);
+  if (refused.length > 0) throw new InvalidScope(`scope not allowed for this client: ${quoted(refused.join(' '))}`);
   return scopes;
 }
 

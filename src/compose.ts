@@ -11,6 +11,7 @@ import type { Config } from './config';
 import { loadMekRing, type MekProvider } from './crypto/mek';
 import { openDatabaseWithRetry, type DatabaseHandle } from './db';
 import type { AppRuntime } from './http/app';
+import { CursorCodec } from './http/cursor';
 import { buildOpenApiDocument, openApiSnapshot, type OpenApiFragment } from './http/openapi';
 import { adminOpenApi } from './admin/openapi';
 import { apiKeysOpenApi } from './api-keys/openapi';
@@ -82,6 +83,8 @@ export interface Composition {
   oauth: OAuthServices;
   /** API keys, cached in memory. */
   apiKeys: ApiKeys;
+  /** The paging cursors of the lists (users, audit events, API keys), authenticated under the MEK ring. */
+  cursors: CursorCodec;
   /** The grants and token kinds the OAuth endpoints serve. */
   registry: OAuthRegistry;
   /** What the HTTP server serves once start-up is done. */
@@ -190,13 +193,15 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
     // specific recognisers first. An exchanged token of a client-owned API key also looks like a
     // client's own token (`sub` = `client_id`): API keys come before client credentials so that its
     // introspection says `api_key_id`. `/auth/v1/api-keys` is matched before `/auth/v1`.
+    // Paging cursors are authenticated under a key derived from the MEK ring, which every instance shares.
+    const cursors = new CursorCodec(mek);
     const userTokenDeps = { db: handle.db, users, issuer: config.issuer, now };
     const capabilities: Capability[] = [
       {
         name: 'api-keys',
         grants: [tokenExchangeGrant({ apiKeys, limits, settings: config, sign, now })],
         tokenKinds: [apiKeyTokens({ db: handle.db, apiKeys, verifier, now }), exchangedAccessTokens({ db: handle.db, apiKeys, verifier, now })],
-        routes: [{ path: '/auth/v1/api-keys', handler: apiKeyUserRoutes({ deps: () => ({ apiKeys, users, now }), logger }) }],
+        routes: [{ path: '/auth/v1/api-keys', handler: apiKeyUserRoutes({ deps: () => ({ apiKeys, users, cursors, now }), logger }) }],
       },
       {
         name: 'users',
@@ -215,7 +220,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
           {
             path: '/admin/v1',
             handler: adminRoutes({
-              deps: () => ({ db: handle.db, now, settings: config, lifecycle, keys, failures, adminTokens, apiKeys }),
+              deps: () => ({ db: handle.db, now, settings: config, lifecycle, keys, failures, adminTokens, apiKeys, cursors }),
               logger,
             }),
           },
@@ -264,6 +269,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
       adminTokens,
       oauth,
       apiKeys,
+      cursors,
       registry,
       runtime,
       now,

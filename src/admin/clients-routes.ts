@@ -1,4 +1,5 @@
 import type { Router, Request } from 'express';
+import { quoted } from '../text';
 import { findClient, listClients } from '../clients/repository';
 import { clientView } from '../clients/view';
 import { changeClient, checkClientKeys, clientPolicy, createClient, createClientWithKeys, deleteClient, parseGrace, rotateClientSecret, setClientKeys, type ClientKeysInput } from '../clients/service';
@@ -54,7 +55,7 @@ export function clientRoutes(router: Router, guard: Guard): void {
     '/clients/:clientId',
     guard('clients:read', async (req, res, _caller, deps) => {
       const client = await findClient(deps.db, clientId(req));
-      if (!client) throw new ApiError('not_found', `no client ${clientId(req)}`);
+      if (!client) throw new ApiError('not_found', `no client ${quoted(clientId(req))}`);
       res.json(clientView(client));
     }),
   );
@@ -108,7 +109,7 @@ export function clientRoutes(router: Router, guard: Guard): void {
     guard('clients:write', async (req, res, caller, deps) => {
       const body = parse(rotateSecretBody, req.body ?? {}, 'body');
       const graceMs = body.grace === undefined ? deps.settings.clientSecretGraceMs : parseGrace(body.grace);
-      if (graceMs === undefined) throw new ApiError('invalid_request', `grace "${body.grace}" is not a duration such as 0s, 1h or 1d`);
+      if (graceMs === undefined) throw new ApiError('invalid_request', `grace ${quoted(String(body.grace))} is not a duration such as 0s, 1h or 1d`);
       const rotated = await rotateClientSecret(deps.db, clientId(req), graceMs, change(deps, req, caller)).catch(clientError);
       res.json({
         client_id: clientId(req),

@@ -6,7 +6,7 @@ import { ClientError } from '../clients/service';
 import type { Config } from '../config';
 import type { Database } from '../db/schema';
 import { ApiError, requestId } from '../http/api-error';
-import { decodeCursor, type CursorKind } from '../http/cursor';
+import type { CursorCodec, CursorKind } from '../http/cursor';
 import { KeyLifecycleError, type KeyLifecycle } from '../keys/lifecycle';
 import type { FailureLimiter } from '../ratelimit';
 import { TenantError } from '../tenants/repository';
@@ -48,9 +48,9 @@ export function checkParameters(req: Request): void {
 }
 
 /** The keyset position of a `cursor` query parameter, or a 400 for anything this API did not hand out. */
-export function pageStart(kind: CursorKind, cursor: string | undefined) {
+export function pageStart(cursors: CursorCodec, kind: CursorKind, cursor: string | undefined) {
   if (cursor === undefined) return undefined;
-  const position = decodeCursor(kind, cursor);
+  const position = cursors.decode(kind, cursor);
   if (!position) throw new ApiError('invalid_request', 'cursor: not a cursor returned by this endpoint (pass next_cursor back unchanged)');
   return position;
 }

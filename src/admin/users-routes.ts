@@ -1,10 +1,10 @@
 import type { Router } from 'express';
+import { quoted } from '../text';
 import { recordAudit } from '../audit';
 import { ApiError, requestId, parseInput as parse } from '../http/api-error';
 import { findTenant } from '../tenants/repository';
 import { findUser, listUsers, publicUser, revokeUserSessions, updateUser } from '../users/repository';
 import { normaliseEmail } from '../users/credentials';
-import { encodeCursor } from '../http/cursor';
 import { listUsersQuery, patchUserBody } from './schemas';
 import { pageStart, type Guard } from './http';
 
@@ -18,9 +18,9 @@ export function userRoutes(router: Router, guard: Guard): void {
         email: query.email === undefined ? undefined : normaliseEmail(query.email),
         tenantId: query.tenant_id,
         limit: query.limit,
-        after: pageStart('users', query.cursor),
+        after: pageStart(deps.cursors, 'users', query.cursor),
       });
-      res.json({ users: page.users.map(publicUser), next_cursor: page.next ? encodeCursor('users', page.next) : null });
+      res.json({ users: page.users.map(publicUser), next_cursor: page.next ? deps.cursors.encode('users', page.next) : null });
     }),
   );
   router.patch(
@@ -31,7 +31,7 @@ export function userRoutes(router: Router, guard: Guard): void {
       const db = deps.db;
       const existing = await findUser(db, id);
       if (!existing) throw new ApiError('not_found', `no user has id "${id}"`);
-      if (body.tenant_id && !(await findTenant(db, body.tenant_id))) throw new ApiError('invalid_request', `tenant_id: no tenant "${body.tenant_id}"`);
+      if (body.tenant_id && !(await findTenant(db, body.tenant_id))) throw new ApiError('invalid_request', `tenant_id: no tenant ${quoted(body.tenant_id)}`);
       const now = deps.now();
       const updated = await db.transaction().execute(async (trx) => {
         const row = await updateUser(trx, id, {

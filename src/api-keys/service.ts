@@ -8,6 +8,7 @@ import { ApiKeyCache } from './cache';
 import { apiKeySecretMatches, newApiKey, parseApiKey } from './format';
 import * as repo from './repository';
 import type { ApiKeyOwner, ApiKeyRecord, OwnerState } from './repository';
+import { quoted } from '../text';
 
 export type { ApiKeyOwner, ApiKeyRecord } from './repository';
 
@@ -81,7 +82,7 @@ function checkScopes(requested: readonly string[] | undefined, allowed: readonly
   if (malformed !== undefined) throw new ApiKeyError('ERR_API_KEY_INVALID', 'a scope is printable ASCII without spaces, quotes or backslashes (RFC 6749 §3.3)');
   const refused = scopes.filter((s) => !allowed.includes(s));
   if (refused.length > 0) {
-    throw new ApiKeyError('ERR_API_KEY_INVALID', `scope not allowed for ${owner.kind} ${owner.id}: ${refused.join(' ').slice(0, 200)} (allowed: ${allowed.join(' ') || 'none'})`);
+    throw new ApiKeyError('ERR_API_KEY_INVALID', `scope not allowed for ${owner.kind} ${owner.id}: ${quoted(refused.join(' '))} (allowed: ${allowed.join(' ') || 'none'})`);
   }
   return scopes;
 }
@@ -105,12 +106,12 @@ export async function createApiKey(db: Kysely<Database>, input: NewApiKey, polic
   const name = checkName(input.name);
   const expiresAt = checkExpiry(input.expiresAt, policy, change.now);
   const { owner } = input;
-  if (!plausibleOwnerId(owner)) throw new ApiKeyError('ERR_OWNER_NOT_FOUND', `no ${owner.kind} ${owner.id}`);
+  if (!plausibleOwnerId(owner)) throw new ApiKeyError('ERR_OWNER_NOT_FOUND', `no ${owner.kind} ${quoted(owner.id)}`);
   const generated = newApiKey();
   const row = await db.transaction().execute(async (trx) => {
     await repo.lockOwner(trx, owner);
     const state = await repo.findOwnerState(trx, owner);
-    if (!state) throw new ApiKeyError('ERR_OWNER_NOT_FOUND', `no ${owner.kind} ${owner.id}`);
+    if (!state) throw new ApiKeyError('ERR_OWNER_NOT_FOUND', `no ${owner.kind} ${quoted(owner.id)}`);
     if (state.disabled) throw new ApiKeyError('ERR_OWNER_DISABLED', `${owner.kind} ${owner.id} is disabled`);
     if (state.tenantDisabled) throw new ApiKeyError('ERR_OWNER_DISABLED', `tenant ${state.tenantId} of ${owner.kind} ${owner.id} is disabled`);
     const scopes = checkScopes(input.scopes, ownerScopes(state, policy), owner);
@@ -153,7 +154,7 @@ export async function revokeApiKey(db: Kysely<Database>, id: string, change: Cha
   return db.transaction().execute(async (trx) => {
     const existing = await repo.findApiKey(trx, id);
     if (!existing || (options.owner && !sameOwner(repo.ownerOf(existing), options.owner))) {
-      throw new ApiKeyError('ERR_API_KEY_NOT_FOUND', `no API key ${id}`);
+      throw new ApiKeyError('ERR_API_KEY_NOT_FOUND', `no API key ${quoted(id)}`);
     }
     const revoked = await repo.revokeApiKeyRow(trx, id, change.actor, change.now);
     if (!revoked) return existing;

@@ -8,6 +8,7 @@ import { InvalidClient, InvalidRequest, MethodNotAllowed, NO_STORE_HEADERS, oaut
 import { ClientGone, readForm, type FormParams } from './form';
 import type { OAuthRegistry } from './registry';
 import { introspectionRequest, readFormParams, revocationRequest } from './schemas';
+import { quoted } from '../text';
 
 export const TOKEN_PATH = '/oauth/token';
 export const INTROSPECTION_PATH = '/oauth/introspect';
@@ -107,7 +108,7 @@ const token: Endpoint = async (req, deps) => {
   const grantType = form.get('grant_type');
   if (grantType === undefined) throw new InvalidRequest('missing grant_type');
   const grant = deps.registry.findGrant(grantType);
-  if (!grant) throw new UnsupportedGrantType(`unsupported grant_type "${grantType.slice(0, 64)}"`);
+  if (!grant) throw new UnsupportedGrantType(`unsupported grant_type ${quoted(grantType)}`);
   let client;
   if (grant.clientAuthentication === 'required') {
     client = await authenticated(req, form, deps, TOKEN_PATH);

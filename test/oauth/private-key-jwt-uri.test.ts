@@ -9,6 +9,7 @@ import { ClientKeys } from '../../src/oauth/client-keys';
 import { createLogger } from '../../src/observability/logger';
 import { captureLogs, FakeClock, startTestServer, testConfig, type TestServer } from '../helpers/context';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { eventually } from './helpers';
 import { assertion, assertionForm, FORM, jwksHost, jwksOf, makeKeyClient, serveJwks, testKey, type JwksHost } from './private-key-jwt-support';
 
 const ISSUER = 'http://idp.test';
@@ -124,10 +125,7 @@ describe('private_key_jwt with a jwks_uri', () => {
       expect((await token(await sign(old, id))).status).toBe(200);
       await setClientKeys(server.services.handle.db, id, { jwksUri: `${other.url}/fresh.json` }, clientPolicy(server.services.config), { actor: 'test', now: clock.now() });
       // This instance's own write: its cache hears the notification within the notification latency.
-      const deadline = Date.now() + 2_000;
-      let status = 0;
-      while (Date.now() < deadline && (status = (await token(await sign(fresh, id))).status) !== 200) await new Promise((r) => setTimeout(r, 25));
-      expect(status).toBe(200);
+      await eventually(async () => expect((await token(await sign(fresh, id))).status).toBe(200), 2_000);
       expect((await token(await sign(old, id))).status).toBe(401);
     } finally {
       await other.close();

@@ -2,8 +2,8 @@ import type { Logger } from '../observability/logger';
 import type { OAuthErrorCode } from './schemas';
 
 /**
- * The error model of the OAuth endpoints: one class per error code (RFC 6749 §5.2, RFC 7009,
- * RFC 8707), thrown wherever the problem is found, and one serializer (`oauthErrorResponse`) that
+ * The error model of the OAuth endpoints: one class per error code (RFC 6749 §5.2, RFC 8707),
+ * thrown wherever the problem is found, and one serializer (`oauthErrorResponse`) that
  * turns anything thrown into the wire shape. `description` is sent to the client; `detail`
  * (private) only goes to the log. Anything that is not an OAuthError becomes `server_error`.
  */
@@ -59,11 +59,6 @@ export class InvalidScope extends OAuthError {
 /** RFC 8707 §2: the requested resource (audience) is not allowed for this client. */
 export class InvalidTarget extends OAuthError {
   readonly error = 'invalid_target';
-}
-
-/** RFC 7009 §2.2.1. */
-export class UnsupportedTokenType extends OAuthError {
-  readonly error = 'unsupported_token_type';
 }
 
 /** 413: the body is over the limit of README: "Abuse limits"; refused before it is parsed. */

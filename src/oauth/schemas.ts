@@ -22,7 +22,7 @@ import type { TokenResponse } from './grants';
  * src/api-keys/schemas.ts).
  */
 
-/** Every `error` code the OAuth endpoints answer (RFC 6749 §5.2, RFC 7009, RFC 8707); each OAuthError class has one. */
+/** Every `error` code the OAuth endpoints answer (RFC 6749 §5.2, RFC 8707); each OAuthError class has one. */
 export const OAUTH_ERROR_CODES = [
   'invalid_request',
   'invalid_client',
@@ -31,7 +31,6 @@ export const OAUTH_ERROR_CODES = [
   'unsupported_grant_type',
   'invalid_scope',
   'invalid_target',
-  'unsupported_token_type',
   'temporarily_unavailable',
   'server_error',
 ] as const;

@@ -41,10 +41,6 @@ export function registerTokenKind(kind: TokenKind): void {
   kinds.push(kind);
 }
 
-export function tokenKinds(): readonly TokenKind[] {
-  return kinds;
-}
-
 /**
  * RFC 7662 for the authenticated client. Whatever a kind answers, an active result whose `tenant_id`
  * is not the asking client's tenant is turned into `{"active": false}` here as well, so a kind that

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ISSUED_CLIENT_ID } from '../clients/client-id';
 import { parseScope } from '../clients/service';
 import { instantBody } from '../http/schemas';
 import { targetFields } from '../oauth/schemas';
@@ -43,7 +44,7 @@ export const pageQuery = {
 };
 
 const UUID = z.uuid();
-const CLIENT_ID = z.string().regex(/^[\x21-\x7e]{1,256}$/, 'a client id');
+const CLIENT_ID = z.string().regex(ISSUED_CLIENT_ID, 'a client id');
 const TENANT_ID = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'a tenant id');
 
 /** `POST /auth/v1/api-keys`: a key for the caller. */

@@ -1,6 +1,7 @@
 import type { KeysetPosition } from '../http/cursor';
 import type { Kysely } from 'kysely';
 import { recordAudit, type Actor } from '../audit';
+import { ISSUED_CLIENT_ID } from '../clients/client-id';
 import type { DatabaseHandle } from '../db';
 import type { ApiKeyRow, Database } from '../db/schema';
 import type { Logger } from '../observability/logger';
@@ -55,11 +56,10 @@ const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]{1,200}$/;
 // eslint-disable-next-line no-control-regex
 const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const CLIENT_ID = /^[\x21-\x7e]{1,256}$/;
 
 /** Ids that cannot exist are refused before a query (a malformed uuid would be a database error). */
 export function plausibleOwnerId(owner: ApiKeyOwner): boolean {
-  return owner.kind === 'user' ? UUID.test(owner.id) : CLIENT_ID.test(owner.id);
+  return owner.kind === 'user' ? UUID.test(owner.id) : ISSUED_CLIENT_ID.test(owner.id);
 }
 
 /** The scopes an owner may give its keys now: a user's are those of its access tokens; a client's its allowed scopes. */

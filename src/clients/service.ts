@@ -64,9 +64,6 @@ export function parseGrace(text: string): number | undefined {
   return /^0+[smhd]?$/.test(text.trim()) ? 0 : parseDuration(text);
 }
 
-/** What a client id looks like (src/clients/secret.ts draws 22 base64url characters). */
-export const CLIENT_ID = /^[A-Za-z0-9_-]{1,128}$/;
-
 export interface ChangeContext {
   actor: Actor;
   now: Date;

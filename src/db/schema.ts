@@ -188,5 +188,4 @@ export type UserRow = Selectable<UsersTable>;
 export type SessionRow = Selectable<SessionsTable>;
 export type AdminTokenRow = Selectable<AdminTokensTable>;
 export type TenantRow = Selectable<TenantsTable>;
-export type OAuthClientRow = Selectable<OAuthClientsTable>;
 export type ApiKeyRow = Selectable<ApiKeysTable>;

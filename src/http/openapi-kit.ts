@@ -39,7 +39,7 @@ export function oauthError(id: string, description: string, headers?: z.ZodObjec
 }
 
 export const OAUTH_ERRORS = {
-  400: oauthError('OAuthBadRequest', 'invalid_request, invalid_grant, invalid_scope, invalid_target, unauthorized_client, unsupported_grant_type or unsupported_token_type.'),
+  400: oauthError('OAuthBadRequest', 'invalid_request, invalid_grant, invalid_scope, invalid_target, unauthorized_client or unsupported_grant_type.'),
   401: oauthError(
     'OAuthInvalidClient',
     'invalid_client: client authentication failed (the cause is logged, never returned).',

@@ -190,7 +190,18 @@ async function insertNewClient(
   const authMethod = credentials.keys ? 'private_key_jwt' : 'client_secret';
   await db.transaction().execute(async (trx) => {
     if (tenantId !== null && !(await findTenant(trx, tenantId))) throw new ClientError('ERR_TENANT_NOT_FOUND', `no tenant ${tenantId}`);
-    await insertClient(trx, { id, name, secretHash: credentials.secretHash, keys: credentials.keys?.keys, scopes, audiences, tenantId, tokenTtlSeconds, now: change.now });
+    await insertClient(trx, {
+      id,
+      name,
+      secretHash: credentials.secretHash,
+      keys: credentials.keys?.keys,
+      tokenEndpointAuthMethod: credentials.keys ? 'private_key_jwt' : 'client_secret_basic',
+      scopes,
+      audiences,
+      tenantId,
+      tokenTtlSeconds,
+      now: change.now,
+    });
     const keyDetails = credentials.keys ? { auth_method: authMethod, ...credentials.keys.details } : {};
     await recordAudit(trx, { ...audit(change, 'client.created', id), details: { name, scopes, audiences, tenant_id: tenantId, ...keyDetails } });
   });

@@ -223,6 +223,21 @@ export async function updateClient(db: Db, id: string, changes: ClientChanges, n
   return result.numUpdatedRows === 1n;
 }
 
+/**
+ * Records a use, at most once per `intervalMs` across every instance: the condition makes a second
+ * instance's write within the interval a no-op. The notification trigger ignores this column, so it
+ * invalidates no cache.
+ */
+export async function touchClient(db: Db, id: string, now: Date, intervalMs: number): Promise<boolean> {
+  const result = await db
+    .updateTable('oauth_clients')
+    .set({ last_used_at: now })
+    .where('id', '=', id)
+    .where((eb) => eb.or([eb('last_used_at', 'is', null), eb('last_used_at', '<=', new Date(now.getTime() - intervalMs))]))
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
 export async function deleteClient(db: Db, id: string): Promise<boolean> {
   const result = await db.deleteFrom('oauth_clients').where('id', '=', id).executeTakeFirst();
   return result.numDeletedRows === 1n;

@@ -3,7 +3,16 @@ import type { AppContext } from '../http/app';
 import type { Services } from '../services';
 import { clientAddress } from '../http/client-address';
 import { readClientCredentials } from './client-auth';
-import { InvalidClient, InvalidRequest, MethodNotAllowed, NO_STORE_HEADERS, oauthErrorResponse, TemporarilyUnavailable, UnsupportedGrantType } from './errors';
+import {
+  InvalidClient,
+  InvalidRequest,
+  MethodNotAllowed,
+  NO_STORE_HEADERS,
+  oauthErrorResponse,
+  TemporarilyUnavailable,
+  UnauthorizedClient,
+  UnsupportedGrantType,
+} from './errors';
 import { ClientGone, readForm, type FormParams } from './form';
 import { findGrant } from './grants';
 import { introspectionRequest, readFormParams, revocationRequest } from './schemas';
@@ -83,9 +92,9 @@ export function createOAuthDispatch(context: AppContext): (req: IncomingMessage,
   };
 }
 
-/** The client of a request to `path` (an assertion's `aud` may name the endpoint called). */
-async function authenticated(req: IncomingMessage, form: FormParams, services: Services, path: string) {
-  return services.oauth.authenticator.authenticate(readClientCredentials(req.headers.authorization, form), clientAddress(req, services.config.trustProxy), path);
+/** The client of a request to `path` (an assertion's `aud` may name the endpoint called); public clients only where `publicClients`. */
+async function authenticated(req: IncomingMessage, form: FormParams, services: Services, path: string, publicClients: boolean) {
+  return services.oauth.authenticator.authenticate(readClientCredentials(req.headers.authorization, form), clientAddress(req, services.config.trustProxy), path, publicClients);
 }
 
 const token: Endpoint = async (req, services) => {
@@ -96,24 +105,30 @@ const token: Endpoint = async (req, services) => {
   if (!grant) throw new UnsupportedGrantType(`unsupported grant_type "${grantType.slice(0, 64)}"`);
   let client;
   if (grant.clientAuthentication === 'required') {
-    client = await authenticated(req, form, services, TOKEN_PATH);
+    client = await authenticated(req, form, services, TOKEN_PATH, true);
+    // README: "Grant types": each client uses only the grants it was given (RFC 6749 §5.2), and a
+    // public client only those that need no client credentials (never client_credentials).
+    if (client.authMethod === 'none' && grant.publicClients !== true) throw new UnauthorizedClient(`a public client may not use grant_type ${grantType}`);
+    if (!client.grantTypes.includes(grantType)) throw new UnauthorizedClient(`this client may not use grant_type ${grantType}`);
   } else if (readClientCredentials(req.headers.authorization, form) !== undefined) {
     throw new InvalidClient(`grant_type ${grantType} takes no client authentication`);
   }
   const body = await grant.handler({ params: form, client, services, ip: clientAddress(req, services.config.trustProxy) });
+  if (client) services.oauth.clients.recordUse(client.id);
   return { body, grantType };
 };
 
 const introspection: Endpoint = async (req, services) => {
   const form = await readForm(req);
-  const client = await authenticated(req, form, services, INTROSPECTION_PATH);
+  const client = await authenticated(req, form, services, INTROSPECTION_PATH, false);
   const { token: tokenText } = readFormParams(introspectionRequest, form);
   return { body: await introspect(tokenText, { services, client }) };
 };
 
 const revocation: Endpoint = async (req, services) => {
   const form = await readForm(req);
-  const client = await authenticated(req, form, services, REVOCATION_PATH);
+  // RFC 7009 §2.1: a public client may revoke its own tokens, naming itself by client_id.
+  const client = await authenticated(req, form, services, REVOCATION_PATH, true);
   const { token: tokenText } = readFormParams(revocationRequest, form);
   await revoke(tokenText, { services, client });
   return { body: undefined };

@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { scopesField } from '../api-keys/schemas';
 import { CLIENT_GRANT_TYPES } from '../clients/grant-types';
 import { MAX_REDIRECT_URI_LENGTH, MAX_REDIRECT_URIS } from '../clients/redirect-uris';
 import { CLIENT_ID } from '../clients/service';
@@ -7,7 +6,7 @@ import type { ClientView } from '../clients/view';
 import type { KeyChange } from '../keys/lifecycle';
 import type { KeyView } from '../keys/view';
 import type { BlockView } from '../ratelimit/operators';
-import { instantBody } from '../http/schemas';
+import { instantBody, scopesField } from '../http/fields';
 import { TENANT_ID } from '../tenants/repository';
 import { publicUserBody } from '../users/schemas';
 

@@ -1,12 +1,50 @@
 import crypto from 'node:crypto';
-import { decodeJwt, decodeProtectedHeader } from 'jose';
-import { ApiError } from '../http/api-error';
-import { InvalidGrant, registerGrant, registerTokenKind, UnauthorizedClient, type Grant, type TokenKind, type TokenKindContext } from '../oauth';
+import { peekClaims } from '../tokens/claims';
+import { ServiceError } from '../errors';
+import { ApiError, fromServiceError } from '../http/api-error';
+import type { Kysely } from 'kysely';
+import type { Database } from '../db/schema';
+import { InvalidGrant, InvalidRequest, TemporarilyUnavailable, TooManyFailures, UnauthorizedClient } from '../oauth/errors';
 import { withinTenant } from '../oauth/tenant-boundary';
+import type { Grant, TokenKind } from '../oauth/types';
 import { USER_SCOPE, USER_TOKEN_TYPE } from './access-token';
 import { hashRefreshToken, looksLikeRefreshToken } from './refresh-token';
 import { findRefreshToken, findSessionWithUser } from './repository';
-import type { AuthenticatedUser } from './service';
+import type { AuthenticatedUser, UserAccounts } from './service';
+
+/** What the user tokens need at the OAuth endpoints. */
+export interface UserTokenDeps {
+  db: Kysely<Database>;
+  users: Pick<UserAccounts, 'refresh' | 'authenticate'>;
+  issuer: string;
+  now(): Date;
+}
+
+/**
+ * The user service's refusals in RFC 6749 §5.2 terms: a refresh token that cannot be used is
+ * `invalid_grant`, a limit or an overloaded hashing queue keeps its status and Retry-After; anything
+ * else is not the caller's doing and stays an internal error.
+ */
+function asOAuthError(thrown: unknown): unknown {
+  const error = thrown instanceof ServiceError ? fromServiceError(thrown) : thrown;
+  if (!(error instanceof ApiError)) return thrown;
+  const retryAfter = Number(error.options.headers?.['Retry-After'] ?? 1);
+  switch (error.code) {
+    case 'invalid_grant':
+    case 'invalid_token':
+    case 'token_expired':
+    case 'unauthorized':
+      return new InvalidGrant(error.message);
+    case 'invalid_request':
+      return new InvalidRequest(error.message);
+    case 'too_many_requests':
+      return new TooManyFailures(retryAfter);
+    case 'temporarily_unavailable':
+      return new TemporarilyUnavailable(error.message);
+    default:
+      return thrown;
+  }
+}
 
 /**
  * The user tokens of /auth/v1 at the OAuth endpoints: `grant_type=refresh_token` at /oauth/token,
@@ -17,33 +55,30 @@ import type { AuthenticatedUser } from './service';
  */
 
 /** RFC 6749 §6 over the same rotation and reuse detection as /auth/v1/token?grant_type=refresh_token. */
-export const refreshTokenGrant: Grant = {
-  grantType: 'refresh_token',
-  parameters: ['refresh_token'],
-  clientAuthentication: 'none',
-  async handler({ params, services, ip }) {
-    try {
-      const session = await services.users.refresh(params.get('refresh_token'), { ip, requestId: crypto.randomUUID() });
-      return {
-        access_token: session.accessToken,
-        token_type: 'Bearer',
-        expires_in: session.expiresIn,
-        refresh_token: session.refreshToken,
-        scope: USER_SCOPE,
-      };
-    } catch (error) {
-      if (error instanceof ApiError && error.code === 'invalid_grant') throw new InvalidGrant(error.message);
-      throw error;
-    }
-  },
-};
+export function refreshTokenGrant(deps: UserTokenDeps): Grant {
+  return {
+    grantType: 'refresh_token',
+    parameters: ['refresh_token'],
+    clientAuthentication: 'none',
+    async handler({ params, ip }) {
+      try {
+        const session = await deps.users.refresh(params.get('refresh_token'), { ip, requestId: crypto.randomUUID() });
+        return {
+          access_token: session.accessToken,
+          token_type: 'Bearer',
+          expires_in: session.expiresIn,
+          refresh_token: session.refreshToken,
+          scope: USER_SCOPE,
+        };
+      } catch (error) {
+        throw asOAuthError(error);
+      }
+    },
+  };
+}
 
 function isUserAccessToken(token: string): boolean {
-  try {
-    return decodeProtectedHeader(token).typ === 'at+jwt' && decodeJwt(token).token_type === USER_TOKEN_TYPE;
-  } catch {
-    return false;
-  }
+  return peekClaims(token, 'at+jwt')?.token_type === USER_TOKEN_TYPE;
 }
 
 /**
@@ -55,88 +90,89 @@ function notIssuedToClient(what: string): UnauthorizedClient {
 }
 
 /** The caller a user access token stands for when it is live (signed, unexpired, session open, user and tenant enabled). */
-async function liveUserAccess(token: string, services: TokenKindContext['services']): Promise<AuthenticatedUser | undefined> {
+async function liveUserAccess(token: string, deps: UserTokenDeps): Promise<AuthenticatedUser | undefined> {
   try {
-    return await services.users.authenticate(token);
+    return await deps.users.authenticate(token);
   } catch (error) {
-    if (error instanceof ApiError) return undefined;
+    if (error instanceof ApiError || error instanceof ServiceError) return undefined;
     throw error;
   }
 }
 
 /** User access tokens: active while signed, unexpired, their session open, user and tenant enabled. */
-export const userAccessTokens: TokenKind = {
-  name: 'user_access_token',
-  async introspect(token, { services, client }) {
-    if (!isUserAccessToken(token)) return undefined;
-    const live = await liveUserAccess(token, services);
-    if (!live) return null;
-    const { claims, user } = live;
-    // The tenant the token claims and the user's tenant now must both be the asking client's.
-    if (!withinTenant(client, claims.tenant_id, user.tenant_id)) return null;
-    return {
-      active: true,
-      scope: claims.scope,
-      token_type: 'Bearer',
-      exp: claims.exp,
-      iat: claims.iat,
-      nbf: claims.nbf,
-      sub: claims.sub,
-      aud: claims.aud,
-      iss: claims.iss,
-      jti: claims.jti,
-      sid: claims.sid,
-      email: claims.email,
-      role: claims.role,
-      ...(claims.tenant_id !== undefined ? { tenant_id: claims.tenant_id } : {}),
-    };
-  },
-  // A live one is refused and nothing changes; an invalid one needs no revocation (RFC 7009 §2.2).
-  async revoke(token, { services }) {
-    if (!isUserAccessToken(token)) return false;
-    if (await liveUserAccess(token, services)) throw notIssuedToClient('user access token');
-    return true;
-  },
-};
+export function userAccessTokens(deps: UserTokenDeps): TokenKind {
+  return {
+    name: 'user_access_token',
+    async introspect(token, { client }) {
+      if (!isUserAccessToken(token)) return undefined;
+      const live = await liveUserAccess(token, deps);
+      if (!live) return null;
+      const { claims, user } = live;
+      // The tenant the token claims and the user's tenant now must both be the asking client's.
+      if (!withinTenant(client, claims.tenant_id, user.tenant_id)) return null;
+      return {
+        active: true,
+        scope: claims.scope,
+        token_type: 'Bearer',
+        exp: claims.exp,
+        iat: claims.iat,
+        nbf: claims.nbf,
+        sub: claims.sub,
+        aud: claims.aud,
+        iss: claims.iss,
+        jti: claims.jti,
+        sid: claims.sid,
+        email: claims.email,
+        role: claims.role,
+        ...(claims.tenant_id !== undefined ? { tenant_id: claims.tenant_id } : {}),
+      };
+    },
+    // A live one is refused and nothing changes; an invalid one needs no revocation (RFC 7009 §2.2).
+    async revoke(token) {
+      if (!isUserAccessToken(token)) return false;
+      if (await liveUserAccess(token, deps)) throw notIssuedToClient('user access token');
+      return true;
+    },
+  };
+}
 
 /** A refresh token that can still be used: known, unused, unexpired, its session open, user and tenant enabled. */
-async function liveRefreshToken(token: string, services: TokenKindContext['services']) {
-  const db = services.handle.db;
+async function liveRefreshToken(token: string, deps: UserTokenDeps) {
+  const { db } = deps;
   const row = await findRefreshToken(db, hashRefreshToken(token));
-  if (!row || row.used_at || row.expires_at <= services.now()) return undefined;
+  if (!row || row.used_at || row.expires_at <= deps.now()) return undefined;
   const found = await findSessionWithUser(db, row.session_id);
   if (!found || found.session.revoked_at || found.user.disabled_at || found.tenantDisabled) return undefined;
   return { row, ...found };
 }
 
 /** Refresh tokens: opaque, so recognised by shape and looked up by hash. */
-export const userRefreshTokens: TokenKind = {
-  name: 'user_refresh_token',
-  async introspect(token, { services, client }) {
-    if (!looksLikeRefreshToken(token)) return undefined;
-    const live = await liveRefreshToken(token, services);
-    if (!live || !withinTenant(client, live.user.tenant_id)) return null;
-    const { row, session, user } = live;
-    return {
-      active: true,
-      token_type: 'refresh_token',
-      scope: USER_SCOPE,
-      sub: user.id,
-      sid: session.id,
-      exp: Math.floor(row.expires_at.getTime() / 1000),
-      iat: Math.floor(row.created_at.getTime() / 1000),
-      iss: services.config.issuer,
-      ...(user.tenant_id ? { tenant_id: user.tenant_id } : {}),
-    };
-  },
-  // Never a reuse: revocation only looks. A spent, expired or unknown token is a 200 (RFC 7009 §2.2).
-  async revoke(token, { services }) {
-    if (!looksLikeRefreshToken(token)) return false;
-    if (await liveRefreshToken(token, services)) throw notIssuedToClient('refresh token');
-    return true;
-  },
-};
+export function userRefreshTokens(deps: UserTokenDeps): TokenKind {
+  return {
+    name: 'user_refresh_token',
+    async introspect(token, { client }) {
+      if (!looksLikeRefreshToken(token)) return undefined;
+      const live = await liveRefreshToken(token, deps);
+      if (!live || !withinTenant(client, live.user.tenant_id)) return null;
+      const { row, session, user } = live;
+      return {
+        active: true,
+        token_type: 'refresh_token',
+        scope: USER_SCOPE,
+        sub: user.id,
+        sid: session.id,
+        exp: Math.floor(row.expires_at.getTime() / 1000),
+        iat: Math.floor(row.created_at.getTime() / 1000),
+        iss: deps.issuer,
+        ...(user.tenant_id ? { tenant_id: user.tenant_id } : {}),
+      };
+    },
+    // Never a reuse: revocation only looks. A spent, expired or unknown token is a 200 (RFC 7009 §2.2).
+    async revoke(token) {
+      if (!looksLikeRefreshToken(token)) return false;
+      if (await liveRefreshToken(token, deps)) throw notIssuedToClient('refresh token');
+      return true;
+    },
+  };
+}
 
-registerGrant(refreshTokenGrant);
-registerTokenKind(userAccessTokens);
-registerTokenKind(userRefreshTokens);

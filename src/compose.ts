@@ -24,6 +24,7 @@ import { oauthMetadata, scopesSupported, startOAuth, type OAuthServices } from '
 import { createOAuthRegistry, type OAuthRegistry } from './oauth/registry';
 import { FailureLimiter } from './ratelimit';
 import { AbuseLimits } from './ratelimit/policies';
+import { resourcesCapability } from './resources';
 import { tenantIsActive } from './tenants/repository';
 import { createSigner, type Signer } from './tokens/sign';
 import { TokenVerifier } from './tokens/verify';
@@ -186,6 +187,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
     // client's own token (`sub` = `client_id`): API keys come before client credentials so that its
     // introspection says `api_key_id`. `/auth/v1/api-keys` is matched before `/auth/v1`.
     const userTokenDeps = { db: handle.db, users, issuer: config.issuer, now };
+    const resources = resourcesCapability({ db: handle.db, now, production: config.production });
     const capabilities: Capability[] = [
       {
         name: 'api-keys',
@@ -204,13 +206,14 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
         grants: [clientCredentialsGrant({ issuer: config.issuer, clientTokenTtlMs: config.clientTokenTtlMs, sign, now })],
         tokenKinds: [clientAccessTokens({ db: handle.db, verifier, findClient: (id) => oauth.clients.get(id), now })],
       },
+      resources,
       {
         name: 'admin',
         routes: [
           {
             path: '/admin/v1',
             handler: adminRoutes({
-              deps: () => ({ db: handle.db, now, settings: config, lifecycle, keys, failures, adminTokens, apiKeys }),
+              deps: () => ({ db: handle.db, now, settings: config, lifecycle, keys, failures, adminTokens, apiKeys, resources: resources.service }),
               logger,
             }),
           },
@@ -218,7 +221,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
       },
     ];
     // client_credentials is listed first in grant_types_supported, as it always was.
-    const grantOrder = ['client-credentials', 'users', 'api-keys', 'admin'];
+    const grantOrder = ['client-credentials', 'users', 'api-keys', 'resources', 'admin'];
     const registry = createOAuthRegistry({
       grants: grantOrder.flatMap((name) => capabilities.find((c) => c.name === name)?.grants ?? []),
       tokenKinds: capabilities.flatMap((c) => c.tokenKinds ?? []),
@@ -233,7 +236,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
       readiness: async () => ({ database: await handle.ping(1_000), signingKey: keys.loaded }),
       async metadata() {
         // A scope list that cannot be read is left empty rather than failing discovery (RFC 8414: a RECOMMENDED member).
-        const scopes = await scopesSupported(handle).catch((error: Error) => {
+        const scopes = await scopesSupported(handle, (limit) => resources.service.scopes(limit)).catch((error: Error) => {
           logger.warn({ err: error.message }, 'discovery: scopes_supported could not be read; served empty');
           return [];
         });

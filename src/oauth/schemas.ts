@@ -154,7 +154,7 @@ export const authorizationServerMetadataBody = z
     introspection_endpoint_auth_signing_alg_values_supported: assertionAlgorithms,
     revocation_endpoint_auth_methods_supported: authMethods,
     revocation_endpoint_auth_signing_alg_values_supported: assertionAlgorithms,
-    scopes_supported: z.array(z.string()).max(100).meta({ description: 'scopes of enabled clients without a tenant, in code-point order, at most 100' }),
+    scopes_supported: z.array(z.string()).max(100).meta({ description: 'openid, email, offline_access, the scopes of registered resources and of enabled clients without a tenant, in code-point order, at most 100' }),
     response_types_supported: z.array(z.string()).max(0).meta({ description: 'empty: there is no authorization endpoint' }),
   })
   .meta({ id: 'AuthorizationServerMetadata' });

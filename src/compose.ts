@@ -11,7 +11,13 @@ import type { Config } from './config';
 import { loadMekRing, type MekProvider } from './crypto/mek';
 import { openDatabaseWithRetry, type DatabaseHandle } from './db';
 import type { AppRuntime } from './http/app';
-import { openApiSnapshot } from './http/openapi';
+import { buildOpenApiDocument, openApiSnapshot, type OpenApiFragment } from './http/openapi';
+import { adminOpenApi } from './admin/openapi';
+import { apiKeysOpenApi } from './api-keys/openapi';
+import { clientCredentialsOpenApi } from './oauth/openapi';
+import { usersOpenApi } from './users/openapi';
+import { resourcesOpenApi } from './resources/openapi';
+import type { oas31 } from 'zod-openapi';
 import { createHttpServer } from './http/server';
 import { KeyCache } from './keys/cache';
 import type { KeyLifecycle } from './keys/lifecycle';
@@ -145,7 +151,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
     const limits = new AbuseLimits(failures, config);
     const oauth = await startOAuth({ config, logger, handle, limiter: failures, limits, now });
     opened.push(() => oauth.stop());
-    const passwords = new PasswordHashing(config.passwordHashing);
+    const passwords = new PasswordHashing(config.passwordHashing, { logger });
     opened.push(() => passwords.close());
     const users = new UserAccounts({
       db: handle.db,
@@ -274,10 +280,22 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
 }
 
 /**
+ * The OpenAPI fragments of the capabilities compose() mounts (each beside its routes), in the order
+ * their grants are listed: the document is served from the moment the server listens, before start-up
+ * is done, so it is assembled from these static parts rather than from the built capabilities.
+ */
+const OPENAPI_FRAGMENTS: readonly OpenApiFragment[] = [clientCredentialsOpenApi, usersOpenApi, apiKeysOpenApi, adminOpenApi, resourcesOpenApi];
+
+/** The OpenAPI document this composition serves at /openapi.json. */
+export function openApiDocument(config: Pick<Config, 'issuer'>): oas31.OpenAPIObject {
+  return buildOpenApiDocument(config, OPENAPI_FRAGMENTS);
+}
+
+/**
  * The HTTP server of this composition, created before start-up is done so that /healthz and
  * /readyz answer while the database is awaited; it serves the composition once `composition()` has one.
  */
 export function createServer(options: { config: Config; logger: Logger; metrics: Metrics; composition: () => Composition | undefined }): http.Server {
   const { config, logger, metrics } = options;
-  return createHttpServer({ config, logger, metrics, openapi: openApiSnapshot(config), runtime: () => options.composition()?.runtime });
+  return createHttpServer({ config, logger, metrics, openapi: openApiSnapshot(config, OPENAPI_FRAGMENTS), runtime: () => options.composition()?.runtime });
 }

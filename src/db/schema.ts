@@ -166,6 +166,8 @@ export interface RevokedAccessTokensTable {
 export interface RateLimitCountersTable {
   key: string;
   failures: number;
+  /** Attempts reserved (sign-in, sign-up) and not yet counted or released. */
+  pending: Generated<number>;
   window_ends_at: Date;
   blocked_until: Date | null;
 }

@@ -235,7 +235,8 @@ export function isBadInputDatabaseError(error: unknown): boolean {
 export function apiErrorHandler(logger: Logger) {
   return (error: unknown, req: Request, res: Response, _next: NextFunction): void => {
     const apiError = toApiError(error);
-    if (apiError.status >= 500) {
+    // A 503 raised on purpose (starting, load shed) is the design working: whoever raised it logs what matters.
+    if (apiError.status >= 500 && !(error instanceof ApiError && apiError.code === 'temporarily_unavailable')) {
       logger.error({ err: error, requestId: requestId(req), path: req.path }, 'unhandled error');
     } else if (isBadInputDatabaseError(error)) {
       // Only the SQLSTATE and the kind of error: the database's message quotes the offending value.

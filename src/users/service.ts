@@ -5,11 +5,12 @@ import type { Database, UserRow } from '../db/schema';
 import { deleteInBatches } from '../db/sweep';
 import { ApiError } from '../http/api-error';
 import type { Logger } from '../observability/logger';
+import type { Attempt, Reservation } from '../ratelimit';
 import type { Signer } from '../tokens/sign';
 import type { TokenVerifier } from '../tokens/verify';
 import { describeExpiry, issueUserAccessToken, verifyUserAccessToken, type UserAccessClaims } from './access-token';
 import type { Credentials } from './credentials';
-import { PasswordHashingBusy, type PasswordHashing } from './passwords';
+import { MalformedPasswordHash, PasswordHashingBusy, type PasswordHashing } from './passwords';
 import { hashRefreshToken, looksLikeRefreshToken, newRefreshToken, openSuccessor, sealSuccessor } from './refresh-token';
 import * as repo from './repository';
 
@@ -24,12 +25,10 @@ export interface UserSession {
 
 /** The sign-in and sign-up limits of README: "Abuse limits" (implemented by `AbuseLimits` in src/ratelimit). */
 export interface AccountLimits {
-  /** Seconds until a sign-in for this email from this address may be tried; 0 when it may now. */
-  signInRetryAfter(email: string, address: string): number;
-  /** Counts a failed sign-in; returns the keys it has just blocked. */
-  signInFailed(email: string, address: string): Promise<string[]>;
-  /** Counts a sign-up attempt; the seconds to wait when the address is over its limit, else 0. */
-  signUpAttempt(address: string): Promise<number>;
+  /** Reserves a sign-in attempt for this email from this address before its hash, or says how long to wait. */
+  signInAttempt(email: string, address: string): Promise<Reservation>;
+  /** Reserves a sign-up slot for this address before its hash, or says how long to wait. */
+  signUpAttempt(address: string): Promise<Reservation>;
 }
 
 /** Whether a tenant may still get tokens (exists and is not disabled); checked at sign-in. */
@@ -124,11 +123,22 @@ export class UserAccounts {
   }
 
   async signUp(credentials: Credentials, origin: RequestOrigin): Promise<UserSession> {
-    const wait = await this.deps.limits.signUpAttempt(origin.ip);
-    if (wait > 0) throw tooManyAttempts('sign-ups from this address', wait);
-    // A registered email is refused before any hashing: re-posting one costs a lookup, not argon2.
-    if (await repo.findUserByEmail(this.deps.db, credentials.email)) throw userExists();
-    const passwordHash = await this.hashing(this.deps.passwords.hash(credentials.password));
+    // The slot is taken before the hash, so parallel sign-ups cannot pass the limit. It counts
+    // whatever the outcome (a 409 too: the limit bounds probing which emails are registered),
+    // except a 503: then the password was never hashed and the caller is told to retry.
+    const reservation = await this.deps.limits.signUpAttempt(origin.ip);
+    if (!reservation.ok) throw tooManyAttempts('sign-ups from this address', reservation.retryAfter);
+    let passwordHash: string;
+    try {
+      // A registered email is refused before any hashing: re-posting one costs a lookup, not argon2.
+      if (await repo.findUserByEmail(this.deps.db, credentials.email)) throw userExists();
+      passwordHash = await this.hashing(this.deps.passwords.hash(credentials.password));
+    } catch (error) {
+      if (isShed(error)) await reservation.attempt.release();
+      else await reservation.attempt.count();
+      throw error;
+    }
+    await reservation.attempt.count();
     const now = this.deps.now();
     const user = await this.deps.db.transaction().execute(async (trx) => {
       let row: UserRow;
@@ -145,18 +155,24 @@ export class UserAccounts {
   }
 
   async signIn(credentials: Credentials, origin: RequestOrigin): Promise<UserSession> {
-    // Refused attempts are not counted and cost no hash (README: "Abuse limits").
-    const wait = this.deps.limits.signInRetryAfter(credentials.email, origin.ip);
-    if (wait > 0) throw tooManyAttempts('failed sign-ins', wait);
-
-    const user = await repo.findUserByEmail(this.deps.db, credentials.email);
-    // Always one argon2 verification, against a dummy hash for an unknown email: same answer, same time.
-    const { passwords } = this.deps;
-    const matches = await this.hashing(passwords.verify(user?.password_hash ?? (await passwords.dummyHash()), credentials.password));
-    if (!user || !matches) {
-      await this.recordFailure(credentials.email, origin);
+    // The attempt is reserved before its hash, so parallel guesses cannot test more passwords than
+    // the limits allow; refused attempts are not counted and cost no hash (README: "Abuse limits").
+    const reservation = await this.deps.limits.signInAttempt(credentials.email, origin.ip);
+    if (!reservation.ok) throw tooManyAttempts('failed sign-ins', reservation.retryAfter);
+    const { attempt } = reservation;
+    let user: UserRow | undefined;
+    try {
+      user = await this.checkPassword(credentials, origin);
+    } catch (error) {
+      // Not tested (hashing shed, the database failed): the slot goes back.
+      await attempt.release();
+      throw error;
+    }
+    if (!user) {
+      await this.recordFailure(attempt, credentials.email, origin);
       throw new ApiError('invalid_credentials', INVALID_CREDENTIALS);
     }
+    await attempt.release();
     // Past this point the caller has proved the password, so plain reasons are no leak.
     if (user.disabled_at) throw new ApiError('forbidden', 'this account is disabled; ask an administrator');
     if (user.tenant_id && !(await this.deps.tenantActive(user.tenant_id))) {
@@ -319,10 +335,25 @@ export class UserAccounts {
     }
   }
 
-  private async recordFailure(email: string, origin: RequestOrigin): Promise<void> {
-    const reached = await this.deps.limits.signInFailed(email, origin.ip);
+  /** The user whose password this is, or undefined. Always one argon2 verification, against a dummy hash for an unknown email: same answer, same time. */
+  private async checkPassword(credentials: Credentials, origin: RequestOrigin): Promise<UserRow | undefined> {
+    const user = await repo.findUserByEmail(this.deps.db, credentials.email);
+    const { passwords } = this.deps;
+    try {
+      const matches = await this.hashing(passwords.verify(user?.password_hash ?? (await passwords.dummyHash()), credentials.password));
+      return user && matches ? user : undefined;
+    } catch (error) {
+      if (!(error instanceof MalformedPasswordHash) || !user) throw error;
+      // Answered as a wrong password (no difference shows), but this account cannot sign in until an operator resets it.
+      this.deps.logger.error({ userId: user.id, requestId: origin.requestId }, 'stored password hash is malformed: the account cannot sign in; reset its password');
+      return undefined;
+    }
+  }
+
+  private async recordFailure(attempt: Attempt, email: string, origin: RequestOrigin): Promise<void> {
+    const reached = await attempt.count();
     if (reached.length === 0) return;
-    // One event per burst (the failure that reaches the limit), not one per failed attempt.
+    // One event per block: exactly one failure brings a key to its limit.
     this.deps.logger.warn({ keys: reached, requestId: origin.requestId }, 'sign-in failure limit reached');
     await recordAudit(this.deps.db, {
       at: this.deps.now(),
@@ -363,6 +394,11 @@ function tooManyAttempts(what: string, retryAfterSeconds: number): ApiError {
   return new ApiError('too_many_requests', `too many ${what}; try again in ${retryAfterSeconds} seconds`, {
     headers: { 'Retry-After': String(retryAfterSeconds) },
   });
+}
+
+/** The 503 of saturated hashing (see `hashing`). */
+function isShed(error: unknown): boolean {
+  return error instanceof ApiError && error.code === 'temporarily_unavailable';
 }
 
 function userExists(): ApiError {

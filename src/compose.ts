@@ -17,6 +17,7 @@ import { adminOpenApi } from './admin/openapi';
 import { apiKeysOpenApi } from './api-keys/openapi';
 import { clientCredentialsOpenApi } from './oauth/openapi';
 import { usersOpenApi } from './users/openapi';
+import { resourcesOpenApi } from './resources/openapi';
 import type { oas31 } from 'zod-openapi';
 import { createHttpServer } from './http/server';
 import { KeyCache } from './keys/cache';
@@ -30,6 +31,7 @@ import { oauthMetadata, scopesSupported, startOAuth, type OAuthServices } from '
 import { createOAuthRegistry, type OAuthRegistry } from './oauth/registry';
 import { FailureLimiter } from './ratelimit';
 import { AbuseLimits } from './ratelimit/policies';
+import { resourcesCapability } from './resources';
 import { tenantIsActive } from './tenants/repository';
 import { createSigner, type Signer } from './tokens/sign';
 import { TokenVerifier } from './tokens/verify';
@@ -196,6 +198,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
     // Paging cursors are authenticated under a key derived from the MEK ring, which every instance shares.
     const cursors = new CursorCodec(mek);
     const userTokenDeps = { db: handle.db, users, issuer: config.issuer, now };
+    const resources = resourcesCapability({ db: handle.db, now, production: config.production });
     const capabilities: Capability[] = [
       {
         name: 'api-keys',
@@ -214,13 +217,14 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
         grants: [clientCredentialsGrant({ issuer: config.issuer, clientTokenTtlMs: config.clientTokenTtlMs, sign, now })],
         tokenKinds: [clientAccessTokens({ db: handle.db, verifier, findClient: (id) => oauth.clients.get(id), now })],
       },
+      resources,
       {
         name: 'admin',
         routes: [
           {
             path: '/admin/v1',
             handler: adminRoutes({
-              deps: () => ({ db: handle.db, now, settings: config, lifecycle, keys, failures, adminTokens, apiKeys, cursors }),
+              deps: () => ({ db: handle.db, now, settings: config, lifecycle, keys, failures, adminTokens, apiKeys, cursors, resources: resources.service }),
               logger,
             }),
           },
@@ -228,7 +232,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
       },
     ];
     // client_credentials is listed first in grant_types_supported, as it always was.
-    const grantOrder = ['client-credentials', 'users', 'api-keys', 'admin'];
+    const grantOrder = ['client-credentials', 'users', 'api-keys', 'resources', 'admin'];
     const registry = createOAuthRegistry({
       grants: grantOrder.flatMap((name) => capabilities.find((c) => c.name === name)?.grants ?? []),
       tokenKinds: capabilities.flatMap((c) => c.tokenKinds ?? []),
@@ -239,11 +243,11 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
 
     const runtime: AppRuntime = {
       jwks: () => keys.jwks,
-      oauth: { registry, authenticator: oauth.authenticator, trustProxy: config.trustProxy },
+      oauth: { registry, authenticator: oauth.authenticator, trustProxy: config.trustProxy, recordClientUse: (id) => oauth.clients.recordUse(id) },
       readiness: async () => ({ database: await handle.ping(1_000), signingKey: keys.loaded }),
       async metadata() {
         // A scope list that cannot be read is left empty rather than failing discovery (RFC 8414: a RECOMMENDED member).
-        const scopes = await scopesSupported(handle).catch((error: Error) => {
+        const scopes = await scopesSupported(handle, (limit) => resources.service.scopes(limit)).catch((error: Error) => {
           logger.warn({ err: error.message }, 'discovery: scopes_supported could not be read; served empty');
           return [];
         });
@@ -286,7 +290,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
  * their grants are listed: the document is served from the moment the server listens, before start-up
  * is done, so it is assembled from these static parts rather than from the built capabilities.
  */
-const OPENAPI_FRAGMENTS: readonly OpenApiFragment[] = [clientCredentialsOpenApi, usersOpenApi, apiKeysOpenApi, adminOpenApi];
+const OPENAPI_FRAGMENTS: readonly OpenApiFragment[] = [clientCredentialsOpenApi, usersOpenApi, apiKeysOpenApi, adminOpenApi, resourcesOpenApi];
 
 /** The OpenAPI document this composition serves at /openapi.json. */
 export function openApiDocument(config: Pick<Config, 'issuer'>): oas31.OpenAPIObject {

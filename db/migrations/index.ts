@@ -8,6 +8,7 @@ import * as refreshTokenSuccessor from './2026-11-26T1200-refresh-token-successo
 import * as privateKeyJwt from './2026-11-28T0900-private-key-jwt';
 import * as indexesAtScale from './2026-11-28T1200-indexes-at-scale';
 import * as rateLimitPending from './2026-12-01T1200-rate-limit-pending';
+import * as authorizationCodeClients from './2026-12-06T1000-authorization-code-clients';
 
 /** Every migration, by dated name; the migrator applies them in name order. */
 export const migrations: Record<string, Migration> = {
@@ -20,4 +21,5 @@ export const migrations: Record<string, Migration> = {
   '2026-11-28T0900-private-key-jwt': privateKeyJwt,
   '2026-11-28T1200-indexes-at-scale': indexesAtScale,
   '2026-12-01T1200-rate-limit-pending': rateLimitPending,
+  '2026-12-06T1000-authorization-code-clients': authorizationCodeClients,
 };

@@ -1,6 +1,7 @@
 import type { Request, Response } from 'express';
 import type { Kysely } from 'kysely';
 import type { ApiKeyAdminDeps } from '../api-keys/admin-routes';
+import type { ResourceAdminDeps } from '../resources/admin-routes';
 import { recordAudit } from '../audit';
 import { ClientError } from '../clients/service';
 import type { Config } from '../config';
@@ -20,7 +21,7 @@ import type { AdminCaller, AdminTokens } from './tokens';
  * admin capability declares, the guard's and handlers' types, path-parameter and cursor checks, and the
  * mapping of domain errors to the API's codes. Each resource's routes are in ./<resource>-routes.ts.
  */
-export interface AdminDeps extends ApiKeyAdminDeps {
+export interface AdminDeps extends ApiKeyAdminDeps, ResourceAdminDeps {
   db: Kysely<Database>;
   now: () => Date;
   settings: Pick<Config, 'issuer' | 'userAudience' | 'clientDefaultAudience' | 'clientTokenTtlMs' | 'production' | 'clientSecretGraceMs'>;

@@ -64,7 +64,7 @@ export const adminOpenApi: OpenApiFragment = {
       post: admin('clients:write', {
         tags: clientTags,
         operationId: 'createClient',
-        summary: 'Registers a client: with a secret (shown once), or private_key_jwt with jwks or jwks_uri',
+        summary: 'Registers a client: with a secret (shown once), private_key_jwt with jwks or jwks_uri, or a public client (none) with redirect_uris',
         requestBody: jsonBody(createClientBody),
         success: { 201: ok('The client.', createdClientBody) },
       }),

@@ -4,6 +4,7 @@ import type { Logger } from '../observability/logger';
 import type { Permission } from './permissions';
 import { allows } from './tokens';
 import { apiKeyAdminRoutes } from '../api-keys/admin-routes';
+import { resourceAdminRoutes } from '../resources/admin-routes';
 import { checkParameters, type AdminDeps, type Guard, type Handler } from './http';
 import { keyRoutes } from './keys-routes';
 import { clientRoutes } from './clients-routes';
@@ -54,9 +55,10 @@ export function adminRoutes(options: { deps: () => AdminDeps | undefined; logger
 
 
   router.use('/api-keys', apiKeyAdminRoutes(guard));
+  router.use('/resources', resourceAdminRoutes(guard));
 
   router.use(() => {
-    throw new ApiError('not_found', 'no such endpoint under /admin/v1 (keys, clients, users, tenants, audit)');
+    throw new ApiError('not_found', 'no such endpoint under /admin/v1 (keys, clients, users, tenants, audit, limits, api-keys, resources)');
   });
   router.use(apiErrorHandler(options.logger));
   return router;

@@ -42,6 +42,12 @@ export interface Grant {
    * the request itself (e.g. a user session's refresh token) and client credentials are refused.
    */
   clientAuthentication: 'required' | 'none';
+  /**
+   * With `required`: whether a public client (README: "Public clients": its `client_id` alone) may use
+   * the grant, e.g. authorization_code, whose PKCE verifier is the proof. Default false:
+   * client_credentials is never for a client without credentials (`unauthorized_client`).
+   */
+  publicClients?: boolean;
   handler(request: GrantRequest): Promise<TokenResponse>;
 }
 

@@ -176,7 +176,7 @@ describe('authorization-code clients: CLI, admin API, token endpoint', () => {
       await refused(/give one of --first-party and --third-party/, 'clients', 'update', id, '--first-party', '--third-party');
       await refused(/give one of --redirect-uri and --clear-redirect-uris/, 'clients', 'update', id, '--redirect-uri', 'https://p.example/x', '--clear-redirect-uris');
       await refused(/nothing to change/, 'clients', 'update', id);
-      await refused(/no client nobody/, 'clients', 'update', 'nobody', '--first-party');
+      await refused(/no client "nobody"/, 'clients', 'update', 'nobody', '--first-party');
       await refused(/has no secret: it is a public client/, 'clients', 'rotate-secret', id);
       expect(await row(id)).toEqual(before);
     });

@@ -17,6 +17,8 @@ export interface AppContext {
   logger: Logger;
   metrics: Metrics;
   services(): Services | undefined;
+  /** IDP_WORKERS > 1 only: whether every worker of this instance is ready, as the primary last said. */
+  workersReady?(): boolean;
 }
 
 /** RFC 8414 metadata: only what this server really offers. `scopes` are those clients may request. */
@@ -48,8 +50,11 @@ export function createApp(context: AppContext): express.Express {
     const services = context.services();
     const database = services ? await services.handle.ping(1_000) : false;
     const signingKey = services?.keys.loaded ?? false;
-    const ready = database && signingKey;
-    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks: { database, signing_key: signingKey } });
+    // A worker answers for the whole instance: not ready while another one is starting or restarting.
+    const workers = context.workersReady?.();
+    const ready = database && signingKey && workers !== false;
+    const checks = workers === undefined ? { database, signing_key: signingKey } : { database, signing_key: signingKey, workers };
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks });
   });
 
   // The OpenAPI document (src/http/openapi.ts), generated once from the routes' zod schemas. Public

@@ -2,6 +2,7 @@ import os from 'node:os';
 import cron from 'node-cron';
 import proxyaddr from 'proxy-addr';
 import { z } from 'zod';
+import { checkName } from '../text';
 import { formatDuration, parseDuration } from './duration';
 
 /**
@@ -114,6 +115,16 @@ export interface Config {
   readonly refreshReuseIntervalMs: number;
   /** `IDP_API_KEY_MAX_TTL`, default 365d; `never` (undefined here) allows keys without expiry. */
   readonly apiKeyMaxTtlMs: number | undefined;
+  /** `IDP_AUTH_CODE_TTL`, default 60s, at most 10m: how long an authorization code may be redeemed (README: "Sign-in for applications"). */
+  readonly authCodeTtlMs: number;
+  /** `IDP_SESSION_TTL`, default 12h: the absolute lifetime of a hosted pages' browser session. */
+  readonly sessionTtlMs: number;
+  /** `IDP_SESSION_IDLE_TTL`, default 1h, at most IDP_SESSION_TTL: a browser session unused this long is over. */
+  readonly sessionIdleTtlMs: number;
+  /** `IDP_ID_TOKEN_TTL`, default 10m: the lifetime of an ID token. */
+  readonly idTokenTtlMs: number;
+  /** `IDP_BRAND_NAME`, default `Sign in`: the name the hosted pages show in their title and heading. */
+  readonly brandName: string;
   /** Abuse limits on failed client authentication at /oauth/* (README: "Abuse limits"). */
   readonly tokenFailureLimits: {
     /** `IDP_TOKEN_FAILURES_PER_CLIENT`, default 20 failures per `client_id` and window. */
@@ -244,8 +255,9 @@ export function loadConfig(env: Env = process.env): Config {
   const refreshTokenTtlMs = duration(env, 'IDP_REFRESH_TOKEN_TTL', 7 * 86_400_000);
   const adminTokenTtlMs = duration(env, 'IDP_ADMIN_TOKEN_TTL', 3_600_000);
   const clientTokenTtlMs = duration(env, 'IDP_CLIENT_TOKEN_TTL', 3_600_000);
+  const idTokenTtlMs = duration(env, 'IDP_ID_TOKEN_TTL', 600_000);
   // Refresh tokens are opaque and never verified against a key, so they do not count here.
-  const longestSignedTtl = Math.max(accessTokenTtlMs, adminTokenTtlMs, clientTokenTtlMs);
+  const longestSignedTtl = Math.max(accessTokenTtlMs, adminTokenTtlMs, clientTokenTtlMs, idTokenTtlMs);
 
   const jwksMaxAgeSeconds = integer(env, 'IDP_JWKS_MAX_AGE', 300, 0, 7 * 86_400);
   const rotationIntervalMs = duration(env, 'IDP_KEY_ROTATION_INTERVAL', 30 * 86_400_000);
@@ -282,6 +294,21 @@ export function loadConfig(env: Env = process.env): Config {
   const workers = integer(env, 'IDP_WORKERS', defaultWorkers, 1, 64);
   if (databaseUrl === undefined && workers > 1) {
     throw new ConfigError('IDP_WORKERS', 'must be 1 on the embedded PGlite, which one process owns; set DATABASE_URL to run more');
+  }
+
+  const authCodeTtlMs = duration(env, 'IDP_AUTH_CODE_TTL', 60_000);
+  // RFC 6749 §4.1.2: a maximum lifetime of 10 minutes is recommended; a code is redeemed within seconds.
+  if (authCodeTtlMs > 600_000) throw new ConfigError('IDP_AUTH_CODE_TTL', `${formatDuration(authCodeTtlMs)} is over 10m, the longest an authorization code may live`);
+  const sessionTtlMs = duration(env, 'IDP_SESSION_TTL', 12 * 3_600_000);
+  const sessionIdleTtlMs = duration(env, 'IDP_SESSION_IDLE_TTL', 3_600_000);
+  if (sessionIdleTtlMs > sessionTtlMs) {
+    throw new ConfigError('IDP_SESSION_IDLE_TTL', `${formatDuration(sessionIdleTtlMs)} is over IDP_SESSION_TTL (${formatDuration(sessionTtlMs)}), which ends every session first`);
+  }
+  const brandName = read(env, 'IDP_BRAND_NAME') ?? 'Sign in';
+  try {
+    checkName(brandName, 'the brand name', 80);
+  } catch (error) {
+    throw new ConfigError('IDP_BRAND_NAME', (error as Error).message);
   }
 
   const trust = trustProxy(env);
@@ -337,6 +364,11 @@ export function loadConfig(env: Env = process.env): Config {
     requestTimeoutMs: duration(env, 'IDP_REQUEST_TIMEOUT', 30_000),
     refreshReuseIntervalMs: optionalDuration(env, 'IDP_REFRESH_REUSE_INTERVAL', 0),
     apiKeyMaxTtlMs: apiKeyMaxTtl(env),
+    authCodeTtlMs,
+    sessionTtlMs,
+    sessionIdleTtlMs,
+    idTokenTtlMs,
+    brandName,
     tokenFailureLimits: Object.freeze({
       perClient: integer(env, 'IDP_TOKEN_FAILURES_PER_CLIENT', 20, 1, 1_000_000),
       perIp: integer(env, 'IDP_TOKEN_FAILURES_PER_IP', 20, 1, 1_000_000),

@@ -61,6 +61,14 @@ import {
 } from '../oauth/schemas';
 import { credentialsBody, publicUserBody, refreshTokenBody, refreshTokenGrantRequest, refreshTokenGrantResponse, sessionBody, tokenQuery } from '../users/schemas';
 import { apiErrorBody, healthBody, readinessBody } from './schemas';
+import {
+  authorizationCodeTokenRequest,
+  authorizationCodeTokenResponse,
+  bearerErrorBody,
+  grantClientParam,
+  grantListBody,
+  userinfoBody,
+} from '../authorization/schemas';
 
 /**
  * The OpenAPI 3.1 document of every route of the public port (GET /openapi.json), generated from the
@@ -259,6 +267,30 @@ function apiKeyRoutes(prefix: '/auth/v1/api-keys' | '/admin/v1/api-keys'): ZodOp
   };
 }
 
+/** GET|POST /oauth/userinfo (OpenID Connect Core §5.3), errors per RFC 6750 §3. */
+function userinfoPaths(): ZodOpenApiPathsObject {
+  const challenge = z.object({ 'WWW-Authenticate': z.string().meta({ description: 'RFC 6750 §3: Bearer, with error and error_description when a token was presented.' }) });
+  const bearerError = (description: string, withChallenge: boolean): ZodOpenApiResponseObject => ({
+    description,
+    headers: withChallenge ? noStore.extend(challenge.shape) : noStore,
+    content: json(bearerErrorBody),
+  });
+  const operation = (operationId: string): ZodOpenApiOperationObject => ({
+    tags: ['OAuth'],
+    operationId,
+    summary: 'OpenID Connect UserInfo: sub, and email and email_verified with scope email',
+    security: [{ applicationAccessToken: [] }],
+    responses: {
+      200: { description: 'The claims.', headers: noStore, content: json(userinfoBody) },
+      400: bearerError('invalid_request: the Authorization header is not "Bearer <token>".', true),
+      401: bearerError('invalid_request (no token: a challenge without error) or invalid_token (bad, expired, revoked, signed out).', true),
+      403: bearerError('insufficient_scope: the token was not granted openid.', true),
+      500: bearerError('server_error.', false),
+    },
+  });
+  return { '/oauth/userinfo': { get: operation('getUserInfo'), post: operation('postUserInfo') } };
+}
+
 function paths(): ZodOpenApiPathsObject {
   const jwks: ZodOpenApiOperationObject = {
     tags: ['Discovery'],
@@ -316,12 +348,17 @@ function paths(): ZodOpenApiPathsObject {
           operationId: 'token',
           summary: 'RFC 6749 token endpoint',
           description:
-            'grant_type `client_credentials` (client authentication required), `refresh_token` (a user session; no client authentication) ' +
-            'or `urn:ietf:params:oauth:grant-type:token-exchange` (RFC 8693: an API key for a JWT; no client authentication).\n\n' +
+            'grant_type `client_credentials` (client authentication required), `authorization_code` (RFC 6749 §4.1.3 with PKCE: the client ' +
+            'authenticates as registered, a public client by client_id alone), `refresh_token` (a /auth/v1 session: no client authentication; ' +
+            "an application's: its client's) or `urn:ietf:params:oauth:grant-type:token-exchange` (RFC 8693: an API key for a JWT; no client authentication).\n\n" +
             CLIENT_AUTHENTICATION,
-          requestBody: formBody(z.discriminatedUnion('grant_type', [clientCredentialsTokenRequest, refreshTokenGrantRequest, tokenExchangeRequest])),
+          requestBody: formBody(z.discriminatedUnion('grant_type', [clientCredentialsTokenRequest, authorizationCodeTokenRequest, refreshTokenGrantRequest, tokenExchangeRequest])),
         },
-        { description: 'The token.', headers: noStore, content: json(z.union([clientCredentialsTokenResponse, refreshTokenGrantResponse, tokenExchangeResponse])) },
+        {
+          description: 'The token.',
+          headers: noStore,
+          content: json(z.union([clientCredentialsTokenResponse, authorizationCodeTokenResponse, refreshTokenGrantResponse, tokenExchangeResponse])),
+        },
       ),
     },
     '/oauth/introspect': {
@@ -382,6 +419,26 @@ function paths(): ZodOpenApiPathsObject {
       get: { ...userApi, security: userToken, operationId: 'getUser', summary: 'The caller', responses: { 200: ok('The user.', publicUserBody), ...apiErrors(401) } },
     },
     ...apiKeyRoutes('/auth/v1/api-keys'),
+    '/auth/v1/grants': {
+      get: {
+        tags: ['User accounts'],
+        security: userToken,
+        operationId: 'listGrants',
+        summary: "The caller's remembered consents: what each application was granted",
+        responses: { 200: ok('The consents, most recently changed first.', grantListBody), ...apiErrors(401) },
+      },
+    },
+    '/auth/v1/grants/{clientId}': {
+      delete: {
+        tags: ['User accounts'],
+        security: userToken,
+        operationId: 'withdrawGrant',
+        summary: "Withdraws a consent; the application's sessions from this user end with it (refresh tokens included)",
+        requestParams: { path: grantClientParam },
+        responses: { 204: ok('Withdrawn.'), ...apiErrors(401, 404) },
+      },
+    },
+    ...userinfoPaths(),
 
     '/admin/v1/keys': {
       get: admin('keys:read', { tags: keysTags, operationId: 'listSigningKeys', summary: 'Every signing key', success: { 200: ok('The keys.', keyListBody) } }),
@@ -565,6 +622,7 @@ export function buildOpenApiDocument(config: Pick<Config, 'issuer'>): oas31.Open
       securitySchemes: {
         clientSecretBasic: { type: 'http', scheme: 'basic', description: 'client_secret_basic: client id and secret, each form-urlencoded, then Base64 (RFC 6749 §2.3.1).' },
         userAccessToken: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'A user access token from /auth/v1/signup or /auth/v1/token.' },
+        applicationAccessToken: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'An access token of the authorization-code flow (grant_type=authorization_code or its refresh).' },
         adminToken: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'An admin token (`idp admin-token issue`), checked against its row on every request.' },
       },
     },

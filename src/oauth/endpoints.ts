@@ -97,6 +97,8 @@ const token: Endpoint = async (req, services) => {
   let client;
   if (grant.clientAuthentication === 'required') {
     client = await authenticated(req, form, services, TOKEN_PATH);
+  } else if (grant.clientAuthentication === 'optional') {
+    if (readClientCredentials(req.headers.authorization, form) !== undefined) client = await authenticated(req, form, services, TOKEN_PATH);
   } else if (readClientCredentials(req.headers.authorization, form) !== undefined) {
     throw new InvalidClient(`grant_type ${grantType} takes no client authentication`);
   }

@@ -10,12 +10,14 @@ export interface TokenResponse {
   expires_in: number;
   scope?: string;
   refresh_token?: string;
+  /** OpenID Connect: the authorization-code grant with scope openid. */
+  id_token?: string;
 }
 
 export interface GrantContext {
   /** Every form parameter of the request (each at most once, empty ones dropped). */
   params: FormParams;
-  /** The authenticated client; undefined only for a grant with `clientAuthentication: 'none'`. */
+  /** The authenticated client; undefined for a grant with `clientAuthentication: 'none'`, or 'optional' without credentials. */
   client: Client | undefined;
   services: Services;
   /** Address of the peer, for the grant's own abuse limits. */
@@ -34,8 +36,10 @@ export interface Grant {
   /**
    * `required`: the client must authenticate (client_credentials). `none`: the grant authenticates
    * the request itself (e.g. a user session's refresh token) and client credentials are refused.
+   * `optional`: credentials, when presented, must authenticate a client, which the handler then
+   * checks (refresh tokens: /auth/v1 ones take none, an application's its own client's).
    */
-  clientAuthentication: 'required' | 'none';
+  clientAuthentication: 'required' | 'none' | 'optional';
   handler(context: GrantContext): Promise<TokenResponse>;
 }
 

@@ -1,11 +1,10 @@
 import cluster from 'node:cluster';
 import { configWarnings, ConfigError, loadConfig, type Config } from './config';
-import { createHttpServer } from './http/server';
 import { createLogger, type Logger } from './observability/logger';
 import type http from 'node:http';
 import { clusterScraper, createMetrics, joinClusterMetrics, startMetricsListener, type Metrics } from './observability/metrics';
 import { startScheduler, type Scheduler } from './scheduler';
-import { startServices, type Services } from './services';
+import { compose, createServer, type Composition } from './compose';
 import { serveCliSocket, type CliSocketServer } from './cli/remote';
 
 /** config → database → migrations → keys → app → listen → scheduler (the server listens first so /healthz and /readyz answer while the database is awaited). */
@@ -27,8 +26,8 @@ async function main(): Promise<void> {
   joinClusterMetrics(metrics);
 
   // Filled in as start-up progresses; the server answers /healthz and /readyz before they exist.
-  const running: { services?: Services; scheduler?: Scheduler; cliSocket?: CliSocketServer } = {};
-  const server = createHttpServer({ config, logger, metrics, services: () => running.services });
+  const running: { services?: Composition; scheduler?: Scheduler; cliSocket?: CliSocketServer } = {};
+  const server = createServer({ config, logger, metrics, composition: () => running.services });
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
   logger.info({ port: config.port, host: config.host, issuer: config.issuer, database: config.databaseUrl ? 'postgres' : `pglite:${config.dataDir}` }, 'listening');
@@ -64,15 +63,15 @@ async function main(): Promise<void> {
   // A worker whose primary is gone stops too, rather than serving unsupervised.
   process.on('disconnect', () => void shutdown('primary gone'));
 
-  let services: Services;
+  let services: Composition;
   try {
-    services = await startServices({ config, logger, metrics });
+    services = await compose({ config, logger, metrics });
   } catch (error) {
     fatal(logger, error);
   }
   running.services = services;
   if (stopping) return;
-  running.scheduler = startScheduler(services);
+  running.scheduler = startScheduler({ ...services, rotationCron: config.rotationCron });
   // Embedded PGlite only: `idp` commands run here while this process holds the data directory.
   running.cliSocket = await serveCliSocket(services);
   logger.info({ kid: services.keys.current.kid }, 'ready');

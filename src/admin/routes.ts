@@ -20,7 +20,12 @@ import { ApiError, apiErrorHandler, bearerToken, checkQuery, readJsonBody, reque
 import { KeyLifecycleError } from '../keys/lifecycle';
 import { keyView } from '../keys/view';
 import type { Logger } from '../observability/logger';
-import type { Services } from '../services';
+import type { Kysely } from 'kysely';
+import type { Config } from '../config';
+import type { Database } from '../db/schema';
+import type { KeyLifecycle } from '../keys/lifecycle';
+import type { FailureLimiter } from '../ratelimit';
+import type { AdminTokens } from './tokens';
 import { createTenant, findTenant, listTenants, setTenantDisabled, TenantError, tenantView } from '../tenants/repository';
 import { printableProblem } from '../text';
 import { findUser, listUsers, publicUser, revokeUserSessions, updateUser } from '../users/repository';
@@ -30,7 +35,7 @@ import { decodeCursor, encodeCursor, type CursorKind } from '../http/cursor';
 import type { Permission } from './permissions';
 import { blockView, clearBlock, isLimitKey } from '../ratelimit/operators';
 import { allows, type AdminCaller } from './tokens';
-import { apiKeyAdminRoutes } from '../api-keys/admin-routes';
+import { apiKeyAdminRoutes, type ApiKeyAdminDeps } from '../api-keys/admin-routes';
 import {
   auditQuery,
   createClientBody,
@@ -44,7 +49,19 @@ import {
   rotateSecretBody,
 } from './schemas';
 
-type Handler = (req: Request, res: Response, caller: AdminCaller, services: Services) => Promise<void>;
+/** What the admin API works with: each member is the narrow part of a capability it calls. */
+export interface AdminDeps extends ApiKeyAdminDeps {
+  db: Kysely<Database>;
+  now: () => Date;
+  settings: Pick<Config, 'issuer' | 'userAudience' | 'clientDefaultAudience' | 'clientTokenTtlMs' | 'production' | 'clientSecretGraceMs'>;
+  lifecycle: Pick<KeyLifecycle, 'list' | 'rotate' | 'revoke'>;
+  /** This instance's key cache, refreshed at once after a change (the others hear of it by NOTIFY). */
+  keys: { refresh(): Promise<void> };
+  failures: FailureLimiter;
+  adminTokens: Pick<AdminTokens, 'authenticate'>;
+}
+
+type Handler = (req: Request, res: Response, caller: AdminCaller, deps: AdminDeps) => Promise<void>;
 
 /** The path parameters (./schemas.ts): a malformed id is a 400, a well-formed unknown one a 404; others must be printable text. */
 const PARAMETERS: Readonly<Record<string, { pattern: RegExp; what: string }>> = PATH_PARAMETERS;
@@ -91,7 +108,7 @@ function tenantError(error: unknown): never {
  * 401 when the token is missing, invalid or revoked; 403 when it is valid but lacks the permission.
  * Every change is an audit event with actor `admin-token:<id>` and the request id.
  */
-export function adminRoutes(options: { services: () => Services | undefined; logger: Logger }): Router {
+export function adminRoutes(options: { deps: () => AdminDeps | undefined; logger: Logger }): Router {
   // Exact routes (README: "Abuse limits"): `/ADMIN/V1/keys` or `/admin/v1/keys/` must not slip past a proxy rule.
   const router = Router({ caseSensitive: true, strict: true });
   router.use(withRequestId);
@@ -103,9 +120,9 @@ export function adminRoutes(options: { services: () => Services | undefined; log
   const guard =
     (permission: Permission, handler: Handler) =>
     async (req: Request, res: Response): Promise<void> => {
-      const services = options.services();
-      if (!services) throw new ApiError('temporarily_unavailable', 'the service is starting; retry in a second', { headers: { 'Retry-After': '1' } });
-      const caller = await services.adminTokens.authenticate(bearerToken(req));
+      const deps = options.deps();
+      if (!deps) throw new ApiError('temporarily_unavailable', 'the service is starting; retry in a second', { headers: { 'Retry-After': '1' } });
+      const caller = await deps.adminTokens.authenticate(bearerToken(req));
       if (!allows(caller, permission)) {
         throw new ApiError('forbidden', `admin token ${caller.id} lacks the permission "${permission}"`);
       }
@@ -113,33 +130,33 @@ export function adminRoutes(options: { services: () => Services | undefined; log
       checkParameters(req);
       checkQuery(req);
       if (req.method !== 'GET') await readJsonBody(req, res);
-      await handler(req, res, caller, services);
+      await handler(req, res, caller, deps);
     };
-  const audit = (services: Services, req: Request, caller: AdminCaller, action: string, target: string, details?: Record<string, unknown>) =>
-    recordAudit(services.handle.db, { at: services.now(), actor: caller.actor, action, target, requestId: requestId(req), details });
+  const audit = (deps: AdminDeps, req: Request, caller: AdminCaller, action: string, target: string, details?: Record<string, unknown>) =>
+    recordAudit(deps.db, { at: deps.now(), actor: caller.actor, action, target, requestId: requestId(req), details });
 
   // Keys: the same KeyLifecycle as the CLI; this instance's cache is refreshed at once, the others by NOTIFY.
   router.get(
     '/keys',
-    guard('keys:read', async (_req, res, _caller, services) => {
-      res.json({ keys: (await services.lifecycle.list()).map(keyView) });
+    guard('keys:read', async (_req, res, _caller, deps) => {
+      res.json({ keys: (await deps.lifecycle.list()).map(keyView) });
     }),
   );
   router.post(
     '/keys/rotate',
-    guard('keys:rotate', async (req, res, caller, services) => {
+    guard('keys:rotate', async (req, res, caller, deps) => {
       const body = parse(rotateKeysBody, req.body ?? {}, 'body');
-      const changes = await services.lifecycle.rotate(caller.actor, { force: body.force, reason: body.reason }).catch(keyError);
-      await services.keys.refresh();
+      const changes = await deps.lifecycle.rotate(caller.actor, { force: body.force, reason: body.reason }).catch(keyError);
+      await deps.keys.refresh();
       res.json({ rotated: true, changes });
     }),
   );
   router.post(
     '/keys/:kid/revoke',
-    guard('keys:revoke', async (req, res, caller, services) => {
+    guard('keys:revoke', async (req, res, caller, deps) => {
       const body = parse(revokeKeyBody, req.body ?? {}, 'body');
-      const result = await services.lifecycle.revoke(caller.actor, String(req.params.kid), body.reason ?? 'revoked through the admin API').catch(keyError);
-      await services.keys.refresh();
+      const result = await deps.lifecycle.revoke(caller.actor, String(req.params.kid), body.reason ?? 'revoked through the admin API').catch(keyError);
+      await deps.keys.refresh();
       res.json({
         revoked: result.kid,
         previous_state: result.previousState,
@@ -150,7 +167,7 @@ export function adminRoutes(options: { services: () => Services | undefined; log
   );
 
   // Clients: the same service as `idp clients`; every change is audited there with the admin token as actor.
-  const change = (services: Services, req: Request, caller: AdminCaller) => ({ actor: caller.actor, now: services.now(), requestId: requestId(req) });
+  const change = (deps: AdminDeps, req: Request, caller: AdminCaller) => ({ actor: caller.actor, now: deps.now(), requestId: requestId(req) });
   const clientId = (req: Request) => String(req.params.clientId);
   /** private_key_jwt keys of a body (`jwks` or `jwks_uri`, exactly one), or undefined when it has neither. */
   const keysOf = (body: { jwks?: unknown; jwks_uri?: string }): ClientKeysInput | undefined => {
@@ -161,22 +178,22 @@ export function adminRoutes(options: { services: () => Services | undefined; log
 
   router.get(
     '/clients',
-    guard('clients:read', async (_req, res, _caller, services) => {
-      res.json({ clients: (await listClients(services.handle.db)).map(clientView) });
+    guard('clients:read', async (_req, res, _caller, deps) => {
+      res.json({ clients: (await listClients(deps.db)).map(clientView) });
     }),
   );
   router.post(
     '/clients',
-    guard('clients:write', async (req, res, caller, services) => {
+    guard('clients:write', async (req, res, caller, deps) => {
       const body = parse(createClientBody, req.body ?? {}, 'body');
       const keys = keysOf(body);
       if (body.token_endpoint_auth_method === 'private_key_jwt') {
         if (!keys) throw new ApiError('invalid_request', 'body: private_key_jwt needs jwks or jwks_uri');
         const client = await createClientWithKeys(
-          services.handle.db,
+          deps.db,
           { name: body.name, scopes: body.scopes, audiences: body.audiences, tenantId: body.tenant_id, tokenTtlSeconds: body.token_ttl_seconds, keys },
-          clientPolicy(services.config),
-          change(services, req, caller),
+          clientPolicy(deps.settings),
+          change(deps, req, caller),
         ).catch(clientError);
         // No secret exists for it: it authenticates with assertions signed by its keys.
         res.status(201).json(clientView(client));
@@ -184,10 +201,10 @@ export function adminRoutes(options: { services: () => Services | undefined; log
       }
       if (keys) throw new ApiError('invalid_request', 'body: jwks and jwks_uri go with token_endpoint_auth_method "private_key_jwt"');
       const { client, secret } = await createClient(
-        services.handle.db,
+        deps.db,
         { name: body.name, scopes: body.scopes, audiences: body.audiences, tenantId: body.tenant_id, tokenTtlSeconds: body.token_ttl_seconds },
-        clientPolicy(services.config),
-        change(services, req, caller),
+        clientPolicy(deps.settings),
+        change(deps, req, caller),
       ).catch(clientError);
       // The secret is shown once, here; only its hash is stored.
       res.status(201).json({ ...clientView(client), client_secret: secret });
@@ -195,18 +212,18 @@ export function adminRoutes(options: { services: () => Services | undefined; log
   );
   router.get(
     '/clients/:clientId',
-    guard('clients:read', async (req, res, _caller, services) => {
-      const client = await findClient(services.handle.db, clientId(req));
+    guard('clients:read', async (req, res, _caller, deps) => {
+      const client = await findClient(deps.db, clientId(req));
       if (!client) throw new ApiError('not_found', `no client ${clientId(req)}`);
       res.json(clientView(client));
     }),
   );
   router.patch(
     '/clients/:clientId',
-    guard('clients:write', async (req, res, caller, services) => {
+    guard('clients:write', async (req, res, caller, deps) => {
       const body = parse(patchClientBody, req.body ?? {}, 'body');
-      const now = services.now();
-      const policy = clientPolicy(services.config);
+      const now = deps.now();
+      const policy = clientPolicy(deps.settings);
       const { jwks: _jwks, jwks_uri: _jwksUri, token_endpoint_auth_method: method, ...settings } = body;
       const keys = keysOf(body);
       if (method !== undefined && !keys) throw new ApiError('invalid_request', 'body: private_key_jwt needs jwks or jwks_uri');
@@ -221,7 +238,7 @@ export function adminRoutes(options: { services: () => Services | undefined; log
       let client;
       if (!keys || Object.keys(settings).length > 0) {
         client = await changeClient(
-          services.handle.db,
+          deps.db,
           clientId(req),
           {
             name: body.name,
@@ -231,28 +248,28 @@ export function adminRoutes(options: { services: () => Services | undefined; log
             disabledAt: body.disabled === undefined ? undefined : body.disabled ? now : null,
           },
           policy,
-          { ...change(services, req, caller), now },
+          { ...change(deps, req, caller), now },
         ).catch(clientError);
       }
       // Replacing the keys (a client with a secret loses it): audited as client.keys-replaced.
-      if (keys) client = await setClientKeys(services.handle.db, clientId(req), keys, policy, { ...change(services, req, caller), now }).catch(clientError);
+      if (keys) client = await setClientKeys(deps.db, clientId(req), keys, policy, { ...change(deps, req, caller), now }).catch(clientError);
       res.json(clientView(client as NonNullable<typeof client>));
     }),
   );
   router.delete(
     '/clients/:clientId',
-    guard('clients:write', async (req, res, caller, services) => {
-      await deleteClient(services.handle.db, clientId(req), change(services, req, caller)).catch(clientError);
+    guard('clients:write', async (req, res, caller, deps) => {
+      await deleteClient(deps.db, clientId(req), change(deps, req, caller)).catch(clientError);
       res.status(204).end();
     }),
   );
   router.post(
     '/clients/:clientId/secret',
-    guard('clients:write', async (req, res, caller, services) => {
+    guard('clients:write', async (req, res, caller, deps) => {
       const body = parse(rotateSecretBody, req.body ?? {}, 'body');
-      const graceMs = body.grace === undefined ? services.config.clientSecretGraceMs : parseGrace(body.grace);
+      const graceMs = body.grace === undefined ? deps.settings.clientSecretGraceMs : parseGrace(body.grace);
       if (graceMs === undefined) throw new ApiError('invalid_request', `grace "${body.grace}" is not a duration such as 0s, 1h or 1d`);
-      const rotated = await rotateClientSecret(services.handle.db, clientId(req), graceMs, change(services, req, caller)).catch(clientError);
+      const rotated = await rotateClientSecret(deps.db, clientId(req), graceMs, change(deps, req, caller)).catch(clientError);
       res.json({
         client_id: clientId(req),
         client_secret: rotated.secret,
@@ -263,9 +280,9 @@ export function adminRoutes(options: { services: () => Services | undefined; log
 
   router.get(
     '/users',
-    guard('users:read', async (req, res, _caller, services) => {
+    guard('users:read', async (req, res, _caller, deps) => {
       const query = parse(listUsersQuery, req.query, 'query');
-      const page = await listUsers(services.handle.db, {
+      const page = await listUsers(deps.db, {
         email: query.email === undefined ? undefined : normaliseEmail(query.email),
         tenantId: query.tenant_id,
         limit: query.limit,
@@ -276,14 +293,14 @@ export function adminRoutes(options: { services: () => Services | undefined; log
   );
   router.patch(
     '/users/:userId',
-    guard('users:write', async (req, res, caller, services) => {
+    guard('users:write', async (req, res, caller, deps) => {
       const body = parse(patchUserBody, req.body ?? {}, 'body');
       const id = String(req.params.userId);
-      const db = services.handle.db;
+      const db = deps.db;
       const existing = await findUser(db, id);
       if (!existing) throw new ApiError('not_found', `no user has id "${id}"`);
       if (body.tenant_id && !(await findTenant(db, body.tenant_id))) throw new ApiError('invalid_request', `tenant_id: no tenant "${body.tenant_id}"`);
-      const now = services.now();
+      const now = deps.now();
       const updated = await db.transaction().execute(async (trx) => {
         const row = await updateUser(trx, id, {
           role: body.role,
@@ -307,41 +324,41 @@ export function adminRoutes(options: { services: () => Services | undefined; log
 
   router.get(
     '/tenants',
-    guard('tenants:read', async (_req, res, _caller, services) => {
-      res.json({ tenants: (await listTenants(services.handle.db)).map(tenantView) });
+    guard('tenants:read', async (_req, res, _caller, deps) => {
+      res.json({ tenants: (await listTenants(deps.db)).map(tenantView) });
     }),
   );
   router.get(
     '/tenants/:tenantId',
-    guard('tenants:read', async (req, res, _caller, services) => {
-      const tenant = await findTenant(services.handle.db, String(req.params.tenantId));
+    guard('tenants:read', async (req, res, _caller, deps) => {
+      const tenant = await findTenant(deps.db, String(req.params.tenantId));
       if (!tenant) throw new ApiError('not_found', `no tenant "${String(req.params.tenantId)}"`);
       res.json(tenantView(tenant));
     }),
   );
   router.post(
     '/tenants',
-    guard('tenants:write', async (req, res, caller, services) => {
+    guard('tenants:write', async (req, res, caller, deps) => {
       const body = parse(createTenantBody, req.body ?? {}, 'body');
       const id = body.id ?? crypto.randomUUID();
-      const db = services.handle.db;
+      const db = deps.db;
       if (await findTenant(db, id)) throw new ApiError('conflict', `tenant "${id}" already exists`);
-      const tenant = await createTenant(db, { id, name: body.name, now: services.now() }).catch(tenantError);
-      await audit(services, req, caller, 'tenant.created', id, { name: tenant.name });
+      const tenant = await createTenant(db, { id, name: body.name, now: deps.now() }).catch(tenantError);
+      await audit(deps, req, caller, 'tenant.created', id, { name: tenant.name });
       res.status(201).json(tenantView(tenant));
     }),
   );
   router.delete(
     '/tenants/:tenantId',
-    guard('tenants:write', async (req, res, caller, services) => {
+    guard('tenants:write', async (req, res, caller, deps) => {
       const id = String(req.params.tenantId);
-      const db = services.handle.db;
+      const db = deps.db;
       const tenant = await findTenant(db, id);
       if (!tenant) throw new ApiError('not_found', `no tenant "${id}"`);
       // Disabled, not deleted: its users, clients and audit trail keep pointing at it.
       if (!tenant.disabled_at) {
-        await setTenantDisabled(db, id, services.now());
-        await audit(services, req, caller, 'tenant.disabled', id);
+        await setTenantDisabled(db, id, deps.now());
+        await audit(deps, req, caller, 'tenant.disabled', id);
       }
       res.json(tenantView((await findTenant(db, id)) ?? tenant));
     }),
@@ -349,10 +366,10 @@ export function adminRoutes(options: { services: () => Services | undefined; log
 
   router.get(
     '/audit',
-    guard('audit:read', async (req, res, _caller, services) => {
+    guard('audit:read', async (req, res, _caller, deps) => {
       const query = parse(auditQuery, req.query, 'query');
       const { cursor, ...filter } = query;
-      const page = await listAudit(services.handle.db, { ...filter, after: pageStart('audit', cursor) });
+      const page = await listAudit(deps.db, { ...filter, after: pageStart('audit', cursor) });
       res.json({ events: page.events.map(auditView), next_cursor: page.next ? encodeCursor('audit', page.next) : null });
     }),
   );
@@ -360,17 +377,17 @@ export function adminRoutes(options: { services: () => Services | undefined; log
   // Abuse limits (README: "Abuse limits"): the blocks in force, and lifting one on every instance.
   router.get(
     '/limits',
-    guard('limits:read', async (_req, res, _caller, services) => {
-      const now = services.now();
-      res.json({ blocks: (await services.failures.listBlocks()).map((block) => blockView(block, now)) });
+    guard('limits:read', async (_req, res, _caller, deps) => {
+      const now = deps.now();
+      res.json({ blocks: (await deps.failures.listBlocks()).map((block) => blockView(block, now)) });
     }),
   );
   router.delete(
     '/limits/:key',
-    guard('limits:write', async (req, res, caller, services) => {
+    guard('limits:write', async (req, res, caller, deps) => {
       const key = String(req.params.key);
       if (!isLimitKey(key)) throw new ApiError('invalid_request', 'not a limit key such as oauth:ip:203.0.113.7 (see GET /admin/v1/limits)');
-      const cleared = await clearBlock(services.failures, services.handle.db, key, { actor: caller.actor, at: services.now(), requestId: requestId(req) });
+      const cleared = await clearBlock(deps.failures, deps.db, key, { actor: caller.actor, at: deps.now(), requestId: requestId(req) });
       if (!cleared) throw new ApiError('not_found', 'nothing is counted under this key');
       res.json({ cleared: key });
     }),

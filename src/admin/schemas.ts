@@ -1,11 +1,10 @@
 import { z } from 'zod';
-import { scopesField } from '../api-keys/schemas';
 import { CLIENT_ID } from '../clients/service';
 import type { ClientView } from '../clients/view';
 import type { KeyChange } from '../keys/lifecycle';
 import type { KeyView } from '../keys/view';
 import type { BlockView } from '../ratelimit/operators';
-import { instantBody } from '../http/schemas';
+import { instantBody, scopesField } from '../http/fields';
 import { TENANT_ID } from '../tenants/repository';
 import { publicUserBody } from '../users/schemas';
 

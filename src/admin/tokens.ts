@@ -4,7 +4,7 @@ import type { Kysely } from 'kysely';
 import { recordAudit } from '../audit';
 import { formatDuration } from '../config/duration';
 import type { AdminTokenRow, Database } from '../db/schema';
-import { ApiError } from '../http/api-error';
+import { ServiceError } from '../errors';
 import { checkName, InvalidNameError } from '../text';
 import { adminAudience } from '../tokens/audiences';
 import type { Signer } from '../tokens/sign';
@@ -188,10 +188,10 @@ export class AdminTokens {
       payload = await this.deps.verifier.verify(token, { audience: adminAudience(this.deps.settings.issuer), typ: 'at+jwt', now });
     } catch (error) {
       if (error instanceof errors.JWTExpired && typeof error.payload.exp === 'number') {
-        throw new ApiError('token_expired', `admin token expired ${describeExpiry(error.payload.exp * 1000, now)}; issue a new one with \`idp admin-token issue\``);
+        throw new ServiceError('token_expired', `admin token expired ${describeExpiry(error.payload.exp * 1000, now)}; issue a new one with \`idp admin-token issue\``);
       }
       if (error instanceof errors.JWTClaimValidationFailed) {
-        throw new ApiError('invalid_token', 'not an admin token: the admin API accepts only tokens from `idp admin-token issue`', {
+        throw new ServiceError('invalid_token', 'not an admin token: the admin API accepts only tokens from `idp admin-token issue`', {
           logDetail: `${error.claim}: ${error.reason}`,
         });
       }
@@ -199,16 +199,16 @@ export class AdminTokens {
     }
     // Only tokens this class issued have a UUID `jti`: a signed token with anything else is not one.
     if (payload.token_type !== ADMIN_TOKEN_TYPE || typeof payload.jti !== 'string' || !TOKEN_ID.test(payload.jti)) {
-      throw new ApiError('invalid_token', 'not an admin token: the admin API accepts only tokens from `idp admin-token issue`', {
+      throw new ServiceError('invalid_token', 'not an admin token: the admin API accepts only tokens from `idp admin-token issue`', {
         logDetail: `token_type=${String(payload.token_type)}, jti ${typeof payload.jti === 'string' && TOKEN_ID.test(payload.jti) ? 'a UUID' : 'not a UUID'}`,
       });
     }
     const row = await this.deps.db.selectFrom('admin_tokens').selectAll().where('id', '=', payload.jti).executeTakeFirst();
     if (!row) throw invalidToken(`admin token ${payload.jti} is signed but not registered`);
-    if (row.revoked_at) throw new ApiError('invalid_token', `admin token ${row.id} was revoked at ${row.revoked_at.toISOString()}`);
+    if (row.revoked_at) throw new ServiceError('invalid_token', `admin token ${row.id} was revoked at ${row.revoked_at.toISOString()}`);
     // The row is the record of the token: its expiry holds even if the JWT claims a later one.
     if (row.expires_at.getTime() <= now.getTime()) {
-      throw new ApiError('token_expired', `admin token expired ${describeExpiry(row.expires_at.getTime(), now)}; issue a new one with \`idp admin-token issue\``);
+      throw new ServiceError('token_expired', `admin token expired ${describeExpiry(row.expires_at.getTime(), now)}; issue a new one with \`idp admin-token issue\``);
     }
     const permissions = new Set(row.permissions.filter(isPermission));
     return { id: row.id, permissions, isSuperAdmin: row.is_super_admin, actor: `admin-token:${row.id}` };

@@ -1,15 +1,25 @@
 import crypto from 'node:crypto';
-import { parseScope } from '../clients/service';
+import { narrowAudience, narrowScopes } from '../oauth/narrowing';
 import type { Config } from '../config';
 import type { AbuseLimits } from '../ratelimit/policies';
-import type { Grant, TokenResponse } from '../oauth/grants';
-import { InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget, TemporarilyUnavailable, TooManyFailures } from '../oauth/errors';
+import type { Grant, TokenResponse } from '../oauth/types';
+import type { Signer } from '../tokens/sign';
+import { InvalidGrant, InvalidRequest, InvalidScope, TemporarilyUnavailable, TooManyFailures } from '../oauth/errors';
 import { readFormParams } from '../oauth/schemas';
 import type { ApiKeyRecord } from './repository';
 import { ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT, tokenExchangeRequest } from './schemas';
 import type { ApiKeys, Presentation } from './service';
 
 export { TOKEN_EXCHANGE_GRANT, ACCESS_TOKEN_TYPE };
+
+/** What the API-key exchange needs. */
+export interface TokenExchangeDeps {
+  apiKeys: ApiKeys;
+  limits: Pick<AbuseLimits, 'apiKeyPresentationFailed'>;
+  settings: Pick<Config, 'issuer' | 'userAudience' | 'accessTokenTtlMs'>;
+  sign: Signer;
+  now(): Date;
+}
 
 /** The claims of an exchanged access token (README: "tokens"). */
 export interface ExchangedAccessTokenClaims {
@@ -34,31 +44,6 @@ export interface ExchangeResponse extends TokenResponse {
 /** The `aud` values the key's owner may have: a client's allowed audiences (the first the default), a user's IDP_USER_AUDIENCE. */
 export function ownerAudiences(key: ApiKeyRecord, config: Pick<Config, 'userAudience'>): readonly string[] {
   return key.owner.kind === 'user' ? [config.userAudience] : (key.ownerState.clientAudiences ?? []);
-}
-
-/** `scope`: a subset of what the key grants now; absent means all of it. */
-export function exchangedScopes(granted: readonly string[], requested: string | undefined): readonly string[] {
-  if (granted.length === 0) throw new InvalidScope('the API key grants no scope its owner still has');
-  if (requested === undefined) return granted;
-  const scopes = parseScope(requested);
-  if (scopes === undefined) throw new InvalidRequest('malformed scope parameter');
-  if (scopes.length === 0) return granted;
-  const refused = scopes.filter((s) => !granted.includes(s));
-  if (refused.length > 0) throw new InvalidScope(`scope not granted by this API key: ${refused.join(' ').slice(0, 200)}`);
-  return scopes;
-}
-
-/** `aud`: the `resource` (RFC 8707) or `audience` (RFC 8693) when the owner may have it; else the owner's default. */
-export function exchangedAudience(allowed: readonly string[], resource: string | undefined, audience: string | undefined): string {
-  if (resource !== undefined && audience !== undefined && resource !== audience) {
-    throw new InvalidTarget('resource and audience name different targets; give one');
-  }
-  const requested = resource ?? audience;
-  const fallback = allowed[0];
-  if (fallback === undefined) throw new InvalidTarget('the owner of this API key has no audience');
-  if (requested === undefined) return fallback;
-  if (!allowed.includes(requested)) throw new InvalidTarget('the requested resource is not allowed for the owner of this API key');
-  return requested;
 }
 
 /** Checks a presented key, turning an unreachable store (a key not in memory) into 503 rather than 500. */
@@ -94,54 +79,57 @@ function refusal(presented: Exclude<Presentation, { status: 'active' }>): Invali
  * credentials sent along are refused by the token endpoint. A failed presentation of a well-formed
  * key counts against the per-address limit; a correct key is never checked against it.
  */
-export const tokenExchangeGrant: Grant = {
-  grantType: TOKEN_EXCHANGE_GRANT,
-  parameters: ['subject_token', 'subject_token_type', 'requested_token_type', 'scope', 'resource', 'audience'],
-  clientAuthentication: 'none',
-  async handler({ params, services, ip }): Promise<ExchangeResponse> {
-    const { subject_token: subjectToken } = readFormParams(tokenExchangeRequest, params);
-    if (params.has('actor_token') || params.has('actor_token_type')) throw new InvalidRequest('actor_token is not supported: a key is exchanged for its own owner only');
+export function tokenExchangeGrant(deps: TokenExchangeDeps): Grant {
+  return {
+    grantType: TOKEN_EXCHANGE_GRANT,
+    parameters: ['subject_token', 'subject_token_type', 'requested_token_type', 'scope', 'resource', 'audience'],
+    clientAuthentication: 'none',
+    async handler({ params, ip }): Promise<ExchangeResponse> {
+      const { subject_token: subjectToken } = readFormParams(tokenExchangeRequest, params);
+      if (params.has('actor_token') || params.has('actor_token_type')) throw new InvalidRequest('actor_token is not supported: a key is exchanged for its own owner only');
 
-    const { apiKeys, config } = services;
-    const presented = await presentKey(apiKeys, subjectToken);
-    if (presented.status !== 'active') {
-      // A key that does not parse costs nothing (no query, no counter); any other failure is counted.
-      if (presented.status !== 'malformed') await presentationFailed(services.limits, ip);
-      throw refusal(presented);
-    }
-    const { key } = presented;
-    const scopes = exchangedScopes(presented.scopes, params.get('scope'));
-    const aud = exchangedAudience(ownerAudiences(key, config), params.get('resource'), params.get('audience'));
+      const { apiKeys, settings: config } = deps;
+      const presented = await presentKey(apiKeys, subjectToken);
+      if (presented.status !== 'active') {
+        // A key that does not parse costs nothing (no query, no counter); any other failure is counted.
+        if (presented.status !== 'malformed') await presentationFailed(deps.limits, ip);
+        throw refusal(presented);
+      }
+      const { key } = presented;
+      if (presented.scopes.length === 0) throw new InvalidScope('the API key grants no scope its owner still has');
+      const scopes = narrowScopes(presented.scopes, params.get('scope'), 'not granted by this API key');
+      const aud = narrowAudience(ownerAudiences(key, config), params.get('resource'), params.get('audience'), 'the owner of this API key');
 
-    const nowMs = services.now().getTime();
-    const iat = Math.floor(nowMs / 1000);
-    // At most IDP_ACCESS_TOKEN_TTL, a client owner's own token TTL, and never past the key's expiry.
-    let ttl = Math.floor(config.accessTokenTtlMs / 1000);
-    if (key.ownerState.clientTokenTtlSeconds !== null) ttl = Math.min(ttl, key.ownerState.clientTokenTtlSeconds);
-    if (key.expiresAt !== null) ttl = Math.min(ttl, Math.floor(key.expiresAt.getTime() / 1000) - iat);
-    if (ttl <= 0) {
-      await presentationFailed(services.limits, ip);
-      throw refusal({ status: 'expired', key });
-    }
-    const scope = scopes.join(' ');
-    const claims: ExchangedAccessTokenClaims = {
-      iss: config.issuer,
-      sub: key.owner.id,
-      aud,
-      exp: iat + ttl,
-      iat,
-      nbf: iat,
-      jti: crypto.randomBytes(16).toString('base64url'),
-      scope,
-      api_key_id: key.id,
-      ...(key.owner.kind === 'client' && { client_id: key.owner.id }),
-      ...(key.tenantId !== null && { tenant_id: key.tenantId }),
-    };
-    apiKeys.recordUse(key);
-    const accessToken = await services.sign({ ...claims }, 'at+jwt');
-    return { access_token: accessToken, issued_token_type: ACCESS_TOKEN_TYPE, token_type: 'Bearer', expires_in: ttl, scope };
-  },
-};
+      const nowMs = deps.now().getTime();
+      const iat = Math.floor(nowMs / 1000);
+      // At most IDP_ACCESS_TOKEN_TTL, a client owner's own token TTL, and never past the key's expiry.
+      let ttl = Math.floor(config.accessTokenTtlMs / 1000);
+      if (key.ownerState.clientTokenTtlSeconds !== null) ttl = Math.min(ttl, key.ownerState.clientTokenTtlSeconds);
+      if (key.expiresAt !== null) ttl = Math.min(ttl, Math.floor(key.expiresAt.getTime() / 1000) - iat);
+      if (ttl <= 0) {
+        await presentationFailed(deps.limits, ip);
+        throw refusal({ status: 'expired', key });
+      }
+      const scope = scopes.join(' ');
+      const claims: ExchangedAccessTokenClaims = {
+        iss: config.issuer,
+        sub: key.owner.id,
+        aud,
+        exp: iat + ttl,
+        iat,
+        nbf: iat,
+        jti: crypto.randomBytes(16).toString('base64url'),
+        scope,
+        api_key_id: key.id,
+        ...(key.owner.kind === 'client' && { client_id: key.owner.id }),
+        ...(key.tenantId !== null && { tenant_id: key.tenantId }),
+      };
+      apiKeys.recordUse(key);
+      const accessToken = await deps.sign({ ...claims }, 'at+jwt');
+      return { access_token: accessToken, issued_token_type: ACCESS_TOKEN_TYPE, token_type: 'Bearer', expires_in: ttl, scope };
+    },
+  };
+}
 
 /** A failed presentation counts per address (README: "Abuse limits"); a blocked address gets 429 and is not counted. */
 async function presentationFailed(limits: Pick<AbuseLimits, 'apiKeyPresentationFailed'>, address: string): Promise<void> {

@@ -241,15 +241,3 @@ export async function listApiKeys(db: Db, filter: ApiKeyFilter): Promise<{ rows:
 }
 
 /** The RFC 7009 deny-list of JWT access tokens (shared with client access tokens). */
-export async function accessTokenRevoked(db: Db, jti: string): Promise<boolean> {
-  return (await db.selectFrom('revoked_access_tokens').select('jti').where('jti', '=', jti).executeTakeFirst()) !== undefined;
-}
-
-export async function denyAccessToken(db: Db, token: { jti: string; clientId: string; expiresAt: Date; now: Date }): Promise<void> {
-  await db
-    .insertInto('revoked_access_tokens')
-    .values({ jti: token.jti, client_id: token.clientId, expires_at: token.expiresAt, revoked_at: token.now })
-    .onConflict((oc) => oc.column('jti').doNothing())
-    .execute();
-}
-

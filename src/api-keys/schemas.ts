@@ -1,7 +1,5 @@
 import { z } from 'zod';
-import { parseScope } from '../clients/service';
-import { instantBody } from '../http/schemas';
-import { targetFields } from '../oauth/schemas';
+import { instantBody, pageQuery, scopesField, targetFields } from '../http/fields';
 import { API_KEY_ID } from './format';
 import type { ApiKeyView } from './view';
 
@@ -15,18 +13,6 @@ import type { ApiKeyView } from './view';
 export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
 
-/** `scopes` as an array or an RFC 6749 space-separated string. */
-export const scopesField = z
-  .union([z.array(z.string().max(200)).max(100), z.string().max(4000)])
-  .transform((value, ctx) => {
-    const scopes = typeof value === 'string' ? parseScope(value) : value;
-    if (!scopes) {
-      ctx.addIssue({ code: 'custom', message: 'malformed scope string' });
-      return z.NEVER;
-    }
-    return scopes;
-  })
-  .meta({ description: 'An array of scopes, or one space-separated string.' });
 
 /** The creation fields both surfaces share: a name, optional scopes, and at most one of `expires_in` (`90d`) and `expires_at`. */
 export const creationFields = {
@@ -36,11 +22,6 @@ export const creationFields = {
   expires_at: z.iso.datetime({ offset: true }).optional().meta({ description: 'An RFC 3339 instant; not with expires_in.' }),
 };
 
-/** Keyset paging: pass `next_cursor` back unchanged as `cursor`. */
-export const pageQuery = {
-  limit: z.coerce.number().int().min(1).max(500).default(100),
-  cursor: z.string().max(400).optional().meta({ description: 'The next_cursor of the previous page, unchanged.' }),
-};
 
 const UUID = z.uuid();
 const CLIENT_ID = z.string().regex(/^[\x21-\x7e]{1,256}$/, 'a client id');

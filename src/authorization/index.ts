@@ -2,7 +2,7 @@ import type { Router } from 'express';
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/schema';
 import type { Logger } from '../observability/logger';
-import type { Grant } from '../oauth';
+import type { Grant } from '../oauth/types';
 import type { Signer } from '../tokens/sign';
 import type { TokenVerifier } from '../tokens/verify';
 import { AuthorizationFlow, AUTHORIZE_PATH, type FlowUsers } from './flow';

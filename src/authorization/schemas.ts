@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { instantBody } from '../http/schemas';
+import { instantBody } from '../http/fields';
 import { clientAuthenticationFields } from '../oauth/schemas';
 import type { GrantView } from './grants';
 import type { CodeTokenResponse } from './tokens';

@@ -5,137 +5,6 @@ import { z } from 'zod';
 import { checkName } from '../text';
 import { formatDuration, parseDuration } from './duration';
 
-/**
- * Every setting of the service, parsed and validated once from the environment (README: "Configuration").
- * Defaults are stated here and nowhere else; the README's configuration table mirrors this file.
- */
-export interface Config {
-  readonly production: boolean;
-  /** `PORT`, default 3000. */
-  readonly port: number;
-  /** `HOST`, default 0.0.0.0. */
-  readonly host: string;
-  /** `DATABASE_URL`; unset means embedded PGlite. */
-  readonly databaseUrl: string | undefined;
-  /** `IDP_DATA_DIR`, default `.idp/data`: the PGlite data directory. */
-  readonly dataDir: string;
-  /** `IDP_ISSUER`, default `http://localhost:$PORT`; never ends with `/`. */
-  readonly issuer: string;
-  /** `IDP_MEK`: the key ring text, if given inline. */
-  readonly mek: string | undefined;
-  /** `IDP_MEK_FILE`: path of a file holding the key ring. */
-  readonly mekFile: string | undefined;
-  /** `IDP_DEV_MEK_FILE`, default `.idp/dev-mek`: where the development ring lives outside production. */
-  readonly devMekFile: string;
-  /** `IDP_KEY_SIZE`: 2048 (default), 3072 or 4096. */
-  readonly keySize: 2048 | 3072 | 4096;
-  /** `IDP_ROTATION_CRON`, default every five minutes. */
-  readonly rotationCron: string;
-  /** `IDP_KEY_ROTATION_INTERVAL`, default 30d: how long a key signs. */
-  readonly rotationIntervalMs: number;
-  /** `IDP_KEY_PREPUBLISH`, default 24h: least time a `next` key is published before it may sign. */
-  readonly prepublishMs: number;
-  /** `IDP_KEY_RETENTION`, default longest token TTL + 10m: how long a `previous` key stays published. */
-  readonly retentionMs: number;
-  /** `IDP_JWKS_MAX_AGE`, default 300 (seconds). */
-  readonly jwksMaxAgeSeconds: number;
-  /** `IDP_KEY_REFRESH_INTERVAL`, default 30s: periodic re-read of the keys, the fallback to LISTEN/NOTIFY. */
-  readonly keyRefreshIntervalMs: number;
-  /**
-   * `IDP_CLIENT_CACHE_SIZE`, default 10000: the most clients each worker keeps in memory (least
-   * recently used first out). A client not in memory costs one primary-key query; memory is bounded
-   * by this setting, not by the number of clients.
-   */
-  readonly clientCacheSize: number;
-  /** `IDP_ACCESS_TOKEN_TTL`, default 1h. */
-  readonly accessTokenTtlMs: number;
-  /** `IDP_REFRESH_TOKEN_TTL`, default 7d. */
-  readonly refreshTokenTtlMs: number;
-  /** `IDP_ADMIN_TOKEN_TTL`, default 1h. */
-  readonly adminTokenTtlMs: number;
-  /** `IDP_CLIENT_TOKEN_TTL`, default 1h. */
-  readonly clientTokenTtlMs: number;
-  /** `IDP_USER_AUDIENCE`, default the issuer. */
-  readonly userAudience: string;
-  /** `IDP_WORKERS`: HTTP worker processes; default the CPU count on Postgres, always 1 on PGlite. */
-  readonly workers: number;
-  /** `IDP_LOG_LEVEL`, default `info` (`silent` in tests). */
-  readonly logLevel: string;
-  /** `IDP_CLIENT_AUDIENCE`, default `$IDP_ISSUER/api`: the audience of a client created without `--audience`. */
-  readonly clientDefaultAudience: string;
-  /**
-   * `IDP_CLIENT_SECRET_GRACE`, default 24h: how long the previous secret keeps working after
-   * `clients rotate-secret`, so services can be redeployed with the new one (`--grace 0s` after a leak).
-   */
-  readonly clientSecretGraceMs: number;
-  /**
-   * Sign-in limits at /auth/v1/token (README: "Abuse limits", after Auth0's brute-force protection); past one, 429
-   * with Retry-After until the window passes. Refused attempts are not counted, so one address can
-   * add at most `perEmailIp` failures to an email's count.
-   */
-  readonly signInFailureLimits: {
-    /** `IDP_SIGNIN_FAILURES_PER_EMAIL_IP`, default 10 failures for one (email, address) pair: blocks that pair only. */
-    readonly perEmailIp: number;
-    /** `IDP_SIGNIN_FAILURES_PER_IP`, default 100 failures from one address across emails: blocks sign-in from it. */
-    readonly perIp: number;
-    /** `IDP_SIGNIN_FAILURES_PER_EMAIL`, default 100 failures for one email from all addresses: blocks that email. */
-    readonly perEmail: number;
-    /** `IDP_SIGNIN_FAILURE_WINDOW`, default 15m. */
-    readonly windowMs: number;
-  };
-  /** Sign-up limit (README: "Abuse limits"): every attempt counts. */
-  readonly signUpLimits: {
-    /** `IDP_SIGNUPS_PER_IP`, default 20 sign-ups per address and window. */
-    readonly perIp: number;
-    /** `IDP_SIGNUP_WINDOW`, default 1h. */
-    readonly windowMs: number;
-  };
-  /** Password hashing (argon2id) under a bounded concurrency, so floods never starve the token endpoint (README: "Abuse limits"). */
-  readonly passwordHashing: {
-    /** `IDP_PASSWORD_HASH_CONCURRENCY`, default 1: hashes computed at once per process. */
-    readonly concurrency: number;
-    /** `IDP_PASSWORD_HASH_QUEUE`, default 32: hashes waiting per process; past it, 503 with Retry-After. */
-    readonly queue: number;
-  };
-  /**
-   * `IDP_TRUST_PROXY`, default `false`: which peers may name the client's address in
-   * `X-Forwarded-For` (Express's `trust proxy` syntax: a hop count, or addresses, CIDRs and the
-   * names loopback, linklocal, uniquelocal). `trustProxyText` is the setting as given.
-   */
-  readonly trustProxy: (address: string, hop: number) => boolean;
-  readonly trustProxyText: string;
-  /** `IDP_RATE_LIMIT_ALLOWLIST`, default empty: addresses never blocked by a per-address limit. */
-  readonly rateLimitAllowlist: (address: string) => boolean;
-  readonly rateLimitAllowlistText: string;
-  /** `IDP_METRICS_PORT` (default 9464; `0` a free port; `off`: none) and `IDP_METRICS_HOST` (default 127.0.0.1). */
-  readonly metrics: { readonly port: number; readonly host: string } | undefined;
-  /** `IDP_REQUEST_TIMEOUT`, default 30s: the longest a client may take to send one request's headers and body. */
-  readonly requestTimeoutMs: number;
-  /** `IDP_REFRESH_REUSE_INTERVAL`, default 0s: a refresh token presented again this soon after its rotation gets the current pair. */
-  readonly refreshReuseIntervalMs: number;
-  /** `IDP_API_KEY_MAX_TTL`, default 365d; `never` (undefined here) allows keys without expiry. */
-  readonly apiKeyMaxTtlMs: number | undefined;
-  /** `IDP_AUTH_CODE_TTL`, default 60s, at most 10m: how long an authorization code may be redeemed (README: "Sign-in for applications"). */
-  readonly authCodeTtlMs: number;
-  /** `IDP_SESSION_TTL`, default 12h: the absolute lifetime of a hosted pages' browser session. */
-  readonly sessionTtlMs: number;
-  /** `IDP_SESSION_IDLE_TTL`, default 1h, at most IDP_SESSION_TTL: a browser session unused this long is over. */
-  readonly sessionIdleTtlMs: number;
-  /** `IDP_ID_TOKEN_TTL`, default 10m: the lifetime of an ID token. */
-  readonly idTokenTtlMs: number;
-  /** `IDP_BRAND_NAME`, default `Sign in`: the name the hosted pages show in their title and heading. */
-  readonly brandName: string;
-  /** Abuse limits on failed client authentication at /oauth/* (README: "Abuse limits"). */
-  readonly tokenFailureLimits: {
-    /** `IDP_TOKEN_FAILURES_PER_CLIENT`, default 20 failures per `client_id` and window. */
-    readonly perClient: number;
-    /** `IDP_TOKEN_FAILURES_PER_IP`, default 20 failures per client IP and window. */
-    readonly perIp: number;
-    /** `IDP_TOKEN_FAILURE_WINDOW`, default 1m. */
-    readonly windowMs: number;
-  };
-}
-
 export class ConfigError extends Error {
   readonly code = 'ERR_CONFIG';
   constructor(
@@ -200,24 +69,8 @@ function trustProxy(env: Env): { fn: (address: string, hop: number) => boolean; 
   return { fn: addressList('IDP_TRUST_PROXY', text), text };
 }
 
-function metricsListener(env: Env): Config['metrics'] {
-  const portText = read(env, 'IDP_METRICS_PORT') ?? '9464';
-  if (portText === 'off') return undefined;
-  const port = integer(env, 'IDP_METRICS_PORT', 9464, 0, 65535);
-  return Object.freeze({ port, host: read(env, 'IDP_METRICS_HOST') ?? '127.0.0.1' });
-}
 
-/** At most 30 days, the bound `rotate-secret --grace` has too: a leaked secret must not live on for months. */
-function secretGrace(env: Env): number {
-  const ms = duration(env, 'IDP_CLIENT_SECRET_GRACE', 86_400_000);
-  if (ms > 30 * 86_400_000) throw new ConfigError('IDP_CLIENT_SECRET_GRACE', `${formatDuration(ms)} is over 30d, the longest a previous secret may keep working`);
-  return ms;
-}
 
-function apiKeyMaxTtl(env: Env): number | undefined {
-  if (read(env, 'IDP_API_KEY_MAX_TTL') === 'never') return undefined;
-  return duration(env, 'IDP_API_KEY_MAX_TTL', 365 * 86_400_000);
-}
 
 function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
   const text = read(env, name);
@@ -233,38 +86,222 @@ function url(name: string, text: string): string {
   return text.replace(/\/+$/, '');
 }
 
+
+const SECOND = 1_000;
+const MINUTE = 60 * SECOND;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+
+/** One of a fixed list of words, mapped to its value. */
+function oneOf<const W extends string, T>(env: Env, name: string, words: readonly W[], fallback: W, value: (word: W) => T): T {
+  const text = read(env, name) ?? fallback;
+  if (!(words as readonly string[]).includes(text)) throw new ConfigError(name, `"${text}" is not one of ${words.join(', ')}`);
+  return value(text as W);
+}
+
+function databaseUrlOf(env: Env): string | undefined {
+  const text = read(env, 'DATABASE_URL');
+  if (text !== undefined && !/^postgres(ql)?:\/\//.test(text)) throw new ConfigError('DATABASE_URL', 'must be a postgres:// or postgresql:// connection string');
+  return text;
+}
+
+function issuerOf(env: Env): string {
+  const text = read(env, 'IDP_ISSUER');
+  return text === undefined ? `http://localhost:${integer(env, 'PORT', 3000, 0, 65535)}` : url('IDP_ISSUER', text);
+}
+
+/** The longest lifetime of a token signed with a key (refresh tokens are opaque, never verified against a key). */
+function longestSignedTtl(env: Env): number {
+  return Math.max(SETTINGS.accessTokenTtlMs(env), SETTINGS.adminTokenTtlMs(env), SETTINGS.clientTokenTtlMs(env), SETTINGS.idTokenTtlMs(env));
+}
+
+/**
+ * Every setting of the service, parsed and validated once from the environment (README
+ * "Configuration"). Each is written once, here: its variable, its default and its check, with the
+ * `Config` type read off this table. Settings derived from others (the issuer from `PORT`, the key
+ * retention from the token lifetimes) read those from the environment again, which keeps each entry
+ * self-contained; the checks between settings run after the table (`crossChecks`).
+ */
+const SETTINGS = {
+  production: (env) => env.NODE_ENV === 'production',
+  /** `PORT`, default 3000. */
+  port: (env) => integer(env, 'PORT', 3000, 0, 65535),
+  /** `HOST`, default 0.0.0.0. */
+  host: (env) => read(env, 'HOST') ?? '0.0.0.0',
+  /** `DATABASE_URL`; unset means embedded PGlite. */
+  databaseUrl: (env) => databaseUrlOf(env),
+  /** `IDP_DATA_DIR`, default `.idp/data`: the PGlite data directory. */
+  dataDir: (env) => read(env, 'IDP_DATA_DIR') ?? '.idp/data',
+  /** `IDP_ISSUER`, default `http://localhost:$PORT`; never ends with `/`. */
+  issuer: (env) => issuerOf(env),
+  /** `IDP_MEK`: the key ring text, if given inline. */
+  mek: (env) => read(env, 'IDP_MEK'),
+  /** `IDP_MEK_FILE`: path of a file holding the key ring. */
+  mekFile: (env) => read(env, 'IDP_MEK_FILE'),
+  /** `IDP_DEV_MEK_FILE`, default `.idp/dev-mek`: where the development ring lives outside production. */
+  devMekFile: (env) => read(env, 'IDP_DEV_MEK_FILE') ?? '.idp/dev-mek',
+  /** `IDP_KEY_SIZE`: 2048 (default), 3072 or 4096. */
+  keySize: (env) => oneOf(env, 'IDP_KEY_SIZE', ['2048', '3072', '4096'] as const, '2048', (text) => Number(text) as 2048 | 3072 | 4096),
+  /** `IDP_ROTATION_CRON`, default every five minutes. */
+  rotationCron: (env) => {
+    const text = read(env, 'IDP_ROTATION_CRON') ?? '*/5 * * * *';
+    if (!cron.validate(text)) throw new ConfigError('IDP_ROTATION_CRON', `"${text}" is not a cron expression`);
+    return text;
+  },
+  /** `IDP_KEY_ROTATION_INTERVAL`, default 30d: how long a key signs. */
+  rotationIntervalMs: (env) => duration(env, 'IDP_KEY_ROTATION_INTERVAL', 30 * DAY),
+  /** `IDP_KEY_PREPUBLISH`, default 24h: least time a `next` key is published before it may sign. */
+  prepublishMs: (env) => duration(env, 'IDP_KEY_PREPUBLISH', DAY),
+  /** `IDP_KEY_RETENTION`, default longest token TTL + 10m: how long a `previous` key stays published. */
+  retentionMs: (env) => duration(env, 'IDP_KEY_RETENTION', longestSignedTtl(env) + 10 * MINUTE),
+  /** `IDP_JWKS_MAX_AGE`, default 300 (seconds). */
+  jwksMaxAgeSeconds: (env) => integer(env, 'IDP_JWKS_MAX_AGE', 300, 0, 7 * 86_400),
+  /** `IDP_KEY_REFRESH_INTERVAL`, default 30s: periodic re-read of the keys, the fallback to LISTEN/NOTIFY. */
+  keyRefreshIntervalMs: (env) => duration(env, 'IDP_KEY_REFRESH_INTERVAL', 30 * SECOND),
+  /**
+   * `IDP_CLIENT_CACHE_SIZE`, default 10000: the most clients each worker keeps in memory (least
+   * recently used first out). A client not in memory costs one primary-key query; memory is bounded
+   * by this setting, not by the number of clients.
+   */
+  clientCacheSize: (env) => integer(env, 'IDP_CLIENT_CACHE_SIZE', 10_000, 1, 10_000_000),
+  /** `IDP_ACCESS_TOKEN_TTL`, default 1h. */
+  accessTokenTtlMs: (env) => duration(env, 'IDP_ACCESS_TOKEN_TTL', HOUR),
+  /** `IDP_REFRESH_TOKEN_TTL`, default 7d. */
+  refreshTokenTtlMs: (env) => duration(env, 'IDP_REFRESH_TOKEN_TTL', 7 * DAY),
+  /** `IDP_ADMIN_TOKEN_TTL`, default 1h. */
+  adminTokenTtlMs: (env) => duration(env, 'IDP_ADMIN_TOKEN_TTL', HOUR),
+  /** `IDP_CLIENT_TOKEN_TTL`, default 1h. */
+  clientTokenTtlMs: (env) => duration(env, 'IDP_CLIENT_TOKEN_TTL', HOUR),
+  /** `IDP_USER_AUDIENCE`, default the issuer. */
+  userAudience: (env) => read(env, 'IDP_USER_AUDIENCE') ?? issuerOf(env),
+  /** `IDP_WORKERS`: HTTP worker processes; default the CPU count on Postgres, always 1 on PGlite. */
+  workers: (env) => {
+    const embedded = databaseUrlOf(env) === undefined;
+    const workers = integer(env, 'IDP_WORKERS', embedded ? 1 : os.availableParallelism(), 1, 64);
+    if (embedded && workers > 1) throw new ConfigError('IDP_WORKERS', 'must be 1 on the embedded PGlite, which one process owns; set DATABASE_URL to run more');
+    return workers;
+  },
+  /** `IDP_LOG_LEVEL`, default `info` (`silent` in tests). */
+  logLevel: (env) => oneOf(env, 'IDP_LOG_LEVEL', LOG_LEVELS, 'info', (text) => text),
+  /** `IDP_CLIENT_AUDIENCE`, default `$IDP_ISSUER/api`: the audience of a client created without `--audience`. */
+  clientDefaultAudience: (env) => read(env, 'IDP_CLIENT_AUDIENCE') ?? `${issuerOf(env)}/api`,
+  /**
+   * `IDP_CLIENT_SECRET_GRACE`, default 24h: how long the previous secret keeps working after
+   * `clients rotate-secret`, so services can be redeployed with the new one (`--grace 0s` after a
+   * leak). At most 30 days, the bound `rotate-secret --grace` has too: a leaked secret must not live on for months.
+   */
+  clientSecretGraceMs: (env) => {
+    const ms = duration(env, 'IDP_CLIENT_SECRET_GRACE', DAY);
+    if (ms > 30 * DAY) throw new ConfigError('IDP_CLIENT_SECRET_GRACE', `${formatDuration(ms)} is over 30d, the longest a previous secret may keep working`);
+    return ms;
+  },
+  /**
+   * Sign-in limits at /auth/v1/token (README "Abuse limits and the threat model", after Auth0's
+   * brute-force protection); past one, 429 with Retry-After until the window passes. Refused attempts
+   * are not counted, so one address can add at most `perEmailIp` failures to an email's count.
+   * `IDP_SIGNIN_FAILURES_PER_EMAIL_IP` (10: blocks that pair only), `IDP_SIGNIN_FAILURES_PER_IP` (100
+   * across emails: blocks sign-in from the address), `IDP_SIGNIN_FAILURES_PER_EMAIL` (100 from all
+   * addresses: blocks that email), `IDP_SIGNIN_FAILURE_WINDOW` (15m).
+   */
+  signInFailureLimits: (env) =>
+    Object.freeze({
+      perEmailIp: integer(env, 'IDP_SIGNIN_FAILURES_PER_EMAIL_IP', 10, 1, 1_000_000),
+      perIp: integer(env, 'IDP_SIGNIN_FAILURES_PER_IP', 100, 1, 1_000_000),
+      perEmail: integer(env, 'IDP_SIGNIN_FAILURES_PER_EMAIL', 100, 1, 1_000_000),
+      windowMs: duration(env, 'IDP_SIGNIN_FAILURE_WINDOW', 15 * MINUTE),
+    }),
+  /** Sign-up limit, every attempt counted: `IDP_SIGNUPS_PER_IP` (20) per `IDP_SIGNUP_WINDOW` (1h). */
+  signUpLimits: (env) =>
+    Object.freeze({
+      perIp: integer(env, 'IDP_SIGNUPS_PER_IP', 20, 1, 1_000_000),
+      windowMs: duration(env, 'IDP_SIGNUP_WINDOW', HOUR),
+    }),
+  /**
+   * Password hashing (argon2id) under a bounded concurrency, so floods never starve the token
+   * endpoint: `IDP_PASSWORD_HASH_CONCURRENCY` (1 per process) hashes at once, at most
+   * `IDP_PASSWORD_HASH_QUEUE` (32) waiting; past it, 503 with Retry-After.
+   */
+  passwordHashing: (env) =>
+    Object.freeze({
+      concurrency: integer(env, 'IDP_PASSWORD_HASH_CONCURRENCY', 1, 1, 64),
+      queue: integer(env, 'IDP_PASSWORD_HASH_QUEUE', 32, 0, 100_000),
+    }),
+  /**
+   * `IDP_TRUST_PROXY`, default `false`: which peers may name the client's address in
+   * `X-Forwarded-For` (Express's `trust proxy` syntax: a hop count, or addresses, CIDRs and the
+   * names loopback, linklocal, uniquelocal).
+   */
+  trustProxy: (env) => trustProxy(env).fn,
+  /** `IDP_TRUST_PROXY` as given. */
+  trustProxyText: (env) => trustProxy(env).text,
+  /** `IDP_RATE_LIMIT_ALLOWLIST`, default empty: addresses never blocked by a per-address limit. */
+  rateLimitAllowlist: (env) => {
+    const text = read(env, 'IDP_RATE_LIMIT_ALLOWLIST') ?? '';
+    const matches = text === '' ? () => false : addressList('IDP_RATE_LIMIT_ALLOWLIST', text);
+    return (address: string) => matches(address, 0);
+  },
+  /** `IDP_RATE_LIMIT_ALLOWLIST` as given. */
+  rateLimitAllowlistText: (env) => read(env, 'IDP_RATE_LIMIT_ALLOWLIST') ?? '',
+  /** `IDP_METRICS_PORT` (default 9464; `0` a free port; `off`: none) and `IDP_METRICS_HOST` (default 127.0.0.1). */
+  metrics: (env): { readonly port: number; readonly host: string } | undefined => {
+    if ((read(env, 'IDP_METRICS_PORT') ?? '9464') === 'off') return undefined;
+    return Object.freeze({ port: integer(env, 'IDP_METRICS_PORT', 9464, 0, 65535), host: read(env, 'IDP_METRICS_HOST') ?? '127.0.0.1' });
+  },
+  /** `IDP_REQUEST_TIMEOUT`, default 30s: the longest a client may take to send one request's headers and body. */
+  requestTimeoutMs: (env) => duration(env, 'IDP_REQUEST_TIMEOUT', 30 * SECOND),
+  /** `IDP_REFRESH_REUSE_INTERVAL`, default 0s: a refresh token presented again this soon after its rotation gets the current pair. */
+  refreshReuseIntervalMs: (env) => optionalDuration(env, 'IDP_REFRESH_REUSE_INTERVAL', 0),
+  /** `IDP_API_KEY_MAX_TTL`, default 365d; `never` (undefined here) allows keys without expiry. */
+  apiKeyMaxTtlMs: (env) => (read(env, 'IDP_API_KEY_MAX_TTL') === 'never' ? undefined : duration(env, 'IDP_API_KEY_MAX_TTL', 365 * DAY)),
+  /**
+   * `IDP_AUTH_CODE_TTL`, default 60s, at most 10m (RFC 6749 §4.1.2): how long an authorization code
+   * may be redeemed (README "Sign-in for applications").
+   */
+  authCodeTtlMs: (env) => {
+    const ms = duration(env, 'IDP_AUTH_CODE_TTL', MINUTE);
+    if (ms > 10 * MINUTE) throw new ConfigError('IDP_AUTH_CODE_TTL', `${formatDuration(ms)} is over 10m, the longest an authorization code may live`);
+    return ms;
+  },
+  /** `IDP_SESSION_TTL`, default 12h: the absolute lifetime of a hosted pages' browser session. */
+  sessionTtlMs: (env) => duration(env, 'IDP_SESSION_TTL', 12 * HOUR),
+  /** `IDP_SESSION_IDLE_TTL`, default 1h, at most IDP_SESSION_TTL: a browser session unused this long is over. */
+  sessionIdleTtlMs: (env) => duration(env, 'IDP_SESSION_IDLE_TTL', HOUR),
+  /** `IDP_ID_TOKEN_TTL`, default 10m: the lifetime of an ID token. */
+  idTokenTtlMs: (env) => duration(env, 'IDP_ID_TOKEN_TTL', 10 * MINUTE),
+  /** `IDP_BRAND_NAME`, default `Sign in`: the name the hosted pages show above each page's heading and in its title. */
+  brandName: (env) => {
+    const text = read(env, 'IDP_BRAND_NAME') ?? 'Sign in';
+    try {
+      return checkName(text, 'the brand name', 80);
+    } catch (error) {
+      throw new ConfigError('IDP_BRAND_NAME', (error as Error).message);
+    }
+  },
+  /**
+   * Abuse limits on failed client authentication at /oauth/*: `IDP_TOKEN_FAILURES_PER_CLIENT` (20 per
+   * `client_id`), `IDP_TOKEN_FAILURES_PER_IP` (20 per address), per `IDP_TOKEN_FAILURE_WINDOW` (1m).
+   */
+  tokenFailureLimits: (env) =>
+    Object.freeze({
+      perClient: integer(env, 'IDP_TOKEN_FAILURES_PER_CLIENT', 20, 1, 1_000_000),
+      perIp: integer(env, 'IDP_TOKEN_FAILURES_PER_IP', 20, 1, 1_000_000),
+      windowMs: duration(env, 'IDP_TOKEN_FAILURE_WINDOW', MINUTE),
+    }),
+} satisfies Record<string, (env: Env) => unknown>;
+
+/** The configuration: one read-only member per entry of the settings table above. */
+export type Config = { readonly [K in keyof typeof SETTINGS]: ReturnType<(typeof SETTINGS)[K]> };
+
 /** Reads and checks the whole configuration; throws a ConfigError naming the first bad variable. */
 export function loadConfig(env: Env = process.env): Config {
-  const production = env.NODE_ENV === 'production';
-  const port = integer(env, 'PORT', 3000, 0, 65535);
-  const databaseUrl = read(env, 'DATABASE_URL');
-  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
-    throw new ConfigError('DATABASE_URL', 'must be a postgres:// or postgresql:// connection string');
-  }
-  const issuerText = read(env, 'IDP_ISSUER');
-  const issuer = issuerText === undefined ? `http://localhost:${port}` : url('IDP_ISSUER', issuerText);
+  const config = Object.fromEntries(Object.entries(SETTINGS).map(([name, setting]) => [name, setting(env)])) as Config;
+  crossChecks(config, env);
+  return Object.freeze(config);
+}
 
-  const keySizeText = read(env, 'IDP_KEY_SIZE') ?? '2048';
-  if (!['2048', '3072', '4096'].includes(keySizeText)) {
-    throw new ConfigError('IDP_KEY_SIZE', `"${keySizeText}" is not one of 2048, 3072, 4096`);
-  }
-
-  const rotationCron = read(env, 'IDP_ROTATION_CRON') ?? '*/5 * * * *';
-  if (!cron.validate(rotationCron)) throw new ConfigError('IDP_ROTATION_CRON', `"${rotationCron}" is not a cron expression`);
-  const accessTokenTtlMs = duration(env, 'IDP_ACCESS_TOKEN_TTL', 3_600_000);
-  const refreshTokenTtlMs = duration(env, 'IDP_REFRESH_TOKEN_TTL', 7 * 86_400_000);
-  const adminTokenTtlMs = duration(env, 'IDP_ADMIN_TOKEN_TTL', 3_600_000);
-  const clientTokenTtlMs = duration(env, 'IDP_CLIENT_TOKEN_TTL', 3_600_000);
-  const idTokenTtlMs = duration(env, 'IDP_ID_TOKEN_TTL', 600_000);
-  // Refresh tokens are opaque and never verified against a key, so they do not count here.
-  const longestSignedTtl = Math.max(accessTokenTtlMs, adminTokenTtlMs, clientTokenTtlMs, idTokenTtlMs);
-
-  const jwksMaxAgeSeconds = integer(env, 'IDP_JWKS_MAX_AGE', 300, 0, 7 * 86_400);
-  const rotationIntervalMs = duration(env, 'IDP_KEY_ROTATION_INTERVAL', 30 * 86_400_000);
-  const prepublishMs = duration(env, 'IDP_KEY_PREPUBLISH', 86_400_000);
-  const retentionMs = duration(env, 'IDP_KEY_RETENTION', longestSignedTtl + 600_000);
-
-  // The three refusals of README: "Configuration": each of these would make verifiers reject valid tokens.
+/** The refusals of README "Configuration" between settings: each would make verifiers reject valid tokens, or production unsafe. */
+function crossChecks(config: Config, env: Env): void {
+  const { prepublishMs, jwksMaxAgeSeconds, rotationIntervalMs, retentionMs } = config;
   if (prepublishMs < 2 * jwksMaxAgeSeconds * 1000) {
     throw new ConfigError(
       'IDP_KEY_PREPUBLISH',
@@ -277,116 +314,24 @@ export function loadConfig(env: Env = process.env): Config {
       `${formatDuration(rotationIntervalMs)} is under IDP_KEY_PREPUBLISH (${formatDuration(prepublishMs)}): a key would sign before verifiers have seen it`,
     );
   }
-  if (retentionMs < longestSignedTtl) {
+  const longest = longestSignedTtl(env);
+  if (retentionMs < longest) {
+    throw new ConfigError('IDP_KEY_RETENTION', `${formatDuration(retentionMs)} is under the longest token TTL (${formatDuration(longest)}): tokens would outlive their key`);
+  }
+  if (config.sessionIdleTtlMs > config.sessionTtlMs) {
     throw new ConfigError(
-      'IDP_KEY_RETENTION',
-      `${formatDuration(retentionMs)} is under the longest token TTL (${formatDuration(longestSignedTtl)}): tokens would outlive their key`,
+      'IDP_SESSION_IDLE_TTL',
+      `${formatDuration(config.sessionIdleTtlMs)} is over IDP_SESSION_TTL (${formatDuration(config.sessionTtlMs)}), which ends every session first`,
     );
   }
-
-  const logLevel = read(env, 'IDP_LOG_LEVEL') ?? 'info';
-  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
-    throw new ConfigError('IDP_LOG_LEVEL', `"${logLevel}" is not one of ${LOG_LEVELS.join(', ')}`);
-  }
-
-  const userAudienceText = read(env, 'IDP_USER_AUDIENCE');
-  const defaultWorkers = databaseUrl === undefined ? 1 : os.availableParallelism();
-  const workers = integer(env, 'IDP_WORKERS', defaultWorkers, 1, 64);
-  if (databaseUrl === undefined && workers > 1) {
-    throw new ConfigError('IDP_WORKERS', 'must be 1 on the embedded PGlite, which one process owns; set DATABASE_URL to run more');
-  }
-
-  const authCodeTtlMs = duration(env, 'IDP_AUTH_CODE_TTL', 60_000);
-  // RFC 6749 §4.1.2: a maximum lifetime of 10 minutes is recommended; a code is redeemed within seconds.
-  if (authCodeTtlMs > 600_000) throw new ConfigError('IDP_AUTH_CODE_TTL', `${formatDuration(authCodeTtlMs)} is over 10m, the longest an authorization code may live`);
-  const sessionTtlMs = duration(env, 'IDP_SESSION_TTL', 12 * 3_600_000);
-  const sessionIdleTtlMs = duration(env, 'IDP_SESSION_IDLE_TTL', 3_600_000);
-  if (sessionIdleTtlMs > sessionTtlMs) {
-    throw new ConfigError('IDP_SESSION_IDLE_TTL', `${formatDuration(sessionIdleTtlMs)} is over IDP_SESSION_TTL (${formatDuration(sessionTtlMs)}), which ends every session first`);
-  }
-  const brandName = read(env, 'IDP_BRAND_NAME') ?? 'Sign in';
-  try {
-    checkName(brandName, 'the brand name', 80);
-  } catch (error) {
-    throw new ConfigError('IDP_BRAND_NAME', (error as Error).message);
-  }
-
-  const trust = trustProxy(env);
-  const allowlistText = read(env, 'IDP_RATE_LIMIT_ALLOWLIST') ?? '';
-  const allowlist = allowlistText === '' ? () => false : addressList('IDP_RATE_LIMIT_ALLOWLIST', allowlistText);
-
-  const config: Config = {
-    production,
-    port,
-    host: read(env, 'HOST') ?? '0.0.0.0',
-    databaseUrl,
-    dataDir: read(env, 'IDP_DATA_DIR') ?? '.idp/data',
-    issuer,
-    mek: read(env, 'IDP_MEK'),
-    mekFile: read(env, 'IDP_MEK_FILE'),
-    devMekFile: read(env, 'IDP_DEV_MEK_FILE') ?? '.idp/dev-mek',
-    keySize: Number(keySizeText) as Config['keySize'],
-    rotationCron,
-    rotationIntervalMs,
-    prepublishMs,
-    retentionMs,
-    jwksMaxAgeSeconds,
-    keyRefreshIntervalMs: duration(env, 'IDP_KEY_REFRESH_INTERVAL', 30_000),
-    clientCacheSize: integer(env, 'IDP_CLIENT_CACHE_SIZE', 10_000, 1, 10_000_000),
-    accessTokenTtlMs,
-    refreshTokenTtlMs,
-    adminTokenTtlMs,
-    clientTokenTtlMs,
-    userAudience: userAudienceText === undefined ? issuer : userAudienceText,
-    workers,
-    logLevel,
-    clientDefaultAudience: read(env, 'IDP_CLIENT_AUDIENCE') ?? `${issuer}/api`,
-    clientSecretGraceMs: secretGrace(env),
-    signInFailureLimits: Object.freeze({
-      perEmailIp: integer(env, 'IDP_SIGNIN_FAILURES_PER_EMAIL_IP', 10, 1, 1_000_000),
-      perIp: integer(env, 'IDP_SIGNIN_FAILURES_PER_IP', 100, 1, 1_000_000),
-      perEmail: integer(env, 'IDP_SIGNIN_FAILURES_PER_EMAIL', 100, 1, 1_000_000),
-      windowMs: duration(env, 'IDP_SIGNIN_FAILURE_WINDOW', 15 * 60_000),
-    }),
-    signUpLimits: Object.freeze({
-      perIp: integer(env, 'IDP_SIGNUPS_PER_IP', 20, 1, 1_000_000),
-      windowMs: duration(env, 'IDP_SIGNUP_WINDOW', 3_600_000),
-    }),
-    passwordHashing: Object.freeze({
-      concurrency: integer(env, 'IDP_PASSWORD_HASH_CONCURRENCY', 1, 1, 64),
-      queue: integer(env, 'IDP_PASSWORD_HASH_QUEUE', 32, 0, 100_000),
-    }),
-    trustProxy: trust.fn,
-    trustProxyText: trust.text,
-    rateLimitAllowlist: (address: string) => allowlist(address, 0),
-    rateLimitAllowlistText: allowlistText,
-    metrics: metricsListener(env),
-    requestTimeoutMs: duration(env, 'IDP_REQUEST_TIMEOUT', 30_000),
-    refreshReuseIntervalMs: optionalDuration(env, 'IDP_REFRESH_REUSE_INTERVAL', 0),
-    apiKeyMaxTtlMs: apiKeyMaxTtl(env),
-    authCodeTtlMs,
-    sessionTtlMs,
-    sessionIdleTtlMs,
-    idTokenTtlMs,
-    brandName,
-    tokenFailureLimits: Object.freeze({
-      perClient: integer(env, 'IDP_TOKEN_FAILURES_PER_CLIENT', 20, 1, 1_000_000),
-      perIp: integer(env, 'IDP_TOKEN_FAILURES_PER_IP', 20, 1, 1_000_000),
-      windowMs: duration(env, 'IDP_TOKEN_FAILURE_WINDOW', 60_000),
-    }),
-  };
-
-  if (production) {
+  if (config.production) {
     const missing = [
-      issuerText === undefined ? 'IDP_ISSUER' : undefined,
+      read(env, 'IDP_ISSUER') === undefined ? 'IDP_ISSUER' : undefined,
       config.mek === undefined && config.mekFile === undefined ? 'IDP_MEK (or IDP_MEK_FILE)' : undefined,
-      databaseUrl === undefined ? 'DATABASE_URL' : undefined,
+      config.databaseUrl === undefined ? 'DATABASE_URL' : undefined,
     ].filter((name): name is string => name !== undefined);
-    if (missing.length > 0) {
-      throw new ConfigError(missing[0] as string, `required in production (missing: ${missing.join(', ')})`);
-    }
+    if (missing.length > 0) throw new ConfigError(missing[0] as string, `required in production (missing: ${missing.join(', ')})`);
   }
-  return Object.freeze(config);
 }
 
 /** Warnings that do not stop start-up but that an operator must see. */

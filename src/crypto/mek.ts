@@ -172,3 +172,18 @@ export function loadMek(source: MekSource): LoadedMek {
   const text = fs.readFileSync(file, 'utf8');
   return { provider: new KeyRingMekProvider(parseKeyRing(text, file)), generatedDevRing: generated, source: file };
 }
+
+/**
+ * `loadMek` for a process that runs: the server at start, and a CLI command. A development ring
+ * generated just now is announced loudly, once, on the given logger.
+ */
+export function loadMekRing(source: MekSource, logger: { warn(details: object, message: string): void }): MekProvider {
+  const loaded = loadMek(source);
+  if (loaded.generatedDevRing) {
+    logger.warn(
+      { file: loaded.generatedDevRing },
+      'DEVELOPMENT KEY RING GENERATED: signing keys are encrypted under a MEK kept next to the data. Set IDP_MEK or IDP_MEK_FILE before production.',
+    );
+  }
+  return loaded.provider;
+}

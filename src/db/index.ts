@@ -208,3 +208,16 @@ async function openPostgres(databaseUrl: string, options: DatabaseOptions): Prom
     },
   };
 }
+
+/** Postgres unreachable at start: retry with backoff, one log line per attempt. */
+export async function openDatabaseWithRetry(options: DatabaseOptions & { logger: Logger }, maxAttempts = Infinity): Promise<DatabaseHandle> {
+  for (let attempt = 1; ; attempt++) {
+    const handle = await openDatabase(options);
+    if (await handle.ping(5_000)) return handle;
+    await handle.close();
+    const delayMs = Math.min(30_000, 500 * 2 ** (attempt - 1));
+    if (attempt >= maxAttempts) throw new Error('database unreachable');
+    options.logger.error({ attempt, retryInMs: delayMs }, `database unreachable (attempt ${attempt}); retrying in ${Math.round(delayMs / 1000)}s`);
+    await new Promise((resolve) => setTimeout(resolve, delayMs));
+  }
+}

@@ -3,12 +3,13 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Logger } from '../observability/logger';
 import type { z } from 'zod';
 import { textProblem } from '../text';
+import { ServiceError, type ServiceErrorCode } from '../errors';
 
 /**
  * The error codes of the JSON APIs (/auth/v1, /admin/v1), README: "HTTP": `{"error": code, "message": text}`.
  * Each code has one HTTP status, so no handler picks a status on its own.
  */
-export const API_ERRORS = {
+export const API_ERRORS: Readonly<Record<ApiErrorCode, number>> = {
   invalid_request: 400,
   invalid_credentials: 400,
   invalid_grant: 400,
@@ -25,13 +26,15 @@ export const API_ERRORS = {
   too_many_requests: 429,
   server_error: 500,
   temporarily_unavailable: 503,
-} as const;
+};
 
-export type ApiErrorCode = keyof typeof API_ERRORS;
+export type ApiErrorCode = ServiceErrorCode | 'payload_too_large' | 'unsupported_media_type' | 'server_error';
 
 /**
- * A failure the caller can act on. `message` goes to the caller and must help a developer without
- * helping an attacker; `logDetail` (which check failed, on which input) goes only to the log.
+ * A failure the caller can act on, raised by the HTTP layer itself (body reading, routing, input
+ * checks). `message` goes to the caller and must help a developer without helping an attacker;
+ * `logDetail` (which check failed, on which input) goes only to the log. Domain code throws a
+ * ServiceError (src/errors.ts) instead, which the serializer maps the same way.
  */
 export class ApiError extends Error {
   readonly status: number;
@@ -44,6 +47,12 @@ export class ApiError extends Error {
     this.name = 'ApiError';
     this.status = API_ERRORS[code];
   }
+}
+
+/** A domain refusal as the HTTP layer answers it: its code's status, Retry-After when it says when. */
+export function fromServiceError(error: ServiceError): ApiError {
+  const { retryAfterSeconds, logDetail, details } = error.refusal;
+  return new ApiError(error.code, error.message, { headers: retryAfterSeconds === undefined ? undefined : { 'Retry-After': String(retryAfterSeconds) }, logDetail, details });
 }
 
 /** The request id of the audit log: the caller's `X-Request-Id` when sane, else a new one. */
@@ -248,6 +257,7 @@ export function apiErrorHandler(logger: Logger) {
 
 function toApiError(error: unknown): ApiError {
   if (error instanceof ApiError) return error;
+  if (error instanceof ServiceError) return fromServiceError(error);
   if (isBadInputDatabaseError(error)) return new ApiError('invalid_request', 'a value in the request is not valid');
   const parserError = error as { type?: string; status?: number };
   if (typeof parserError.status === 'number' && parserError.status >= 400 && parserError.status < 500) {

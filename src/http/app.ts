@@ -1,32 +1,42 @@
-import express, { type NextFunction, type Request, type Response } from 'express';
+import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import type { Config } from '../config';
+import type { JwksSnapshot } from '../keys/jwks';
 import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
-import type { Services } from '../services';
-import { oauthMetadata, scopesSupported } from '../oauth';
-import { adminRoutes } from '../admin/routes';
+import type { OAuthEndpointDeps } from '../oauth/endpoints';
 import { isBadInputDatabaseError } from './api-error';
-import { OPENAPI_PATH, openApiSnapshot } from './openapi';
+import { OPENAPI_PATH, type OpenApiSnapshot } from './openapi';
 import { etagMatches } from '../keys/jwks';
-import { userRoutes } from '../users/routes';
-import { apiKeyUserRoutes } from '../api-keys/user-routes';
 
-/** What the HTTP layer sees: the services once they are up (undefined while the database is awaited). */
+/**
+ * What the HTTP layer serves once start-up is done, assembled by the composition root from the
+ * capabilities it mounts (src/compose.ts). Until then the server answers /healthz, /readyz (503) and
+ * the OpenAPI document, and 503 "the service is starting" for everything else.
+ */
+export interface AppRuntime {
+  /** The published key set (served from memory by the thin dispatch in ./server.ts). */
+  jwks(): JwksSnapshot | undefined;
+  /** POST /oauth/token, /oauth/introspect and /oauth/revoke. */
+  oauth: OAuthEndpointDeps;
+  /** `/readyz`: the database answers and the current signing key is loaded. */
+  readiness(): Promise<{ database: boolean; signingKey: boolean }>;
+  /** RFC 8414 / OpenID Provider metadata: only what this server really offers. */
+  metadata(): Promise<Record<string, unknown>>;
+  /** Every capability's routes (/auth/v1, /admin/v1, ...), mounted in the root's order. */
+  routes: RequestHandler;
+}
+
 export interface AppContext {
   config: Config;
   logger: Logger;
   metrics: Metrics;
-  services(): Services | undefined;
+  /** The OpenAPI document of the capabilities the root mounts; known before start-up, served throughout. */
+  openapi: OpenApiSnapshot;
+  /** Undefined while the database is awaited. */
+  runtime(): AppRuntime | undefined;
 }
 
-/** RFC 8414 metadata: only what this server really offers. `scopes` are those clients may request. */
-export function authorizationServerMetadata(config: Config, scopes: readonly string[] = []): Record<string, unknown> {
-  return {
-    issuer: config.issuer,
-    jwks_uri: `${config.issuer}/.well-known/jwks.json`,
-    ...oauthMetadata(config.issuer, scopes),
-  };
-}
+const STARTING = { error: 'temporarily_unavailable', message: 'the service is starting; retry in a second' };
 
 /** The Express application: every route but the hot ones served in front of it (see server.ts). */
 export function createApp(context: AppContext): express.Express {
@@ -45,16 +55,14 @@ export function createApp(context: AppContext): express.Express {
   });
 
   app.get('/readyz', async (_req, res) => {
-    const services = context.services();
-    const database = services ? await services.handle.ping(1_000) : false;
-    const signingKey = services?.keys.loaded ?? false;
+    const { database, signingKey } = (await context.runtime()?.readiness()) ?? { database: false, signingKey: false };
     const ready = database && signingKey;
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks: { database, signing_key: signingKey } });
   });
 
   // The OpenAPI document (src/http/openapi.ts), generated once from the routes' zod schemas. Public
   // like the JWKS: any origin may load it (a browser-based viewer such as editor.swagger.io).
-  const openapi = openApiSnapshot(context.config);
+  const { openapi } = context;
   app.get(OPENAPI_PATH, (req, res) => {
     res.set({ 'Cache-Control': 'public, max-age=3600', ETag: openapi.etag, 'Access-Control-Allow-Origin': '*' });
     if (etagMatches(req.get('if-none-match'), openapi.etag)) {
@@ -64,18 +72,20 @@ export function createApp(context: AppContext): express.Express {
     res.type('application/json').send(openapi.body);
   });
 
-  const metadata = async (_req: Request, res: Response) => {
-    const services = context.services();
-    // A scope list that cannot be read is left empty rather than failing discovery (RFC 8414: RECOMMENDED member).
-    const scopes = services ? await scopesSupported(services.handle).catch(() => []) : [];
-    res.set('Cache-Control', `public, max-age=${context.config.jwksMaxAgeSeconds}`).json(authorizationServerMetadata(context.config, scopes));
+  const metadata = async (_req: Request, res: Response, next: NextFunction) => {
+    const runtime = context.runtime();
+    if (!runtime) return next();
+    res.set('Cache-Control', `public, max-age=${context.config.jwksMaxAgeSeconds}`).json(await runtime.metadata());
   };
   app.get('/.well-known/oauth-authorization-server', metadata);
   app.get('/.well-known/openid-configuration', metadata);
 
-  app.use('/auth/v1/api-keys', apiKeyUserRoutes({ deps: context.services, logger: context.logger }));
-  app.use('/auth/v1', userRoutes({ accounts: () => context.services()?.users, logger: context.logger }));
-  app.use('/admin/v1', adminRoutes({ services: context.services, logger: context.logger }));
+  // While starting: one 503 for every route the capabilities add, in the JSON APIs' shape.
+  app.use((req, res, next) => {
+    const runtime = context.runtime();
+    if (runtime) return runtime.routes(req, res, next);
+    res.status(503).set({ 'Cache-Control': 'no-store', 'Retry-After': '1' }).json(STARTING);
+  });
 
   app.use((_req, res) => {
     res.status(404).json({ error: 'not_found', error_description: 'no such endpoint' });

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { API_ERRORS, type ApiErrorCode } from './api-error';
+import { instantBody } from './fields';
 
 /**
  * The shapes shared by the HTTP surfaces, for the OpenAPI document (src/http/openapi.ts): the error
@@ -7,8 +8,6 @@ import { API_ERRORS, type ApiErrorCode } from './api-error';
  * (src/oauth/schemas.ts, src/users/schemas.ts, src/admin/schemas.ts, src/api-keys/schemas.ts).
  */
 
-/** An instant in a response: RFC 3339, UTC, as `Date.toISOString()` writes it. */
-export const instantBody = z.iso.datetime().meta({ id: 'Instant', description: 'RFC 3339, UTC (2026-11-22T14:30:00.000Z).' });
 
 const API_ERROR_CODES = Object.keys(API_ERRORS) as [ApiErrorCode, ...ApiErrorCode[]];
 

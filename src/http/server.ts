@@ -11,11 +11,11 @@ import { createApp, type AppContext } from './app';
  */
 export function createHttpServer(context: AppContext): http.Server {
   const app = createApp(context);
-  const oauth = createOAuthDispatch(context);
+  const oauth = createOAuthDispatch({ logger: context.logger, metrics: context.metrics, deps: () => context.runtime()?.oauth });
   const cacheControl = `public, max-age=${context.config.jwksMaxAgeSeconds}`;
 
   const serveJwks = (req: http.IncomingMessage, res: http.ServerResponse) => {
-    const jwks = context.services()?.keys.jwks;
+    const jwks = context.runtime()?.jwks();
     if (!jwks) {
       context.metrics.jwksRequests.inc({ status: '503' });
       res.writeHead(503, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store', 'Retry-After': '1' });

@@ -1,19 +1,33 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AppContext } from '../http/app';
-import type { Services } from '../services';
+import type { Config } from '../config';
 import { clientAddress } from '../http/client-address';
-import { readClientCredentials } from './client-auth';
+import type { Logger } from '../observability/logger';
+import type { Metrics } from '../observability/metrics';
+import { readClientCredentials, type ClientAuthenticator } from './client-auth';
 import { InvalidClient, InvalidRequest, MethodNotAllowed, NO_STORE_HEADERS, oauthErrorResponse, TemporarilyUnavailable, UnsupportedGrantType } from './errors';
 import { ClientGone, readForm, type FormParams } from './form';
-import { findGrant } from './grants';
+import type { OAuthRegistry } from './registry';
 import { introspectionRequest, readFormParams, revocationRequest } from './schemas';
-import { introspect, revoke } from './token-kinds';
 
 export const TOKEN_PATH = '/oauth/token';
 export const INTROSPECTION_PATH = '/oauth/introspect';
 export const REVOCATION_PATH = '/oauth/revoke';
 
-type Endpoint = (req: IncomingMessage, services: Services) => Promise<{ body: unknown; grantType?: string }>;
+/** What the three endpoints work with once start-up is done. */
+export interface OAuthEndpointDeps {
+  registry: OAuthRegistry;
+  authenticator: Pick<ClientAuthenticator, 'authenticate'>;
+  trustProxy: Config['trustProxy'];
+}
+
+export interface OAuthDispatchContext {
+  logger: Logger;
+  metrics: Metrics;
+  /** Undefined while the service is starting (the endpoints answer 503). */
+  deps(): OAuthEndpointDeps | undefined;
+}
+
+type Endpoint = (req: IncomingMessage, deps: OAuthEndpointDeps) => Promise<{ body: unknown; grantType?: string }>;
 
 /**
  * POST /oauth/token, /oauth/introspect and /oauth/revoke on the thin node:http dispatch (server.ts):
@@ -22,7 +36,7 @@ type Endpoint = (req: IncomingMessage, services: Services) => Promise<{ body: un
  * the form reader, client authentication, the error serializer and the metrics.
  * Returns false for any other path.
  */
-export function createOAuthDispatch(context: AppContext): (req: IncomingMessage, res: ServerResponse, path: string) => boolean {
+export function createOAuthDispatch(context: OAuthDispatchContext): (req: IncomingMessage, res: ServerResponse, path: string) => boolean {
   const { metrics, logger } = context;
   const endpoints: Record<string, { name: string; handle: Endpoint }> = {
     [TOKEN_PATH]: { name: 'token', handle: token },
@@ -47,9 +61,9 @@ export function createOAuthDispatch(context: AppContext): (req: IncomingMessage,
     let outcome = 'success';
     try {
       if (req.method !== 'POST') throw new MethodNotAllowed(`use POST`);
-      const services = context.services();
-      if (!services) throw new TemporarilyUnavailable('the service is starting');
-      const { body, grantType } = await endpoint.handle(req, services);
+      const deps = context.deps();
+      if (!deps) throw new TemporarilyUnavailable('the service is starting');
+      const { body, grantType } = await endpoint.handle(req, deps);
       if (grantType) metrics.oauthTokensIssued.inc({ grant_type: grantType });
       send(res, 200, NO_STORE_HEADERS, body);
     } catch (thrown) {
@@ -84,39 +98,39 @@ export function createOAuthDispatch(context: AppContext): (req: IncomingMessage,
 }
 
 /** The client of a request to `path` (an assertion's `aud` may name the endpoint called). */
-async function authenticated(req: IncomingMessage, form: FormParams, services: Services, path: string) {
-  return services.oauth.authenticator.authenticate(readClientCredentials(req.headers.authorization, form), clientAddress(req, services.config.trustProxy), path);
+async function authenticated(req: IncomingMessage, form: FormParams, deps: OAuthEndpointDeps, path: string) {
+  return deps.authenticator.authenticate(readClientCredentials(req.headers.authorization, form), clientAddress(req, deps.trustProxy), path);
 }
 
-const token: Endpoint = async (req, services) => {
+const token: Endpoint = async (req, deps) => {
   const form = await readForm(req);
   const grantType = form.get('grant_type');
   if (grantType === undefined) throw new InvalidRequest('missing grant_type');
-  const grant = findGrant(grantType);
+  const grant = deps.registry.findGrant(grantType);
   if (!grant) throw new UnsupportedGrantType(`unsupported grant_type "${grantType.slice(0, 64)}"`);
   let client;
   if (grant.clientAuthentication === 'required') {
-    client = await authenticated(req, form, services, TOKEN_PATH);
+    client = await authenticated(req, form, deps, TOKEN_PATH);
   } else if (grant.clientAuthentication === 'optional') {
-    if (readClientCredentials(req.headers.authorization, form) !== undefined) client = await authenticated(req, form, services, TOKEN_PATH);
+    if (readClientCredentials(req.headers.authorization, form) !== undefined) client = await authenticated(req, form, deps, TOKEN_PATH);
   } else if (readClientCredentials(req.headers.authorization, form) !== undefined) {
     throw new InvalidClient(`grant_type ${grantType} takes no client authentication`);
   }
-  const body = await grant.handler({ params: form, client, services, ip: clientAddress(req, services.config.trustProxy) });
+  const body = await grant.handler({ params: form, client, ip: clientAddress(req, deps.trustProxy) });
   return { body, grantType };
 };
 
-const introspection: Endpoint = async (req, services) => {
+const introspection: Endpoint = async (req, deps) => {
   const form = await readForm(req);
-  const client = await authenticated(req, form, services, INTROSPECTION_PATH);
+  const client = await authenticated(req, form, deps, INTROSPECTION_PATH);
   const { token: tokenText } = readFormParams(introspectionRequest, form);
-  return { body: await introspect(tokenText, { services, client }) };
+  return { body: await deps.registry.introspect(tokenText, { client }) };
 };
 
-const revocation: Endpoint = async (req, services) => {
+const revocation: Endpoint = async (req, deps) => {
   const form = await readForm(req);
-  const client = await authenticated(req, form, services, REVOCATION_PATH);
+  const client = await authenticated(req, form, deps, REVOCATION_PATH);
   const { token: tokenText } = readFormParams(revocationRequest, form);
-  await revoke(tokenText, { services, client });
+  await deps.registry.revoke(tokenText, { client });
   return { body: undefined };
 };

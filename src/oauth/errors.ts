@@ -1,5 +1,20 @@
 import type { Logger } from '../observability/logger';
-import type { OAuthErrorCode } from './schemas';
+
+/** Every `error` code the OAuth endpoints answer (RFC 6749 §5.2, RFC 7009, RFC 8707); each OAuthError class has one. */
+export const OAUTH_ERROR_CODES = [
+  'invalid_request',
+  'invalid_client',
+  'invalid_grant',
+  'unauthorized_client',
+  'unsupported_grant_type',
+  'invalid_scope',
+  'invalid_target',
+  'unsupported_token_type',
+  'temporarily_unavailable',
+  'server_error',
+] as const;
+
+export type OAuthErrorCode = (typeof OAUTH_ERROR_CODES)[number];
 
 /**
  * The error model of the OAuth endpoints: one class per error code (RFC 6749 §5.2, RFC 7009,

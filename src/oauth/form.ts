@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { InvalidRequest, PayloadTooLarge } from './errors';
+import type { FormParams } from './types';
 
 /**
  * The client went away before its request was whole (connection reset or closed mid-body). Not an
@@ -16,8 +17,7 @@ export class ClientGone extends Error {
 /** README: "Abuse limits": bodies over 64 KiB are refused with 413 before they are parsed. */
 export const MAX_BODY_BYTES = 64 * 1024;
 
-/** Form parameters of one request: each name at most once, empty values dropped (RFC 6749 §3.1). */
-export type FormParams = ReadonlyMap<string, string>;
+export type { FormParams } from './types';
 
 const FORM_TYPE = /^application\/x-www-form-urlencoded\s*(;|$)/i;
 

@@ -13,11 +13,6 @@ import { ClientAssertionVerifier } from './client-assertion';
 import { CLIENT_AUTH_METHODS, ClientAuthenticator } from './client-auth';
 import { ClientKeys } from './client-keys';
 import { INTROSPECTION_PATH, REVOCATION_PATH, TOKEN_PATH } from './endpoints';
-import { grantTypes } from './grants';
-
-export { registerGrant, findGrant, grantTypes, type Grant, type GrantContext, type TokenResponse } from './grants';
-export { registerTokenKind, introspect, revoke, type TokenKind, type TokenKindContext, type ActiveIntrospection } from './token-kinds';
-export * from './errors';
 
 /** How often expired deny-list entries and passed failure counters are deleted (every instance; idempotent). */
 const SWEEP_INTERVAL_MS = 5 * 60_000;
@@ -88,12 +83,12 @@ export async function startOAuth(deps: OAuthDeps): Promise<OAuthServices> {
 }
 
 /** The OAuth members of the RFC 8414 metadata (merged into `authorizationServerMetadata`). */
-export function oauthMetadata(issuer: string, scopesSupported: readonly string[]): Record<string, unknown> {
+export function oauthMetadata(issuer: string, scopesSupported: readonly string[], grantTypes: readonly string[]): Record<string, unknown> {
   return {
     token_endpoint: `${issuer}${TOKEN_PATH}`,
     introspection_endpoint: `${issuer}${INTROSPECTION_PATH}`,
     revocation_endpoint: `${issuer}${REVOCATION_PATH}`,
-    grant_types_supported: grantTypes(),
+    grant_types_supported: grantTypes,
     token_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
     token_endpoint_auth_signing_alg_values_supported: CLIENT_ASSERTION_ALGORITHMS,
     introspection_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,

@@ -3,9 +3,9 @@ import { CLIENT_ASSERTION_ALGORITHMS } from '../clients/jwks';
 import type { PublicJwk } from '../keys/jwks';
 import { JWT_BEARER_ASSERTION_TYPE } from './client-assertion';
 import { CLIENT_AUTH_METHODS, type ClientAuthMethod } from './client-auth';
-import { InvalidRequest } from './errors';
-import type { FormParams } from './form';
-import type { TokenResponse } from './grants';
+import { targetFields } from '../http/fields';
+import { InvalidRequest, OAUTH_ERROR_CODES } from './errors';
+import type { FormParams, TokenResponse } from './types';
 
 /**
  * The OAuth endpoints' requests and responses (RFC 6749, 7662, 7009, 8414; README: "HTTP"), as zod schemas:
@@ -22,21 +22,6 @@ import type { TokenResponse } from './grants';
  * src/api-keys/schemas.ts).
  */
 
-/** Every `error` code the OAuth endpoints answer (RFC 6749 §5.2, RFC 7009, RFC 8707); each OAuthError class has one. */
-export const OAUTH_ERROR_CODES = [
-  'invalid_request',
-  'invalid_client',
-  'invalid_grant',
-  'unauthorized_client',
-  'unsupported_grant_type',
-  'invalid_scope',
-  'invalid_target',
-  'unsupported_token_type',
-  'temporarily_unavailable',
-  'server_error',
-] as const;
-
-export type OAuthErrorCode = (typeof OAUTH_ERROR_CODES)[number];
 
 /** RFC 6749 §5.2 error body of /oauth/* (and of the JWKS before the keys are loaded). */
 export const oauthErrorBody = z
@@ -60,12 +45,6 @@ export const clientAuthenticationFields = {
     .meta({ description: `private_key_jwt: a JWT (${CLIENT_ASSERTION_ALGORITHMS.join(', ')}) signed by one of the client's registered keys; iss = sub = client_id, aud the issuer or the endpoint's URL, exp at most 5 minutes ahead, a unique jti.` }),
 };
 
-/** The optional target parameters of a grant (RFC 6749 §3.3, RFC 8707, RFC 8693). */
-export const targetFields = {
-  scope: z.string().optional().meta({ description: 'Space-separated scopes: a subset of those allowed; absent means all of them.' }),
-  resource: z.string().optional().meta({ description: 'RFC 8707: the audience of the token; one of those allowed.' }),
-  audience: z.string().optional().meta({ description: 'Same as resource (RFC 8693 name); if both are given they must be equal.' }),
-};
 
 /** `grant_type=client_credentials` (documentation only; see the module comment). */
 export const clientCredentialsTokenRequest = z

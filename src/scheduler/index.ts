@@ -1,5 +1,16 @@
 import cron from 'node-cron';
-import type { Services } from '../services';
+import type { KeyLifecycle } from '../keys/lifecycle';
+import type { Logger } from '../observability/logger';
+import type { Metrics } from '../observability/metrics';
+
+/** What the schedule triggers: the rotation check, and this instance's key cache after a change. */
+export interface SchedulerDeps {
+  rotationCron: string;
+  lifecycle: Pick<KeyLifecycle, 'check'>;
+  keys: { refresh(): Promise<void> };
+  logger: Logger;
+  metrics: Pick<Metrics, 'rotationCheckFailures'>;
+}
 
 export interface Scheduler {
   stop(): Promise<void>;
@@ -10,17 +21,17 @@ export interface Scheduler {
  * decides, under the advisory lock, whether anything is due. Failures (database down) are logged
  * and the next tick tries again.
  */
-export function startScheduler(services: Services): Scheduler {
-  const { lifecycle, logger, metrics } = services;
+export function startScheduler(deps: SchedulerDeps): Scheduler {
+  const { lifecycle, logger, metrics } = deps;
   let running: Promise<unknown> = Promise.resolve();
   const task = cron.schedule(
-    services.config.rotationCron,
+    deps.rotationCron,
     () => {
       running = lifecycle
         .check('schedule')
         .then(async (result) => {
           // Apply our own change at once rather than waiting for the notification round trip.
-          if (result.changes.length > 0) await services.keys.refresh();
+          if (result.changes.length > 0) await deps.keys.refresh();
         })
         .catch((error: Error) => {
           metrics.rotationCheckFailures.inc();

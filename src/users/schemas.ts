@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { PASSWORD_MAX_BYTES, PASSWORD_MIN_LENGTH } from './passwords';
-import { instantBody } from '../http/schemas';
+import { instantBody } from '../http/fields';
 import type { PublicUser } from './repository';
 
 /**

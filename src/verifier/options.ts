@@ -1,9 +1,6 @@
 import type { RoleMap } from './roles';
 
-/** The kinds of credential the identity provider issues (README: "tokens", "API keys"). */
-export type TokenKind = 'user' | 'client' | 'admin' | 'exchanged' | 'api_key';
-
-export const TOKEN_KINDS: readonly TokenKind[] = ['user', 'client', 'admin', 'exchanged', 'api_key'];
+export { TOKEN_KINDS, type TokenKind } from './token-kinds';
 
 /** The `fetch` the verifier calls the identity provider with (discovery, JWKS, introspection). */
 export type FetchFunction = (input: string, init: RequestInit) => Promise<Response>;

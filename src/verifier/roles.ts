@@ -1,4 +1,4 @@
-import { TOKEN_KINDS, type TokenKind } from './options';
+import { TOKEN_KINDS, type TokenKind } from './token-kinds';
 
 /**
  * One way of holding an application role. Every condition given must hold (AND):

@@ -23,7 +23,7 @@ interface RouterLayer {
 
 /** Every route of the admin API, read from the router itself (mounted sub-routers included): a route added later is swept too. */
 function adminRouteTable(): Array<{ method: string; path: string; params: string[] }> {
-  const router = adminRoutes({ services: () => undefined, logger: createLogger('silent') });
+  const router = adminRoutes({ deps: () => undefined, logger: createLogger('silent') });
   const table: Array<{ method: string; path: string; params: string[] }> = [];
   const walk = (stack: RouterLayer[], prefix: string) => {
     for (const layer of stack) {

@@ -1,6 +1,6 @@
 import request from 'supertest';
 import type { ApiKeyOwner } from '../../src/api-keys/service';
-import type { Services } from '../../src/services';
+import type { Composition as Composition } from '../../src/compose';
 import { matchesOpenApi } from '../helpers/openapi';
 import type { TestClient } from '../oauth/helpers';
 
@@ -33,7 +33,7 @@ export interface CreatedKey {
 
 /** A key through the service (what the admin API and the CLI call), for tests about using keys. */
 export async function makeKey(
-  services: Services,
+  services: Composition,
   owner: ApiKeyOwner,
   input: { name?: string; scopes?: string[]; expiresAt?: Date } = {},
 ): Promise<CreatedKey> {

@@ -7,10 +7,9 @@ import { SignJWT, generateKeyPair } from 'jose';
 import { runCli } from '../../src/cli/program';
 import { loadConfig } from '../../src/config';
 import type { DatabaseHandle } from '../../src/db';
-import { createHttpServer } from '../../src/http/server';
 import { createLogger } from '../../src/observability/logger';
 import { createMetrics } from '../../src/observability/metrics';
-import { startServices, type Services } from '../../src/services';
+import { compose, createServer, type Composition } from '../../src/compose';
 import { testMek } from '../helpers/context';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { freePort } from '../multiprocess/processes';
@@ -29,7 +28,7 @@ interface Result {
 describe('idp verify', () => {
   let database: TestDatabase;
   let handle: DatabaseHandle;
-  let services: Services;
+  let services: Composition;
   let server: http.Server;
   let issuer: string;
 
@@ -64,8 +63,8 @@ describe('idp verify', () => {
     const config = loadConfig({ NODE_ENV: 'test', IDP_LOG_LEVEL: 'silent', IDP_ISSUER: issuer, IDP_MEK: testMek('verify'), ...database.env });
     const logger = createLogger('silent');
     const metrics = createMetrics();
-    services = await startServices({ config, logger, metrics, handle });
-    server = createHttpServer({ config, logger, metrics, services: () => services });
+    services = await compose({ config, logger, metrics, handle });
+    server = createServer({ config, logger, metrics, composition: () => services });
     await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   });
 

@@ -7,7 +7,7 @@ import type { DatabaseHandle } from '../../src/db';
 import { envelopeOf, listKeys } from '../../src/keys/repository';
 import { createLogger } from '../../src/observability/logger';
 import { createMetrics } from '../../src/observability/metrics';
-import { buildLifecycle, startServices } from '../../src/services';
+import { buildLifecycle, compose as startServices } from '../../src/compose';
 import { createTestDatabase, usingPostgres, type TestDatabase } from '../helpers/database';
 import { testConfig, testMek } from '../helpers/context';
 

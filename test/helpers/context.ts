@@ -3,10 +3,9 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { loadConfig, type Config } from '../../src/config';
 import type { DatabaseHandle } from '../../src/db';
-import { createHttpServer } from '../../src/http/server';
 import { createLogger } from '../../src/observability/logger';
 import { createMetrics } from '../../src/observability/metrics';
-import { startServices, type Services } from '../../src/services';
+import { compose, createServer, type Composition } from '../../src/compose';
 import type { TestDatabase } from './database';
 
 /** A test key ring: a fresh random MEK per call, never a real key. */
@@ -47,7 +46,7 @@ export class FakeClock {
 
 export interface TestServer {
   url: string;
-  services: Services;
+  services: Composition;
   server: http.Server;
   close(): Promise<void>;
 }
@@ -73,8 +72,8 @@ export async function startTestServer(
 ): Promise<TestServer> {
   const logger = createLogger(config.logLevel, options.logs?.stream);
   const metrics = createMetrics();
-  const services = await startServices({ config, logger, metrics, handle, now });
-  const server = createHttpServer({ config, logger, metrics, services: () => services });
+  const services = await compose({ config, logger, metrics, handle, now });
+  const server = createServer({ config, logger, metrics, composition: () => services });
   // A fixed port lets IDP_ISSUER be the server's real URL (clients that discover the issuer, then call its endpoints).
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;

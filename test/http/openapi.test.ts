@@ -7,8 +7,7 @@ import request from 'supertest';
 import { loadConfig, type Config } from '../../src/config';
 import type { DatabaseHandle } from '../../src/db';
 import { buildOpenApiDocument } from '../../src/http/openapi';
-import { createHttpServer } from '../../src/http/server';
-import { grantTypes } from '../../src/oauth';
+import { createServer } from '../../src/compose';
 import { createLogger } from '../../src/observability/logger';
 import { createMetrics } from '../../src/observability/metrics';
 import { makeKey } from '../api-keys/support';
@@ -52,7 +51,7 @@ describe('OpenAPI document (GET /openapi.json) against real responses', () => {
     superToken = (await adminToken(env, handle, '--super', '--description', 'openapi test')).token;
     client = await makeClient(server.services, { scopes: ['read', 'write'], audiences: ['https://api.test'] });
 
-    const bare = createHttpServer({ config, logger: createLogger('silent'), metrics: createMetrics(), services: () => undefined });
+    const bare = createServer({ config, logger: createLogger('silent'), metrics: createMetrics(), composition: () => undefined });
     await new Promise<void>((resolve) => bare.listen(0, '127.0.0.1', resolve));
     starting = {
       url: `http://127.0.0.1:${(bare.address() as AddressInfo).port}`,
@@ -154,7 +153,7 @@ describe('OpenAPI document (GET /openapi.json) against real responses', () => {
       expect(paths).not.toContain('/metrics');
       expect(paths.filter((p) => p.startsWith('/admin/v1/'))).toHaveLength(16);
       const body = JSON.stringify((document.paths?.['/oauth/token'] as { post: { requestBody: unknown } }).post.requestBody);
-      for (const grant of grantTypes()) expect(body).toContain(JSON.stringify(grant));
+      for (const grant of server.services.registry.grantTypes()) expect(body).toContain(JSON.stringify(grant));
     });
   });
 

@@ -1,6 +1,6 @@
 import type { Client } from '../../src/clients/repository';
 import { clientPolicy, createClient } from '../../src/clients/service';
-import type { Services } from '../../src/services';
+import type { Composition as Composition } from '../../src/compose';
 
 /** RFC 6749 §2.3.1: form-urlencode id and secret, then Base64. */
 export function basic(clientId: string, secret: string): string {
@@ -17,7 +17,7 @@ export interface TestClient {
 
 /** A client created through the same service the CLI uses. */
 export async function makeClient(
-  services: Services,
+  services: Composition,
   input: { name?: string; scopes?: string[]; audiences?: string[]; tenantId?: string; tokenTtlSeconds?: number } = {},
 ): Promise<TestClient> {
   const { client, secret } = await createClient(

@@ -4,7 +4,7 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { SignJWT, type JWTPayload } from 'jose';
 import { clientPolicy, createClientWithKeys, type ClientKeysInput } from '../../src/clients/service';
-import type { Services } from '../../src/services';
+import type { Composition as Composition } from '../../src/compose';
 
 export const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 export const FORM = 'application/x-www-form-urlencoded';
@@ -37,7 +37,7 @@ export function jwksOf(...keys: TestKey[]): { keys: Array<crypto.JsonWebKey & { 
 }
 
 /** A client registered with keys through the same service the CLI and the admin API use. */
-export async function makeKeyClient(services: Services, keys: ClientKeysInput, input: { scopes?: string[]; audiences?: string[] } = {}): Promise<string> {
+export async function makeKeyClient(services: Composition, keys: ClientKeysInput, input: { scopes?: string[]; audiences?: string[] } = {}): Promise<string> {
   const client = await createClientWithKeys(
     services.handle.db,
     { name: 'key client', scopes: input.scopes ?? ['read', 'write'], audiences: input.audiences ?? ['https://api.test'], keys },

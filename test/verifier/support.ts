@@ -5,10 +5,9 @@ import express from 'express';
 import request from 'supertest';
 import { loadConfig, type Config } from '../../src/config';
 import type { DatabaseHandle } from '../../src/db';
-import { createHttpServer } from '../../src/http/server';
 import { createLogger } from '../../src/observability/logger';
 import { createMetrics } from '../../src/observability/metrics';
-import { startServices, type Services } from '../../src/services';
+import { compose, createServer, type Composition } from '../../src/compose';
 import { requireAuth, type AuthRequirements, type FetchFunction, type Verifier } from '../../src/verifier';
 import { testMek } from '../helpers/context';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
@@ -29,7 +28,7 @@ export interface Idp {
   port: number;
   config: Config;
   env: Record<string, string>;
-  services: Services;
+  services: Composition;
   handle: DatabaseHandle;
   stop(): Promise<void>;
   start(): Promise<void>;
@@ -63,11 +62,11 @@ export async function startIdp(extraEnv: Record<string, string> = {}): Promise<I
   const config = loadConfig(env);
   const logger = createLogger(config.logLevel);
   const metrics = createMetrics();
-  const services = await startServices({ config, logger, metrics, handle });
+  const services = await compose({ config, logger, metrics, handle });
   let server: http.Server | undefined;
 
   const start = async () => {
-    const inner = createHttpServer({ config, logger, metrics, services: () => services });
+    const inner = createServer({ config, logger, metrics, composition: () => services });
     await new Promise<void>((resolve, reject) => {
       inner.once('error', reject);
       inner.listen(port, '127.0.0.1', () => resolve());

@@ -1,0 +1,31 @@
+/**
+ * The import rules of src/ (README "Layout"), checked by `npm run lint`:
+ * - no import cycle, type-only imports included (they tie modules together as much as any other);
+ * - nothing imports the composition root but the entry points (src/main.ts; the CLI never does: it
+ *   would load the whole HTTP stack for one command);
+ * - the verifier kit is a client library: it imports nothing of the server.
+ */
+module.exports = {
+  forbidden: [
+    { name: 'no-circular', severity: 'error', comment: 'an import cycle (type imports included)', from: {}, to: { circular: true } },
+    {
+      name: 'composition-root-is-imported-by-entry-points-only',
+      severity: 'error',
+      comment: 'src/compose.ts wires the capabilities; capabilities declare what they need instead of importing it',
+      from: { path: '^src/', pathNot: '^src/main\\.ts$' },
+      to: { path: '^src/compose\\.ts$' },
+    },
+    {
+      name: 'verifier-kit-stands-alone',
+      severity: 'error',
+      comment: 'the verifier kit is installed by resource servers: it depends on nothing of the server',
+      from: { path: '^src/verifier/' },
+      to: { path: '^src/', pathNot: '^src/verifier/' },
+    },
+  ],
+  options: {
+    tsPreCompilationDeps: true,
+    doNotFollow: { path: 'node_modules' },
+    tsConfig: { fileName: 'tsconfig.json' },
+  },
+};

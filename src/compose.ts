@@ -1,0 +1,280 @@
+import express from 'express';
+import type http from 'node:http';
+import { adminRoutes } from './admin/routes';
+import { AdminTokens } from './admin/tokens';
+import { apiKeyTokens, exchangedAccessTokens } from './api-keys/introspection';
+import { tokenExchangeGrant } from './api-keys/exchange';
+import { startApiKeys, type ApiKeys } from './api-keys/service';
+import { apiKeyUserRoutes } from './api-keys/user-routes';
+import type { Capability } from './capability';
+import type { Config } from './config';
+import { loadMekRing, type MekProvider } from './crypto/mek';
+import { openDatabaseWithRetry, type DatabaseHandle } from './db';
+import type { AppRuntime } from './http/app';
+import { openApiSnapshot } from './http/openapi';
+import { createHttpServer } from './http/server';
+import { KeyCache } from './keys/cache';
+import type { KeyLifecycle } from './keys/lifecycle';
+import { openKeyLifecycle } from './keys/start';
+import type { Logger } from './observability/logger';
+import type { Metrics } from './observability/metrics';
+import { clientAccessTokens } from './oauth/access-tokens';
+import { clientCredentialsGrant } from './oauth/client-credentials';
+import { oauthMetadata, scopesSupported, startOAuth, type OAuthServices } from './oauth';
+import { createOAuthRegistry, type OAuthRegistry } from './oauth/registry';
+import { FailureLimiter } from './ratelimit';
+import { AbuseLimits } from './ratelimit/policies';
+import { tenantIsActive } from './tenants/repository';
+import { createSigner, type Signer } from './tokens/sign';
+import { TokenVerifier } from './tokens/verify';
+import { USER_SCOPE } from './users/access-token';
+import { refreshTokenGrant, userAccessTokens, userRefreshTokens } from './users/oauth';
+import { PasswordHashing } from './users/passwords';
+import { userRoutes } from './users/routes';
+import { UserAccounts } from './users/service';
+
+/**
+ * The composition root (README "Layout"): the one place that knows every capability. It opens the
+ * database, builds each capability from the narrow dependencies it declares, and assembles what they
+ * add: the OAuth registry (grants, and token kinds in an explicit order), the routes, the sweeps.
+ * Nothing under src/ imports it but the entry points (src/main.ts, and the CLI's in-process host);
+ * `npm run lint` enforces that, and that the import graph has no cycle.
+ */
+
+export interface ComposeOptions {
+  config: Config;
+  logger: Logger;
+  metrics: Metrics;
+  /** An already open database (tests); otherwise one is opened from the configuration, and closed with the composition. */
+  handle?: DatabaseHandle;
+  mek?: MekProvider;
+  now?: () => Date;
+}
+
+/** Everything one process built: the entry points, the scheduler, the CLI host and tests work with it. */
+export interface Composition {
+  config: Config;
+  logger: Logger;
+  metrics: Metrics;
+  handle: DatabaseHandle;
+  mek: MekProvider;
+  lifecycle: KeyLifecycle;
+  keys: KeyCache;
+  sign: Signer;
+  /** Verifies our own JWTs against the published keys in memory. */
+  verifier: TokenVerifier;
+  /** Shared Postgres failure counters. */
+  failures: FailureLimiter;
+  /** The abuse limits of README "Abuse limits and the threat model" over those counters. */
+  limits: AbuseLimits;
+  /** argon2id under its concurrency bound, shared by sign-in and sign-up. */
+  passwords: PasswordHashing;
+  /** User accounts, sessions and refresh tokens (/auth/v1). */
+  users: UserAccounts;
+  /** Registered admin tokens (/admin/v1, `idp admin-token`). */
+  adminTokens: AdminTokens;
+  /** OAuth clients (cached in memory), client authentication and its sweeps. */
+  oauth: OAuthServices;
+  /** API keys, cached in memory. */
+  apiKeys: ApiKeys;
+  /** The grants and token kinds the OAuth endpoints serve. */
+  registry: OAuthRegistry;
+  /** What the HTTP server serves once start-up is done. */
+  runtime: AppRuntime;
+  now: () => Date;
+  close(): Promise<void>;
+}
+
+/** Opens the database (waiting for it), migrates, and checks the MEK ring against every key. */
+export async function buildLifecycle(options: ComposeOptions): Promise<{ handle: DatabaseHandle; mek: MekProvider; lifecycle: KeyLifecycle }> {
+  const { config, logger, metrics } = options;
+  const mek = options.mek ?? loadMekRing(config, logger);
+  const handle = options.handle ?? (await openDatabaseWithRetry({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, logger }));
+  try {
+    const lifecycle = await openKeyLifecycle({
+      handle,
+      mek,
+      logger,
+      now: options.now,
+      policy: config,
+      observer: {
+        onChange: (change) => metrics.keyTransitions.inc({ action: change.action }),
+        onAlreadyRotated: () => metrics.alreadyRotated.inc(),
+      },
+    });
+    return { handle, mek, lifecycle };
+  } catch (error) {
+    if (!options.handle) await handle.close();
+    throw error;
+  }
+}
+
+/**
+ * Builds the whole service. A failure part-way closes, in reverse order, everything opened so far
+ * (caches, listeners, hashing threads, the database when it opened it) before it is rethrown.
+ */
+export async function compose(options: ComposeOptions): Promise<Composition> {
+  const { config, logger, metrics } = options;
+  const opened: Array<() => void | Promise<void>> = [];
+  const closeOpened = async () => {
+    for (const close of opened.reverse().splice(0)) {
+      try {
+        await close();
+      } catch (error) {
+        logger.warn({ err: (error as Error).message }, 'closing a part of the service failed');
+      }
+    }
+  };
+
+  const { handle, mek, lifecycle } = await buildLifecycle(options);
+  if (!options.handle) opened.push(() => handle.close());
+  try {
+    const now = options.now ?? (() => new Date());
+    const keys = new KeyCache({ handle, mek, logger, refreshIntervalMs: config.keyRefreshIntervalMs });
+    opened.push(() => keys.stop());
+    // Creates `current` + `next` on first start, and catches up on anything overdue.
+    await lifecycle.check('startup');
+    await keys.start();
+    metrics.watchKeys(() => keys.state, config.rotationIntervalMs);
+    const sign = createSigner(keys);
+    const verifier = new TokenVerifier(keys, config.issuer);
+
+    const failures = new FailureLimiter({ handle, logger, now });
+    await failures.start();
+    const limits = new AbuseLimits(failures, config);
+    const oauth = await startOAuth({ config, logger, handle, limiter: failures, limits, now });
+    opened.push(() => oauth.stop());
+    const passwords = new PasswordHashing(config.passwordHashing);
+    opened.push(() => passwords.close());
+    const users = new UserAccounts({
+      db: handle.db,
+      sign,
+      verifier,
+      logger,
+      now,
+      limits,
+      passwords,
+      tenantActive: (id) => tenantIsActive(handle.db, id),
+      settings: {
+        issuer: config.issuer,
+        audience: config.userAudience,
+        accessTokenTtlMs: config.accessTokenTtlMs,
+        refreshTokenTtlMs: config.refreshTokenTtlMs,
+        refreshReuseIntervalMs: config.refreshReuseIntervalMs,
+      },
+    });
+    users.startSweeping();
+    opened.push(() => users.stop());
+    const apiKeys = await startApiKeys({
+      handle,
+      logger,
+      now,
+      policy: { maxTtlMs: config.apiKeyMaxTtlMs, userScopes: [USER_SCOPE] },
+      refreshIntervalMs: config.keyRefreshIntervalMs,
+    });
+    opened.push(() => apiKeys.stop());
+    const adminTokens = new AdminTokens({
+      db: handle.db,
+      verifier,
+      sign,
+      now,
+      settings: { issuer: config.issuer, defaultTtlMs: config.adminTokenTtlMs, retentionMs: config.retentionMs },
+    });
+
+    // The capabilities, in the order their token kinds are asked and their routes matched: the most
+    // specific recognisers first. An exchanged token of a client-owned API key also looks like a
+    // client's own token (`sub` = `client_id`): API keys come before client credentials so that its
+    // introspection says `api_key_id`. `/auth/v1/api-keys` is matched before `/auth/v1`.
+    const userTokenDeps = { db: handle.db, users, issuer: config.issuer, now };
+    const capabilities: Capability[] = [
+      {
+        name: 'api-keys',
+        grants: [tokenExchangeGrant({ apiKeys, limits, settings: config, sign, now })],
+        tokenKinds: [apiKeyTokens({ db: handle.db, apiKeys, verifier, now }), exchangedAccessTokens({ db: handle.db, apiKeys, verifier, now })],
+        routes: [{ path: '/auth/v1/api-keys', handler: apiKeyUserRoutes({ deps: () => ({ apiKeys, users, now }), logger }) }],
+      },
+      {
+        name: 'users',
+        grants: [refreshTokenGrant(userTokenDeps)],
+        tokenKinds: [userAccessTokens(userTokenDeps), userRefreshTokens(userTokenDeps)],
+        routes: [{ path: '/auth/v1', handler: userRoutes({ accounts: () => users, logger }) }],
+      },
+      {
+        name: 'client-credentials',
+        grants: [clientCredentialsGrant({ issuer: config.issuer, clientTokenTtlMs: config.clientTokenTtlMs, sign, now })],
+        tokenKinds: [clientAccessTokens({ db: handle.db, verifier, findClient: (id) => oauth.clients.get(id), now })],
+      },
+      {
+        name: 'admin',
+        routes: [
+          {
+            path: '/admin/v1',
+            handler: adminRoutes({
+              deps: () => ({ db: handle.db, now, settings: config, lifecycle, keys, failures, adminTokens, apiKeys }),
+              logger,
+            }),
+          },
+        ],
+      },
+    ];
+    // client_credentials is listed first in grant_types_supported, as it always was.
+    const grantOrder = ['client-credentials', 'users', 'api-keys', 'admin'];
+    const registry = createOAuthRegistry({
+      grants: grantOrder.flatMap((name) => capabilities.find((c) => c.name === name)?.grants ?? []),
+      tokenKinds: capabilities.flatMap((c) => c.tokenKinds ?? []),
+    });
+
+    const routes = express.Router({ caseSensitive: true, strict: true });
+    for (const capability of capabilities) for (const { path, handler } of capability.routes ?? []) routes.use(path, handler);
+
+    const runtime: AppRuntime = {
+      jwks: () => keys.jwks,
+      oauth: { registry, authenticator: oauth.authenticator, trustProxy: config.trustProxy },
+      readiness: async () => ({ database: await handle.ping(1_000), signingKey: keys.loaded }),
+      async metadata() {
+        // A scope list that cannot be read is left empty rather than failing discovery (RFC 8414: a RECOMMENDED member).
+        const scopes = await scopesSupported(handle).catch((error: Error) => {
+          logger.warn({ err: error.message }, 'discovery: scopes_supported could not be read; served empty');
+          return [];
+        });
+        return { issuer: config.issuer, jwks_uri: `${config.issuer}/.well-known/jwks.json`, ...oauthMetadata(config.issuer, scopes, registry.grantTypes()) };
+      },
+      routes,
+    };
+
+    return {
+      config,
+      logger,
+      metrics,
+      handle,
+      mek,
+      lifecycle,
+      keys,
+      sign,
+      verifier,
+      failures,
+      limits,
+      passwords,
+      users,
+      adminTokens,
+      oauth,
+      apiKeys,
+      registry,
+      runtime,
+      now,
+      close: closeOpened,
+    };
+  } catch (error) {
+    await closeOpened();
+    throw error;
+  }
+}
+
+/**
+ * The HTTP server of this composition, created before start-up is done so that /healthz and
+ * /readyz answer while the database is awaited; it serves the composition once `composition()` has one.
+ */
+export function createServer(options: { config: Config; logger: Logger; metrics: Metrics; composition: () => Composition | undefined }): http.Server {
+  const { config, logger, metrics } = options;
+  return createHttpServer({ config, logger, metrics, openapi: openApiSnapshot(config), runtime: () => options.composition()?.runtime });
+}

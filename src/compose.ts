@@ -229,7 +229,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
 
     const runtime: AppRuntime = {
       jwks: () => keys.jwks,
-      oauth: { registry, authenticator: oauth.authenticator, trustProxy: config.trustProxy },
+      oauth: { registry, authenticator: oauth.authenticator, trustProxy: config.trustProxy, recordClientUse: (id) => oauth.clients.recordUse(id) },
       readiness: async () => ({ database: await handle.ping(1_000), signingKey: keys.loaded }),
       async metadata() {
         // A scope list that cannot be read is left empty rather than failing discovery (RFC 8414: a RECOMMENDED member).

@@ -10,6 +10,7 @@ import {
   clientPolicy,
   createClient,
   createClientWithKeys,
+  createPublicClient,
   deleteClient,
   parseGrace,
   rotateClientSecret,
@@ -187,25 +188,33 @@ export function adminRoutes(options: { deps: () => AdminDeps | undefined; logger
     guard('clients:write', async (req, res, caller, deps) => {
       const body = parse(createClientBody, req.body ?? {}, 'body');
       const keys = keysOf(body);
-      if (body.token_endpoint_auth_method === 'private_key_jwt') {
+      const input = {
+        name: body.name,
+        scopes: body.scopes,
+        audiences: body.audiences,
+        tenantId: body.tenant_id,
+        tokenTtlSeconds: body.token_ttl_seconds,
+        redirectUris: body.redirect_uris,
+        postLogoutRedirectUris: body.post_logout_redirect_uris,
+        grantTypes: body.grant_types,
+        firstParty: body.first_party,
+      };
+      const method = body.token_endpoint_auth_method;
+      if (method === 'private_key_jwt') {
         if (!keys) throw new ApiError('invalid_request', 'body: private_key_jwt needs jwks or jwks_uri');
-        const client = await createClientWithKeys(
-          deps.db,
-          { name: body.name, scopes: body.scopes, audiences: body.audiences, tenantId: body.tenant_id, tokenTtlSeconds: body.token_ttl_seconds, keys },
-          clientPolicy(deps.settings),
-          change(deps, req, caller),
-        ).catch(clientError);
+        const client = await createClientWithKeys(deps.db, { ...input, keys }, clientPolicy(deps.settings), change(deps, req, caller)).catch(clientError);
         // No secret exists for it: it authenticates with assertions signed by its keys.
         res.status(201).json(clientView(client));
         return;
       }
       if (keys) throw new ApiError('invalid_request', 'body: jwks and jwks_uri go with token_endpoint_auth_method "private_key_jwt"');
-      const { client, secret } = await createClient(
-        deps.db,
-        { name: body.name, scopes: body.scopes, audiences: body.audiences, tenantId: body.tenant_id, tokenTtlSeconds: body.token_ttl_seconds },
-        clientPolicy(deps.settings),
-        change(deps, req, caller),
-      ).catch(clientError);
+      if (method === 'none') {
+        // A public client: no secret to show, nothing to store but its settings.
+        const client = await createPublicClient(deps.db, input, clientPolicy(deps.settings), change(deps, req, caller)).catch(clientError);
+        res.status(201).json(clientView(client));
+        return;
+      }
+      const { client, secret } = await createClient(deps.db, { ...input, method }, clientPolicy(deps.settings), change(deps, req, caller)).catch(clientError);
       // The secret is shown once, here; only its hash is stored.
       res.status(201).json({ ...clientView(client), client_secret: secret });
     }),
@@ -246,6 +255,10 @@ export function adminRoutes(options: { deps: () => AdminDeps | undefined; logger
             audiences: body.audiences,
             tokenTtlSeconds: body.token_ttl_seconds,
             disabledAt: body.disabled === undefined ? undefined : body.disabled ? now : null,
+            redirectUris: body.redirect_uris,
+            postLogoutRedirectUris: body.post_logout_redirect_uris,
+            grantTypes: body.grant_types,
+            firstParty: body.first_party,
           },
           policy,
           { ...change(deps, req, caller), now },

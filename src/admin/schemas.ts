@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { CLIENT_GRANT_TYPES } from '../clients/grant-types';
+import { MAX_REDIRECT_URI_LENGTH, MAX_REDIRECT_URIS } from '../clients/redirect-uris';
 import { CLIENT_ID } from '../clients/service';
 import type { ClientView } from '../clients/view';
 import type { KeyChange } from '../keys/lifecycle';
@@ -65,7 +67,23 @@ export const revokeKeyBody = z
   .default({})
   .meta({ id: 'RevokeKey' });
 
-const authMethod = z.enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt']);
+const authMethod = z.enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none']);
+const uriList = (what: string) =>
+  z
+    .array(z.string().max(MAX_REDIRECT_URI_LENGTH))
+    .max(MAX_REDIRECT_URIS)
+    .meta({
+      description: `${what}: exact strings (a loopback http://127.0.0.1 or http://[::1] redirect matches on any port); https, http only for loopback (and localhost outside production), or a private-use scheme such as com.example.app:/cb; no fragment, no wildcard.`,
+    });
+const grantTypesField = z
+  .array(z.enum(CLIENT_GRANT_TYPES as [string, ...string[]]))
+  .min(1)
+  .max(CLIENT_GRANT_TYPES.length)
+  .meta({
+    description:
+      'The grants the client may use at /oauth/token. Default: client_credentials for a client without redirect URIs, authorization_code and refresh_token for one with them. A public client never gets client_credentials.',
+  });
+const firstPartyField = z.boolean().meta({ description: 'A first-party client is never asked for the user\'s consent.' });
 const jwksField = z
   .unknown()
   .optional()
@@ -82,9 +100,15 @@ export const createClientBody = z
     audiences: audiencesField,
     tenant_id: z.string().regex(TENANT_ID, 'a tenant id').nullable().optional(),
     token_ttl_seconds: tokenTtlField,
-    token_endpoint_auth_method: authMethod.optional().meta({ description: 'private_key_jwt needs jwks or jwks_uri; otherwise a secret is generated.' }),
+    token_endpoint_auth_method: authMethod
+      .optional()
+      .meta({ description: 'private_key_jwt needs jwks or jwks_uri; none makes a public client (no credentials: it needs redirect_uris); otherwise a secret is generated.' }),
     jwks: jwksField,
     jwks_uri: jwksUriField,
+    redirect_uris: uriList('Redirect URIs of the authorization-code flow').optional(),
+    post_logout_redirect_uris: uriList('Where RP-initiated logout may return to').optional(),
+    grant_types: grantTypesField.optional(),
+    first_party: firstPartyField.optional(),
   })
   .strict()
   .meta({ id: 'CreateClient' });
@@ -100,6 +124,10 @@ export const patchClientBody = z
     token_endpoint_auth_method: z.literal('private_key_jwt').optional(),
     jwks: jwksField,
     jwks_uri: jwksUriField,
+    redirect_uris: uriList('Replaces the redirect URIs').optional(),
+    post_logout_redirect_uris: uriList('Replaces the post-logout redirect URIs').optional(),
+    grant_types: grantTypesField.nullable().optional().meta({ description: 'Replaces the grant types; null: back to the default by rule.' }),
+    first_party: firstPartyField.optional(),
   })
   .strict()
   .meta({ id: 'PatchClient' });
@@ -198,9 +226,16 @@ export const clientViewBody = z
     created_at: instantBody,
     updated_at: instantBody,
     previous_secret_valid_until: instantBody.nullable(),
-    token_endpoint_auth_method: z.enum(['client_secret_basic', 'private_key_jwt']).meta({ description: 'client_secret_basic: the client holds a secret (Basic header or client_secret_post).' }),
+    token_endpoint_auth_method: authMethod.meta({
+      description: 'client_secret_basic, client_secret_post: the client holds a secret (accepted by Basic header or in the form either way); private_key_jwt; none: a public client.',
+    }),
     jwks: z.object({ keys: z.array(z.record(z.string(), z.string())) }).optional(),
     jwks_uri: z.string().optional(),
+    redirect_uris: z.array(z.string()),
+    post_logout_redirect_uris: z.array(z.string()),
+    grant_types: z.array(z.string()).meta({ description: 'Resolved: the default by rule when none were set.' }),
+    first_party: z.boolean(),
+    registered_by: z.enum(['operator', 'dynamic', 'metadata_document']).meta({ description: 'Read-only: an operator, RFC 7591 dynamic registration, or a client ID metadata document.' }),
   })
   .meta({ id: 'Client' });
 

@@ -5,10 +5,12 @@ import { findClient, listClients } from '../clients/repository';
 import { clientView, type ClientView } from '../clients/view';
 import { MAX_INLINE_JWKS_BYTES } from '../clients/jwks';
 import {
+  changeClient,
   ClientError,
   clientPolicy,
   createClient,
   createClientWithKeys,
+  createPublicClient,
   deleteClient,
   disableClient,
   parseScope,
@@ -21,7 +23,7 @@ import type { Database } from '../db/schema';
 import { CliError, table, type CliContext, type OutputOptions } from './context';
 import { printable } from './text';
 
-const collect = (value: string, previous: string[]) => [...previous, value];
+const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
 
 function durationOption(name: string, text: string, allowZero: boolean): number {
   const ms = /^0+[smhd]?$/.test(text) && allowZero ? 0 : parseDuration(text);
@@ -55,6 +57,32 @@ function keysText(view: ClientView): string {
   return `jwks ${(view.jwks?.keys ?? []).map((k) => k.kid ?? `(${k.kty} without kid)`).join(' ')}`;
 }
 
+/** The authorization-code flow's settings of a client as the JSON of `create` shows them. */
+function flowJson(view: ClientView) {
+  return {
+    token_endpoint_auth_method: view.token_endpoint_auth_method,
+    redirect_uris: view.redirect_uris,
+    post_logout_redirect_uris: view.post_logout_redirect_uris,
+    grant_types: view.grant_types,
+    first_party: view.first_party,
+  };
+}
+
+/** Lines of the readable output for a client's flow settings, when it has any beyond the defaults. */
+function flowText(view: ClientView): string {
+  const lines = [`grant_types:   ${view.grant_types.join(' ')}`];
+  if (view.redirect_uris.length > 0) lines.push(`redirect_uris: ${view.redirect_uris.join(' ')}`);
+  if (view.post_logout_redirect_uris.length > 0) lines.push(`post_logout_redirect_uris: ${view.post_logout_redirect_uris.join(' ')}`);
+  if (view.first_party) lines.push('first_party:   yes (never asks for consent)');
+  return lines.join('\n');
+}
+
+function scopeOption(text: string): string[] {
+  const scopes = parseScope(text);
+  if (scopes === undefined) throw new CliError(`--scope "${text}" is not a space-separated list of scopes (RFC 6749 §3.3)`);
+  return scopes;
+}
+
 type CreateOptions = OutputOptions & {
   name: string;
   scope: string;
@@ -64,10 +92,27 @@ type CreateOptions = OutputOptions & {
   authMethod: string;
   jwksFile?: string;
   jwksUri?: string;
+  redirectUri?: string[];
+  postLogoutRedirectUri?: string[];
+  grantType?: string[];
+  public?: boolean;
+  firstParty?: boolean;
+};
+
+type UpdateOptions = OutputOptions & {
+  redirectUri?: string[];
+  clearRedirectUris?: boolean;
+  postLogoutRedirectUri?: string[];
+  clearPostLogoutRedirectUris?: boolean;
+  grantType?: string[];
+  defaultGrantTypes?: boolean;
+  scope?: string;
+  firstParty?: boolean;
+  thirdParty?: boolean;
 };
 
 export function registerClientCommands(program: Command, context: CliContext): void {
-  const clients = program.command('clients').description('OAuth clients (client credentials)');
+  const clients = program.command('clients').description('OAuth clients (client credentials, authorization code)');
   const now = () => (context.overrides.now ?? (() => new Date()))();
   /** Opens and migrates the database, and turns a refused change into one line on stderr. */
   const withDb = <T>(work: (db: Kysely<Database>) => Promise<T>) => context.withMigratedDatabase((handle) => work(handle.db), [ClientError]);
@@ -83,14 +128,41 @@ export function registerClientCommands(program: Command, context: CliContext): v
     .option('--auth-method <method>', 'client_secret_basic (a secret, by Basic or in the form) or private_key_jwt (no secret: JWTs signed by its keys)', 'client_secret_basic')
     .option('--jwks-file <file>', 'private_key_jwt: a JSON Web Key Set of its public keys')
     .option('--jwks-uri <url>', 'private_key_jwt: where it publishes its public keys (https)')
+    .option('--redirect-uri <uri>', 'a redirect URI of the authorization-code flow (repeat for more)', collect)
+    .option('--post-logout-redirect-uri <uri>', 'where sign-out may return to (repeat for more)', collect)
+    .option('--grant-type <grant>', 'a grant it may use (repeat; full URNs for extension grants; replaces the default)', collect)
+    .option('--public', 'a public client: no secret, no keys (SPAs, native apps, CLIs); needs --redirect-uri')
+    .option('--first-party', 'never ask users for consent')
     .option('--json', 'print JSON')
     .action(async (opts: CreateOptions) => {
       const config = context.config();
-      const scopes = parseScope(opts.scope);
-      if (scopes === undefined) throw new CliError(`--scope "${opts.scope}" is not a space-separated list of scopes (RFC 6749 §3.3)`);
+      const scopes = scopeOption(opts.scope);
       const ttlMs = opts.tokenTtl === undefined ? undefined : durationOption('--token-ttl', opts.tokenTtl, false);
       if (ttlMs !== undefined && ttlMs % 1000 !== 0) throw new CliError('--token-ttl must be whole seconds');
-      const input = { name: opts.name, scopes, audiences: opts.audience, tenantId: opts.tenant ?? null, tokenTtlSeconds: ttlMs === undefined ? null : ttlMs / 1000 };
+      const input = {
+        name: opts.name,
+        scopes,
+        audiences: opts.audience ?? [],
+        tenantId: opts.tenant ?? null,
+        tokenTtlSeconds: ttlMs === undefined ? null : ttlMs / 1000,
+        redirectUris: opts.redirectUri,
+        postLogoutRedirectUris: opts.postLogoutRedirectUri,
+        grantTypes: opts.grantType,
+        firstParty: opts.firstParty === true,
+      };
+      if (opts.public) {
+        if (opts.authMethod !== 'client_secret_basic' || opts.jwksFile !== undefined || opts.jwksUri !== undefined) {
+          throw new CliError('--public has no credentials: not with --auth-method, --jwks-file or --jwks-uri');
+        }
+        const client = await withDb((db) => createPublicClient(db, input, clientPolicy(config), { actor: 'cli', now: now() }));
+        const view = clientView(client);
+        context.print(
+          opts,
+          { client_id: client.id, client_secret: null, name: client.name, scopes: client.scopes, audiences: client.audiences, ...flowJson(view) },
+          `client_id:     ${client.id}\n(no secret: a public client, PKCE is its only proof)\n${flowText(view)}`,
+        );
+        return;
+      }
       if (opts.authMethod === 'private_key_jwt') {
         const keys = keysOption(opts);
         const client = await withDb((db) => createClientWithKeys(db, { ...input, keys }, clientPolicy(config), { actor: 'cli', now: now() }));
@@ -100,26 +172,69 @@ export function registerClientCommands(program: Command, context: CliContext): v
           {
             client_id: client.id,
             client_secret: null,
-            token_endpoint_auth_method: view.token_endpoint_auth_method,
             name: client.name,
             scopes: client.scopes,
             audiences: client.audiences,
+            ...flowJson(view),
             ...(view.jwks_uri !== undefined ? { jwks_uri: view.jwks_uri } : { jwks: view.jwks }),
           },
-          `client_id: ${client.id}\n(no secret: it authenticates with private_key_jwt, ${keysText(view)})`,
+          `client_id: ${client.id}\n(no secret: it authenticates with private_key_jwt, ${keysText(view)})\n${flowText(view)}`,
         );
         return;
       }
-      if (opts.authMethod !== 'client_secret_basic' && opts.authMethod !== 'client_secret_post') {
-        throw new CliError(`--auth-method "${opts.authMethod}" is not one of client_secret_basic, private_key_jwt`);
+      const method = opts.authMethod;
+      if (method !== 'client_secret_basic' && method !== 'client_secret_post') {
+        throw new CliError(`--auth-method "${method}" is not one of client_secret_basic, client_secret_post, private_key_jwt (or --public)`);
       }
       if (opts.jwksFile !== undefined || opts.jwksUri !== undefined) throw new CliError('--jwks-file and --jwks-uri go with --auth-method private_key_jwt');
-      const { client, secret } = await withDb((db) => createClient(db, input, clientPolicy(config), { actor: 'cli', now: now() }));
+      const { client, secret } = await withDb((db) => createClient(db, { ...input, method }, clientPolicy(config), { actor: 'cli', now: now() }));
+      const view = clientView(client);
       context.print(
         opts,
-        { client_id: client.id, client_secret: secret, name: client.name, scopes: client.scopes, audiences: client.audiences },
-        `client_id:     ${client.id}\nclient_secret: ${secret}\n(the secret is shown once: store it now)`,
+        { client_id: client.id, client_secret: secret, name: client.name, scopes: client.scopes, audiences: client.audiences, ...flowJson(view) },
+        `client_id:     ${client.id}\nclient_secret: ${secret}\n(the secret is shown once: store it now)\n${flowText(view)}`,
       );
+    });
+
+  clients
+    .command('update')
+    .description('change the authorization-code settings or scopes of a client; each list given replaces the old one')
+    .argument('<id>', 'client_id')
+    .option('--redirect-uri <uri>', 'a redirect URI (repeat for more; replaces the list)', collect)
+    .option('--clear-redirect-uris', 'remove every redirect URI')
+    .option('--post-logout-redirect-uri <uri>', 'where sign-out may return to (repeat for more; replaces the list)', collect)
+    .option('--clear-post-logout-redirect-uris', 'remove every post-logout redirect URI')
+    .option('--grant-type <grant>', 'a grant it may use (repeat; full URNs for extension grants; replaces the list)', collect)
+    .option('--default-grant-types', 'back to the default grants (client_credentials without redirect URIs, authorization_code refresh_token with them)')
+    .option('--scope <scopes>', 'allowed scopes, space-separated (replaces them)')
+    .option('--first-party', 'never ask users for consent')
+    .option('--third-party', 'ask users for consent (the default)')
+    .option('--json', 'print JSON')
+    .action(async (id: string, opts: UpdateOptions) => {
+      const config = context.config();
+      const both = (a: unknown, b: unknown, names: string) => {
+        if (a !== undefined && b !== undefined) throw new CliError(`give one of ${names}`);
+      };
+      both(opts.redirectUri, opts.clearRedirectUris, '--redirect-uri and --clear-redirect-uris');
+      both(opts.postLogoutRedirectUri, opts.clearPostLogoutRedirectUris, '--post-logout-redirect-uri and --clear-post-logout-redirect-uris');
+      both(opts.grantType, opts.defaultGrantTypes, '--grant-type and --default-grant-types');
+      both(opts.firstParty, opts.thirdParty, '--first-party and --third-party');
+      const changes = {
+        ...(opts.redirectUri !== undefined && { redirectUris: opts.redirectUri }),
+        ...(opts.clearRedirectUris && { redirectUris: [] }),
+        ...(opts.postLogoutRedirectUri !== undefined && { postLogoutRedirectUris: opts.postLogoutRedirectUri }),
+        ...(opts.clearPostLogoutRedirectUris && { postLogoutRedirectUris: [] }),
+        ...(opts.grantType !== undefined && { grantTypes: opts.grantType }),
+        ...(opts.defaultGrantTypes && { grantTypes: null }),
+        ...(opts.scope !== undefined && { scopes: scopeOption(opts.scope) }),
+        ...(opts.firstParty && { firstParty: true }),
+        ...(opts.thirdParty && { firstParty: false }),
+      };
+      if (Object.keys(changes).length === 0) throw new CliError('nothing to change: give at least one option (see idp clients update --help)');
+      const client = await withDb((db) => changeClient(db, id, changes, clientPolicy(config), { actor: 'cli', now: now() }));
+      const view = clientView(client);
+      const updated = Object.keys(changes).map((k) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`));
+      context.print(opts, { client_id: id, updated, ...flowJson(view), scopes: view.scopes }, `updated client ${id}: ${updated.join(', ')}\n${flowText(view)}`);
     });
 
   clients

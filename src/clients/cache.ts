@@ -1,14 +1,18 @@
 import { LRUCache } from 'lru-cache';
 import type { DatabaseHandle } from '../db';
 import type { Logger } from '../observability/logger';
-import { CLIENTS_CHANNEL, findClient, type Client } from './repository';
+import { CLIENTS_CHANNEL, findClient, touchClient, type Client } from './repository';
 
 export interface ClientCacheOptions {
   handle: DatabaseHandle;
   logger: Logger;
   /** `IDP_CLIENT_CACHE_SIZE`: the most clients kept in memory; the least recently used one goes first. */
   maxEntries: number;
+  now?: () => Date;
 }
+
+/** A client's last_used_at is written at most once per this interval (it bounds the sweep of unused clients, nothing finer). */
+export const CLIENT_USE_INTERVAL_MS = 60_000;
 
 /**
  * The client as kept in memory: its secret hashes copied out of the driver's buffers. A small Buffer
@@ -48,9 +52,27 @@ export class ClientCache {
   private readonly entries: LRUCache<string, Client>;
   /** Reads in flight. An invalidation marks the ones it concerns stale: a read that started before a change is not kept. */
   private readonly loading = new Map<string, PendingRead>();
+  /** When this process last wrote a client's last_used_at, in ms (bounded like the entries). */
+  private readonly usesWritten: LRUCache<string, number>;
 
   constructor(private readonly options: ClientCacheOptions) {
     this.entries = new LRUCache<string, Client>({ max: options.maxEntries });
+    this.usesWritten = new LRUCache<string, number>({ max: options.maxEntries });
+  }
+
+  /**
+   * Records that a client was used (its last_used_at), at most once a minute per client from this
+   * process and, by the write's condition, across all of them. Never waits and never fails the
+   * request: a failed write is logged and tried again at the next use after the interval.
+   */
+  recordUse(id: string): void {
+    const now = (this.options.now ?? (() => new Date()))();
+    const last = this.usesWritten.get(id);
+    if (last !== undefined && now.getTime() - last < CLIENT_USE_INTERVAL_MS) return;
+    this.usesWritten.set(id, now.getTime());
+    touchClient(this.options.handle.db, id, now, CLIENT_USE_INTERVAL_MS).catch((error: unknown) => {
+      this.options.logger.warn({ err: (error as Error).message }, 'recording a client use failed');
+    });
   }
 
   async start(): Promise<void> {

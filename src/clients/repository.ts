@@ -1,5 +1,6 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
-import type { Database, StoredClientJwks } from '../db/schema';
+import type { ClientRegistrar, Database, StoredClientJwks, TokenEndpointAuthMethod } from '../db/schema';
+import { resolveGrantTypes } from './grant-types';
 
 type Db = Kysely<Database> | Transaction<Database>;
 
@@ -18,15 +19,28 @@ export interface Client {
   disabledAt: Date | null;
   createdAt: Date;
   updatedAt: Date;
-  /** How the client authenticates: a secret (Basic or form), or assertions signed by its keys (README: "private_key_jwt"). */
-  authMethod: 'client_secret' | 'private_key_jwt';
-  /** SHA-256 of the secret; null for a private_key_jwt client, which has none. */
+  /**
+   * How the client authenticates: a secret (Basic or form), assertions signed by its keys (README:
+   * "private_key_jwt"), or nothing but its `client_id` (a public client, README: "Public clients").
+   */
+  authMethod: 'client_secret' | 'private_key_jwt' | 'none';
+  /** The RFC 7591 name it was registered with (a secret client accepts both Basic and the form). */
+  tokenEndpointAuthMethod: TokenEndpointAuthMethod;
+  /** SHA-256 of the secret; null for a private_key_jwt or public client, which have none. */
   secretHash: Uint8Array | null;
   previousSecretHash: Uint8Array | null;
   previousSecretExpiresAt: Date | null;
   /** private_key_jwt: the registered public keys, or null when they are published at `jwksUri`. */
   jwks: StoredClientJwks | null;
   jwksUri: string | null;
+  /** The authorization-code flow's redirect URIs, matched by src/clients/redirect-uris.ts. */
+  redirectUris: readonly string[];
+  postLogoutRedirectUris: readonly string[];
+  /** The grants it may use at the token endpoint, resolved: the default by rule when none were set. */
+  grantTypes: readonly string[];
+  /** Never asked for consent. */
+  firstParty: boolean;
+  registeredBy: ClientRegistrar;
 }
 
 /** The channel the `idp_clients` trigger notifies on: payload `client:<id>` or `tenant:<id>`. */
@@ -54,13 +68,23 @@ function toClient(row: Row): Client {
     disabledAt: row.disabled_at,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
-    authMethod: row.secret_hash === null ? 'private_key_jwt' : 'client_secret',
+    authMethod: authMethodOf(row.token_endpoint_auth_method),
+    tokenEndpointAuthMethod: row.token_endpoint_auth_method,
     secretHash: row.secret_hash,
     previousSecretHash: row.previous_secret_hash,
     previousSecretExpiresAt: row.previous_secret_expires_at,
     jwks: row.jwks,
     jwksUri: row.jwks_uri,
+    redirectUris: Object.freeze([...row.redirect_uris]),
+    postLogoutRedirectUris: Object.freeze([...row.post_logout_redirect_uris]),
+    grantTypes: Object.freeze([...resolveGrantTypes(row.grant_types, row.redirect_uris)]),
+    firstParty: row.first_party,
+    registeredBy: row.registered_by,
   };
+}
+
+export function authMethodOf(method: TokenEndpointAuthMethod): Client['authMethod'] {
+  return method === 'client_secret_basic' || method === 'client_secret_post' ? 'client_secret' : method;
 }
 
 export async function findClient(db: Db, id: string): Promise<Client | undefined> {
@@ -83,9 +107,17 @@ export type ClientKeySource = { jwks: StoredClientJwks; jwksUri?: undefined } | 
 export interface NewClientRow {
   id: string;
   name: string;
-  /** A secret's hash, or null with `keys` (a private_key_jwt client). */
+  /** A secret's hash, or null with `keys` (a private_key_jwt client) or for a public client. */
   secretHash: Uint8Array | null;
   keys?: ClientKeySource;
+  /** Default: client_secret_basic with a secret, private_key_jwt with keys, none without either. */
+  tokenEndpointAuthMethod?: TokenEndpointAuthMethod;
+  redirectUris?: readonly string[];
+  postLogoutRedirectUris?: readonly string[];
+  /** Null or absent: the default by rule. */
+  grantTypes?: readonly string[] | null;
+  firstParty?: boolean;
+  registeredBy?: ClientRegistrar;
   scopes: readonly string[];
   audiences: readonly string[];
   tenantId: string | null;
@@ -111,6 +143,12 @@ export async function insertClient(db: Db, client: NewClientRow): Promise<void> 
       updated_at: client.now,
       jwks: client.keys?.jwks ? JSON.stringify(client.keys.jwks) : null,
       jwks_uri: client.keys?.jwksUri ?? null,
+      token_endpoint_auth_method: client.tokenEndpointAuthMethod ?? (client.secretHash ? 'client_secret_basic' : client.keys ? 'private_key_jwt' : 'none'),
+      redirect_uris: JSON.stringify(client.redirectUris ?? []),
+      post_logout_redirect_uris: JSON.stringify(client.postLogoutRedirectUris ?? []),
+      grant_types: client.grantTypes ? JSON.stringify(client.grantTypes) : null,
+      first_party: client.firstParty ?? false,
+      registered_by: client.registeredBy ?? 'operator',
     })
     .execute();
 }
@@ -125,6 +163,7 @@ export async function replaceClientKeys(db: Db, id: string, keys: ClientKeySourc
     .set({
       jwks: keys.jwks ? JSON.stringify(keys.jwks) : null,
       jwks_uri: keys.jwksUri ?? null,
+      token_endpoint_auth_method: 'private_key_jwt',
       secret_hash: null,
       previous_secret_hash: null,
       previous_secret_expires_at: null,
@@ -157,6 +196,11 @@ export interface ClientChanges {
   tokenTtlSeconds?: number | null;
   /** A date disables the client; null enables it again. */
   disabledAt?: Date | null;
+  redirectUris?: readonly string[];
+  postLogoutRedirectUris?: readonly string[];
+  /** Null: back to the default by rule. */
+  grantTypes?: readonly string[] | null;
+  firstParty?: boolean;
 }
 
 export async function updateClient(db: Db, id: string, changes: ClientChanges, now: Date): Promise<boolean> {
@@ -168,11 +212,30 @@ export async function updateClient(db: Db, id: string, changes: ClientChanges, n
       ...(changes.audiences !== undefined && { audiences: JSON.stringify(changes.audiences) }),
       ...(changes.tokenTtlSeconds !== undefined && { token_ttl_seconds: changes.tokenTtlSeconds }),
       ...(changes.disabledAt !== undefined && { disabled_at: changes.disabledAt }),
+      ...(changes.redirectUris !== undefined && { redirect_uris: JSON.stringify(changes.redirectUris) }),
+      ...(changes.postLogoutRedirectUris !== undefined && { post_logout_redirect_uris: JSON.stringify(changes.postLogoutRedirectUris) }),
+      ...(changes.grantTypes !== undefined && { grant_types: changes.grantTypes === null ? null : JSON.stringify(changes.grantTypes) }),
+      ...(changes.firstParty !== undefined && { first_party: changes.firstParty }),
       updated_at: now,
     })
     .where('id', '=', id)
     .executeTakeFirst();
   return result.numUpdatedRows === 1n;
+}
+
+/**
+ * Records a use, at most once per `intervalMs` across every instance: the condition makes a second
+ * instance's write within the interval a no-op. The notification trigger ignores this column, so it
+ * invalidates no cache.
+ */
+export async function touchClient(db: Db, id: string, now: Date, intervalMs: number): Promise<boolean> {
+  const result = await db
+    .updateTable('oauth_clients')
+    .set({ last_used_at: now })
+    .where('id', '=', id)
+    .where((eb) => eb.or([eb('last_used_at', 'is', null), eb('last_used_at', '<=', new Date(now.getTime() - intervalMs))]))
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
 }
 
 export async function deleteClient(db: Db, id: string): Promise<boolean> {

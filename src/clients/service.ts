@@ -3,9 +3,10 @@ import { adminAudience } from '../tokens/audiences';
 import { recordAudit, type Actor } from '../audit';
 import type { Config } from '../config';
 import { formatDuration, parseDuration } from '../config/duration';
-import type { Database } from '../db/schema';
+import type { ClientRegistrar, Database, TokenEndpointAuthMethod } from '../db/schema';
 import { findTenant } from '../tenants/repository';
 import { checkName, InvalidNameError } from '../text';
+import { CLIENT_CREDENTIALS, CLIENT_GRANT_TYPES, AUTHORIZATION_CODE, resolveGrantTypes } from './grant-types';
 import { checkClientJwks, JwksError } from './jwks';
 import { checkJwksUri } from './jwks-uri';
 import {
@@ -19,6 +20,7 @@ import {
   type ClientChanges,
   type ClientKeySource,
 } from './repository';
+import { InvalidRedirectUri, validateRedirectUris } from './redirect-uris';
 import { generateClientId, generateClientSecret, hashClientSecret } from './secret';
 
 /** A refused client change: `code` is stable, `message` is one line for the operator. */
@@ -74,12 +76,23 @@ export interface ChangeContext {
   requestId?: string;
 }
 
-export interface NewClient {
+/** The settings of the authorization-code flow (README: "Clients of the authorization-code flow"). */
+export interface FlowSettings {
+  redirectUris?: readonly string[];
+  postLogoutRedirectUris?: readonly string[];
+  /** Null or absent: the default by rule (src/clients/grant-types.ts). */
+  grantTypes?: readonly string[] | null;
+  firstParty?: boolean;
+}
+
+export interface NewClient extends FlowSettings {
   name: string;
   scopes: readonly string[];
   audiences?: readonly string[];
   tenantId?: string | null;
   tokenTtlSeconds?: number | null;
+  /** Who registers it; default `operator` (the CLI and the admin API). */
+  registeredBy?: ClientRegistrar;
 }
 
 /** RFC 6749 §3.3 scope-token: %x21 / %x23-5B / %x5D-7E. */
@@ -148,6 +161,61 @@ function validName(name: string): string {
   }
 }
 
+function validUris(uris: readonly string[], what: string, policy: ClientPolicy): string[] {
+  const checked = validateRedirectUris(uris, policy);
+  if (checked instanceof InvalidRedirectUri) throw new ClientError('ERR_CLIENT_INVALID', `${what}: ${checked.message}`);
+  return checked;
+}
+
+function validGrantTypes(grantTypes: readonly string[] | null): string[] | null {
+  if (grantTypes === null) return null;
+  if (grantTypes.length === 0) throw new ClientError('ERR_CLIENT_INVALID', 'a client needs at least one grant type (or the default)');
+  for (const grantType of grantTypes) {
+    if (!CLIENT_GRANT_TYPES.includes(grantType)) {
+      throw new ClientError('ERR_CLIENT_INVALID', `unknown grant type ${JSON.stringify(grantType.slice(0, 100))} (one of ${CLIENT_GRANT_TYPES.join(', ')})`);
+    }
+  }
+  return [...new Set(grantTypes)];
+}
+
+/** The flow settings of a create or update, each checked on its own; the whole client is checked by `consistent`. */
+function validFlowSettings(input: FlowSettings, policy: ClientPolicy): FlowSettings {
+  return {
+    ...(input.redirectUris !== undefined && { redirectUris: validUris(input.redirectUris, 'redirect URIs', policy) }),
+    ...(input.postLogoutRedirectUris !== undefined && { postLogoutRedirectUris: validUris(input.postLogoutRedirectUris, 'post-logout redirect URIs', policy) }),
+    ...(input.grantTypes !== undefined && { grantTypes: validGrantTypes(input.grantTypes) }),
+    ...(input.firstParty !== undefined && { firstParty: input.firstParty }),
+  };
+}
+
+/** What a client must be as a whole, whatever changed: the rules between its method, its grants and its redirect URIs. */
+function consistent(client: {
+  authMethod: TokenEndpointAuthMethod;
+  registeredBy: ClientRegistrar;
+  redirectUris: readonly string[];
+  grantTypes: readonly string[] | null;
+  firstParty: boolean;
+}): void {
+  const grants = resolveGrantTypes(client.grantTypes, client.redirectUris);
+  if (grants.includes(AUTHORIZATION_CODE) && client.redirectUris.length === 0) {
+    throw new ClientError('ERR_CLIENT_INVALID', 'the authorization_code grant needs at least one redirect URI');
+  }
+  if (client.authMethod === 'none' && grants.includes(CLIENT_CREDENTIALS)) {
+    throw new ClientError(
+      'ERR_CLIENT_INVALID',
+      client.redirectUris.length === 0 && client.grantTypes === null
+        ? 'a public client needs at least one redirect URI (it has no credentials, so client_credentials, the default without redirect URIs, is not for it)'
+        : 'a public client may not have the client_credentials grant: it has no credentials',
+    );
+  }
+  if (client.registeredBy !== 'operator' && grants.includes(CLIENT_CREDENTIALS)) {
+    throw new ClientError('ERR_CLIENT_INVALID', `a client registered by ${client.registeredBy === 'dynamic' ? 'dynamic registration' : 'metadata document'} never gets client_credentials`);
+  }
+  if (client.registeredBy !== 'operator' && client.firstParty) {
+    throw new ClientError('ERR_CLIENT_INVALID', 'only a client registered by an operator may be first-party');
+  }
+}
+
 /**
  * The keys of a private_key_jwt client as an operator gives them: a JWKS (parsed JSON) or a
  * jwks_uri. Exactly one.
@@ -174,34 +242,79 @@ export function checkClientKeys(input: ClientKeysInput, policy: ClientPolicy): v
   validKeys(input, policy);
 }
 
-async function insertNewClient(
-  db: Kysely<Database>,
-  input: NewClient,
-  credentials: { secretHash: Uint8Array; keys?: undefined } | { secretHash: null; keys: { keys: ClientKeySource; details: Record<string, unknown> } },
-  policy: ClientPolicy,
-  change: ChangeContext,
-): Promise<Client> {
+type NewCredentials =
+  | { method: 'client_secret_basic' | 'client_secret_post'; secretHash: Uint8Array; keys?: undefined }
+  | { method: 'private_key_jwt'; secretHash: null; keys: { keys: ClientKeySource; details: Record<string, unknown> } }
+  | { method: 'none'; secretHash: null; keys?: undefined };
+
+async function insertNewClient(db: Kysely<Database>, input: NewClient, credentials: NewCredentials, policy: ClientPolicy, change: ChangeContext): Promise<Client> {
   const name = validName(input.name);
   const scopes = validScopes(input.scopes);
   const audiences = validAudiences(input.audiences && input.audiences.length > 0 ? input.audiences : [policy.defaultAudience], policy);
   const tokenTtlSeconds = validTtl(input.tokenTtlSeconds, policy);
+  const flow = validFlowSettings(input, policy);
+  const registeredBy = input.registeredBy ?? 'operator';
+  const redirectUris = flow.redirectUris ?? [];
+  const postLogoutRedirectUris = flow.postLogoutRedirectUris ?? [];
+  const grantTypes = flow.grantTypes ?? null;
+  const firstParty = flow.firstParty ?? false;
+  consistent({ authMethod: credentials.method, registeredBy, redirectUris, grantTypes, firstParty });
   const tenantId = input.tenantId ?? null;
   const id = generateClientId();
-  const authMethod = credentials.keys ? 'private_key_jwt' : 'client_secret';
   await db.transaction().execute(async (trx) => {
     if (tenantId !== null && !(await findTenant(trx, tenantId))) throw new ClientError('ERR_TENANT_NOT_FOUND', `no tenant ${tenantId}`);
-    await insertClient(trx, { id, name, secretHash: credentials.secretHash, keys: credentials.keys?.keys, scopes, audiences, tenantId, tokenTtlSeconds, now: change.now });
-    const keyDetails = credentials.keys ? { auth_method: authMethod, ...credentials.keys.details } : {};
-    await recordAudit(trx, { ...audit(change, 'client.created', id), details: { name, scopes, audiences, tenant_id: tenantId, ...keyDetails } });
+    await insertClient(trx, {
+      id,
+      name,
+      secretHash: credentials.secretHash,
+      keys: credentials.keys?.keys,
+      tokenEndpointAuthMethod: credentials.method,
+      scopes,
+      audiences,
+      tenantId,
+      tokenTtlSeconds,
+      redirectUris,
+      postLogoutRedirectUris,
+      grantTypes,
+      firstParty,
+      registeredBy,
+      now: change.now,
+    });
+    const keyDetails = credentials.keys ? { auth_method: 'private_key_jwt', ...credentials.keys.details } : credentials.method === 'none' ? { auth_method: 'none' } : {};
+    const flowDetails = {
+      ...(redirectUris.length > 0 && { redirect_uris: redirectUris }),
+      ...(postLogoutRedirectUris.length > 0 && { post_logout_redirect_uris: postLogoutRedirectUris }),
+      ...(grantTypes !== null && { grant_types: grantTypes }),
+      ...(firstParty && { first_party: true }),
+      ...(registeredBy !== 'operator' && { registered_by: registeredBy }),
+    };
+    await recordAudit(trx, { ...audit(change, 'client.created', id), details: { name, scopes, audiences, tenant_id: tenantId, ...keyDetails, ...flowDetails } });
   });
   return (await findClient(db, id)) as Client;
 }
 
-/** Creates a client; returns it with its secret, which exists nowhere else afterwards. */
-export async function createClient(db: Kysely<Database>, input: NewClient, policy: ClientPolicy, change: ChangeContext): Promise<{ client: Client; secret: string }> {
+/**
+ * Creates a client; returns it with its secret, which exists nowhere else afterwards. It may send the
+ * secret by Basic or in the form whichever `method` it was registered with (default client_secret_basic).
+ */
+export async function createClient(
+  db: Kysely<Database>,
+  input: NewClient & { method?: 'client_secret_basic' | 'client_secret_post' },
+  policy: ClientPolicy,
+  change: ChangeContext,
+): Promise<{ client: Client; secret: string }> {
   const secret = generateClientSecret();
-  const client = await insertNewClient(db, input, { secretHash: hashClientSecret(secret) }, policy, change);
+  const client = await insertNewClient(db, input, { method: input.method ?? 'client_secret_basic', secretHash: hashClientSecret(secret) }, policy, change);
   return { client, secret };
+}
+
+/**
+ * Creates a public client (README: "Public clients"): no secret, no keys; it names itself by
+ * `client_id` and proves nothing else (PKCE binds its codes). It needs redirect URIs and never gets
+ * client_credentials.
+ */
+export async function createPublicClient(db: Kysely<Database>, input: NewClient, policy: ClientPolicy, change: ChangeContext): Promise<Client> {
+  return insertNewClient(db, input, { method: 'none', secretHash: null }, policy, change);
 }
 
 /**
@@ -210,7 +323,7 @@ export async function createClient(db: Kysely<Database>, input: NewClient, polic
  */
 export async function createClientWithKeys(db: Kysely<Database>, input: NewClient & { keys: ClientKeysInput }, policy: ClientPolicy, change: ChangeContext): Promise<Client> {
   const keys = validKeys(input.keys, policy);
-  return insertNewClient(db, input, { secretHash: null, keys }, policy, change);
+  return insertNewClient(db, input, { method: 'private_key_jwt', secretHash: null, keys }, policy, change);
 }
 
 /**
@@ -245,6 +358,7 @@ export async function rotateClientSecret(db: Kysely<Database>, id: string, grace
     if (client?.authMethod === 'private_key_jwt') {
       throw new ClientError('ERR_CLIENT_INVALID', `client ${id} has no secret: it authenticates with private_key_jwt (replace its keys with set-keys)`);
     }
+    if (client?.authMethod === 'none') throw new ClientError('ERR_CLIENT_INVALID', `client ${id} has no secret: it is a public client`);
     if (!client || !(await replaceClientSecret(trx, id, hashClientSecret(secret), previousValidUntil, change.now))) throw notFound(id);
     await recordAudit(trx, { ...audit(change, 'client.secret-rotated', id), details: { previous_valid_until: previousValidUntil?.toISOString() ?? null } });
   });
@@ -259,11 +373,33 @@ export async function changeClient(db: Kysely<Database>, id: string, changes: Cl
     ...(changes.audiences !== undefined && { audiences: validAudiences(changes.audiences, policy) }),
     ...(changes.tokenTtlSeconds !== undefined && { tokenTtlSeconds: validTtl(changes.tokenTtlSeconds, policy) }),
     ...(changes.disabledAt !== undefined && { disabledAt: changes.disabledAt }),
+    ...validFlowSettings(changes, policy),
   };
+  const flowChanged = checked.redirectUris !== undefined || checked.grantTypes !== undefined || checked.firstParty !== undefined;
   await db.transaction().execute(async (trx) => {
+    if (flowChanged) {
+      // The rules between method, grants and redirect URIs hold for the client as it will be. The
+      // row is locked so that two concurrent updates cannot each pass on half of the other's change.
+      const before = await trx.selectFrom('oauth_clients').select(['token_endpoint_auth_method', 'registered_by', 'redirect_uris', 'grant_types', 'first_party']).where('id', '=', id).forUpdate().executeTakeFirst();
+      if (!before) throw notFound(id);
+      consistent({
+        authMethod: before.token_endpoint_auth_method,
+        registeredBy: before.registered_by,
+        redirectUris: checked.redirectUris ?? before.redirect_uris,
+        grantTypes: checked.grantTypes !== undefined ? checked.grantTypes : before.grant_types,
+        firstParty: checked.firstParty ?? before.first_party,
+      });
+    }
     if (!(await updateClient(trx, id, checked, change.now))) throw notFound(id);
     const action = changes.disabledAt === undefined ? 'client.updated' : changes.disabledAt === null ? 'client.enabled' : 'client.disabled';
-    await recordAudit(trx, { ...audit(change, action, id), details: { fields: Object.keys(checked) } });
+    // Where a client may send users' codes is security-relevant: the new values are kept, not only the field names.
+    const flowDetails = {
+      ...(checked.redirectUris !== undefined && { redirect_uris: checked.redirectUris }),
+      ...(checked.postLogoutRedirectUris !== undefined && { post_logout_redirect_uris: checked.postLogoutRedirectUris }),
+      ...(checked.grantTypes !== undefined && { grant_types: checked.grantTypes }),
+      ...(checked.firstParty !== undefined && { first_party: checked.firstParty }),
+    };
+    await recordAudit(trx, { ...audit(change, action, id), details: { fields: Object.keys(checked), ...flowDetails } });
   });
   return (await findClient(db, id)) as Client;
 }

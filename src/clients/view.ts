@@ -1,4 +1,4 @@
-import type { StoredClientJwks } from '../db/schema';
+import type { ClientRegistrar, StoredClientJwks, TokenEndpointAuthMethod } from '../db/schema';
 import type { Client } from './repository';
 
 /** `clients list` / `clients show` JSON shape: everything but the secret hashes (public keys are not secret). */
@@ -13,10 +13,19 @@ export interface ClientView {
   created_at: string;
   updated_at: string;
   previous_secret_valid_until: string | null;
-  /** RFC 7591 names: `client_secret_basic` (a secret, by Basic or in the form) or `private_key_jwt`. */
-  token_endpoint_auth_method: 'client_secret_basic' | 'private_key_jwt';
+  /**
+   * RFC 7591 names: `client_secret_basic` or `client_secret_post` (a secret, accepted by Basic or in
+   * the form either way), `private_key_jwt`, or `none` (a public client).
+   */
+  token_endpoint_auth_method: TokenEndpointAuthMethod;
   jwks?: StoredClientJwks;
   jwks_uri?: string;
+  redirect_uris: string[];
+  post_logout_redirect_uris: string[];
+  /** Resolved: the default by rule when none were set. */
+  grant_types: string[];
+  first_party: boolean;
+  registered_by: ClientRegistrar;
 }
 
 export function clientView(client: Client): ClientView {
@@ -31,8 +40,13 @@ export function clientView(client: Client): ClientView {
     created_at: client.createdAt.toISOString(),
     updated_at: client.updatedAt.toISOString(),
     previous_secret_valid_until: client.previousSecretExpiresAt?.toISOString() ?? null,
-    token_endpoint_auth_method: client.authMethod === 'private_key_jwt' ? 'private_key_jwt' : 'client_secret_basic',
+    token_endpoint_auth_method: client.tokenEndpointAuthMethod,
     ...(client.jwks !== null && { jwks: client.jwks }),
     ...(client.jwksUri !== null && { jwks_uri: client.jwksUri }),
+    redirect_uris: [...client.redirectUris],
+    post_logout_redirect_uris: [...client.postLogoutRedirectUris],
+    grant_types: [...client.grantTypes],
+    first_party: client.firstParty,
+    registered_by: client.registeredBy,
   };
 }

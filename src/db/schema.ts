@@ -186,6 +186,31 @@ export interface OAuthClientsTable {
   jwks: ColumnType<StoredClientJwks | null, string | null | undefined, string | null>;
   /** private_key_jwt: where the client publishes its public keys, or null. At most one of jwks and jwks_uri. */
   jwks_uri: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The authorization-code flow's registered redirect URIs (src/clients/redirect-uris.ts), exact strings. */
+  redirect_uris: ColumnType<string[], string | undefined, string>;
+  post_logout_redirect_uris: ColumnType<string[], string | undefined, string>;
+  /** The grants the client may use; null: the default by rule (src/clients/grant-types.ts). */
+  grant_types: ColumnType<string[] | null, string | null | undefined, string | null>;
+  /** A first-party client is never asked for consent. */
+  first_party: ColumnType<boolean, boolean | undefined, boolean>;
+  registered_by: ColumnType<ClientRegistrar, ClientRegistrar | undefined, ClientRegistrar>;
+  /** RFC 7591 name; `none` is a public client (no secret, no keys). */
+  token_endpoint_auth_method: ColumnType<TokenEndpointAuthMethod, TokenEndpointAuthMethod | undefined, TokenEndpointAuthMethod>;
+  /** Written at most once a minute per client by its use; not announced to the client caches. */
+  last_used_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+}
+
+export type TokenEndpointAuthMethod = 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt' | 'none';
+export type ClientRegistrar = 'operator' | 'dynamic' | 'metadata_document';
+
+/** README: "Resources": the APIs users may grant applications access to. */
+export interface ResourcesTable {
+  /** The resource indicator (RFC 8707): an absolute URL, the `aud` of tokens for it. */
+  url: string;
+  name: string;
+  scopes: ColumnType<string[], string, string>;
+  created_at: Date;
+  updated_at: Date;
 }
 
 /** A client's JWKS as stored: only the public members src/clients/jwks.ts keeps. */
@@ -247,6 +272,7 @@ export interface Database {
   rate_limit_counters: RateLimitCountersTable;
   api_keys: ApiKeysTable;
   client_assertion_jtis: ClientAssertionJtisTable;
+  resources: ResourcesTable;
   browser_sessions: BrowserSessionsTable;
   authorization_interactions: AuthorizationInteractionsTable;
   consents: ConsentsTable;
@@ -261,5 +287,6 @@ export type AdminTokenRow = Selectable<AdminTokensTable>;
 export type TenantRow = Selectable<TenantsTable>;
 export type OAuthClientRow = Selectable<OAuthClientsTable>;
 export type ApiKeyRow = Selectable<ApiKeysTable>;
+export type ResourceRow = Selectable<ResourcesTable>;
 export type BrowserSessionRow = Selectable<BrowserSessionsTable>;
 export type AuthorizationCodeRow = Selectable<AuthorizationCodesTable>;

@@ -7,9 +7,12 @@ import { InvalidClient, InvalidRequest, TemporarilyUnavailable, TooManyFailures 
 import type { FormParams } from './form';
 import crypto from 'node:crypto';
 
-export type ClientAuthMethod = 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
+export type ClientAuthMethod = 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt' | 'none';
 
+/** The methods of confidential clients: every client-authenticated endpoint takes them. */
 export const CLIENT_AUTH_METHODS: readonly ClientAuthMethod[] = ['client_secret_basic', 'client_secret_post', 'private_key_jwt'];
+/** With `none`: the endpoints a public client may call (the token endpoint for the grants that allow it, revocation). */
+export const PUBLIC_CLIENT_AUTH_METHODS: readonly ClientAuthMethod[] = [...CLIENT_AUTH_METHODS, 'none'];
 
 /** A secret, by the Basic header or in the form. */
 export interface SecretCredentials {
@@ -28,7 +31,13 @@ export interface AssertionCredentials {
   assertion: string;
 }
 
-export type ClientCredentials = SecretCredentials | AssertionCredentials;
+/** A public client naming itself (README: "Public clients"): `client_id` in the form and nothing else. */
+export interface PublicCredentials {
+  method: 'none';
+  clientId: string;
+}
+
+export type ClientCredentials = SecretCredentials | AssertionCredentials | PublicCredentials;
 
 const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
 // Ids are generated base64url; anything outside printable ASCII is unknown without asking the database.
@@ -81,7 +90,7 @@ export function readClientCredentials(authorization: string | undefined, form: F
   }
   if (bodySecret !== undefined && bodyId === undefined) throw new InvalidClient('client_secret without client_id');
   if (bodyId === undefined) return undefined;
-  if (bodySecret === undefined) throw new InvalidClient('client authentication required: this server has no public clients');
+  if (bodySecret === undefined) return { method: 'none', clientId: bodyId };
   return { method: 'client_secret_post', clientId: bodyId, clientSecret: bodySecret };
 }
 
@@ -112,9 +121,11 @@ export class ClientAuthenticator {
 
   /**
    * Throws InvalidClient (or TooManyFailures) unless the credentials are those of an active client.
-   * `endpointPath` is the endpoint called (an assertion's `aud` may name it).
+   * `endpointPath` is the endpoint called (an assertion's `aud` may name it). A public client (its
+   * `client_id` alone) is accepted only where `publicClients` says the endpoint takes them; a
+   * confidential client naming itself without proof never is.
    */
-  async authenticate(credentials: ClientCredentials | undefined, address: string, endpointPath = '/oauth/token'): Promise<Client> {
+  async authenticate(credentials: ClientCredentials | undefined, address: string, endpointPath = '/oauth/token', publicClients = false): Promise<Client> {
     if (!credentials) return this.fail(address, undefined, new InvalidClient('client authentication required'));
     if (!CLIENT_ID.test(credentials.clientId)) {
       return this.fail(address, undefined, new InvalidClient('client authentication failed', 'malformed client_id'));
@@ -129,8 +140,18 @@ export class ClientAuthenticator {
     // An unknown id is neither logged nor counted verbatim: it may be a secret pasted into the wrong field.
     if (!client) return this.fail(address, undefined, new InvalidClient('client authentication failed', `unknown client ${fingerprint(credentials.clientId)}`));
     if (credentials.method === 'private_key_jwt') return this.authenticateAssertion(client, credentials, address, endpointPath);
+    if (credentials.method === 'none') {
+      if (client.authMethod !== 'none') {
+        return this.fail(address, client.id, new InvalidClient('client authentication required', `client ${client.id} sent only its client_id but is confidential (${client.authMethod})`));
+      }
+      if (!publicClients) {
+        return this.fail(address, client.id, new InvalidClient('a public client may not use this endpoint', `public client ${client.id} at ${endpointPath}`));
+      }
+      return this.active(client, address);
+    }
     if (client.secretHash === null) {
-      return this.fail(address, client.id, new InvalidClient('client authentication failed', `client ${client.id} has no secret: it authenticates with private_key_jwt`));
+      const how = client.authMethod === 'none' ? 'it is a public client (send client_id alone)' : 'it authenticates with private_key_jwt';
+      return this.fail(address, client.id, new InvalidClient('client authentication failed', `client ${client.id} has no secret: ${how}`));
     }
     if (!this.secretMatches(client, client.secretHash, credentials.clientSecret)) {
       return this.fail(address, client.id, new InvalidClient('client authentication failed', `wrong secret for client ${client.id}`));
@@ -143,7 +164,8 @@ export class ClientAuthenticator {
       return this.fail(address, client.id, new InvalidClient('client authentication failed', `client_id ${fingerprint(credentials.statedClientId)} is not the assertion's sub ${client.id}`));
     }
     if (client.authMethod !== 'private_key_jwt') {
-      return this.fail(address, client.id, new InvalidClient('client authentication failed', `client ${client.id} authenticates with a secret, not private_key_jwt`));
+      const how = client.authMethod === 'none' ? 'is a public client, without keys' : 'authenticates with a secret, not private_key_jwt';
+      return this.fail(address, client.id, new InvalidClient('client authentication failed', `client ${client.id} ${how}`));
     }
     let accepted;
     try {

@@ -4,7 +4,16 @@ import { clientAddress } from '../http/client-address';
 import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
 import { readClientCredentials, type ClientAuthenticator } from './client-auth';
-import { InvalidClient, InvalidRequest, MethodNotAllowed, NO_STORE_HEADERS, oauthErrorResponse, TemporarilyUnavailable, UnsupportedGrantType } from './errors';
+import {
+  InvalidClient,
+  InvalidRequest,
+  MethodNotAllowed,
+  NO_STORE_HEADERS,
+  oauthErrorResponse,
+  TemporarilyUnavailable,
+  UnauthorizedClient,
+  UnsupportedGrantType,
+} from './errors';
 import { ClientGone, readForm, type FormParams } from './form';
 import type { OAuthRegistry } from './registry';
 import { introspectionRequest, readFormParams, revocationRequest } from './schemas';
@@ -18,6 +27,8 @@ export interface OAuthEndpointDeps {
   registry: OAuthRegistry;
   authenticator: Pick<ClientAuthenticator, 'authenticate'>;
   trustProxy: Config['trustProxy'];
+  /** Records a client's use (its last_used_at, at most once a minute); never waits or fails. */
+  recordClientUse?(clientId: string): void;
 }
 
 export interface OAuthDispatchContext {
@@ -97,9 +108,9 @@ export function createOAuthDispatch(context: OAuthDispatchContext): (req: Incomi
   };
 }
 
-/** The client of a request to `path` (an assertion's `aud` may name the endpoint called). */
-async function authenticated(req: IncomingMessage, form: FormParams, deps: OAuthEndpointDeps, path: string) {
-  return deps.authenticator.authenticate(readClientCredentials(req.headers.authorization, form), clientAddress(req, deps.trustProxy), path);
+/** The client of a request to `path` (an assertion's `aud` may name the endpoint called); public clients only where `publicClients`. */
+async function authenticated(req: IncomingMessage, form: FormParams, deps: OAuthEndpointDeps, path: string, publicClients: boolean) {
+  return deps.authenticator.authenticate(readClientCredentials(req.headers.authorization, form), clientAddress(req, deps.trustProxy), path, publicClients);
 }
 
 const token: Endpoint = async (req, deps) => {
@@ -109,27 +120,33 @@ const token: Endpoint = async (req, deps) => {
   const grant = deps.registry.findGrant(grantType);
   if (!grant) throw new UnsupportedGrantType(`unsupported grant_type "${grantType.slice(0, 64)}"`);
   let client;
-  if (grant.clientAuthentication === 'required') {
-    client = await authenticated(req, form, deps, TOKEN_PATH);
-  } else if (grant.clientAuthentication === 'optional') {
-    if (readClientCredentials(req.headers.authorization, form) !== undefined) client = await authenticated(req, form, deps, TOKEN_PATH);
-  } else if (readClientCredentials(req.headers.authorization, form) !== undefined) {
+  // Read again by `authenticated`; only grants that do not require authentication pay for it here.
+  const presented = grant.clientAuthentication !== 'required' && readClientCredentials(req.headers.authorization, form) !== undefined;
+  if (grant.clientAuthentication === 'required' || (grant.clientAuthentication === 'optional' && presented)) {
+    client = await authenticated(req, form, deps, TOKEN_PATH, true);
+    // README: "Grant types": each client uses only the grants it was given (RFC 6749 §5.2), and a
+    // public client only those that need no client credentials (never client_credentials).
+    if (client.authMethod === 'none' && grant.publicClients !== true) throw new UnauthorizedClient(`a public client may not use grant_type ${grantType}`);
+    if (!client.grantTypes.includes(grantType)) throw new UnauthorizedClient(`this client may not use grant_type ${grantType}`);
+  } else if (presented) {
     throw new InvalidClient(`grant_type ${grantType} takes no client authentication`);
   }
   const body = await grant.handler({ params: form, client, ip: clientAddress(req, deps.trustProxy) });
+  if (client) deps.recordClientUse?.(client.id);
   return { body, grantType };
 };
 
 const introspection: Endpoint = async (req, deps) => {
   const form = await readForm(req);
-  const client = await authenticated(req, form, deps, INTROSPECTION_PATH);
+  const client = await authenticated(req, form, deps, INTROSPECTION_PATH, false);
   const { token: tokenText } = readFormParams(introspectionRequest, form);
   return { body: await deps.registry.introspect(tokenText, { client }) };
 };
 
 const revocation: Endpoint = async (req, deps) => {
   const form = await readForm(req);
-  const client = await authenticated(req, form, deps, REVOCATION_PATH);
+  // RFC 7009 §2.1: a public client may revoke its own tokens, naming itself by client_id.
+  const client = await authenticated(req, form, deps, REVOCATION_PATH, true);
   const { token: tokenText } = readFormParams(revocationRequest, form);
   await deps.registry.revoke(tokenText, { client });
   return { body: undefined };

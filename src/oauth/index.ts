@@ -10,7 +10,7 @@ import type { AbuseLimits } from '../ratelimit/policies';
 import { CLIENT_ASSERTION_ALGORITHMS } from '../clients/jwks';
 import { AssertionJtiStore, sweepAssertionJtis } from './assertion-jtis';
 import { ClientAssertionVerifier } from './client-assertion';
-import { CLIENT_AUTH_METHODS, ClientAuthenticator } from './client-auth';
+import { CLIENT_AUTH_METHODS, ClientAuthenticator, PUBLIC_CLIENT_AUTH_METHODS } from './client-auth';
 import { ClientKeys } from './client-keys';
 import { INTROSPECTION_PATH, REVOCATION_PATH, TOKEN_PATH } from './endpoints';
 
@@ -41,7 +41,7 @@ export interface OAuthDeps {
 
 export async function startOAuth(deps: OAuthDeps): Promise<OAuthServices> {
   const { config, logger, handle, limiter, limits, now } = deps;
-  const clients = new ClientCache({ handle, logger, maxEntries: config.clientCacheSize });
+  const clients = new ClientCache({ handle, logger, maxEntries: config.clientCacheSize, now });
   await clients.start();
   const clientKeys = new ClientKeys({ maxEntries: config.clientCacheSize, production: config.production, logger, now });
   // An assertion's aud may name the issuer, the token endpoint (OpenID Connect Core §9 says so for every endpoint) or the endpoint called.
@@ -89,11 +89,11 @@ export function oauthMetadata(issuer: string, scopesSupported: readonly string[]
     introspection_endpoint: `${issuer}${INTROSPECTION_PATH}`,
     revocation_endpoint: `${issuer}${REVOCATION_PATH}`,
     grant_types_supported: grantTypes,
-    token_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
+    token_endpoint_auth_methods_supported: PUBLIC_CLIENT_AUTH_METHODS,
     token_endpoint_auth_signing_alg_values_supported: CLIENT_ASSERTION_ALGORITHMS,
     introspection_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
     introspection_endpoint_auth_signing_alg_values_supported: CLIENT_ASSERTION_ALGORITHMS,
-    revocation_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
+    revocation_endpoint_auth_methods_supported: PUBLIC_CLIENT_AUTH_METHODS,
     revocation_endpoint_auth_signing_alg_values_supported: CLIENT_ASSERTION_ALGORITHMS,
     scopes_supported: scopesSupported,
     // RFC 8414 requires the member; there is no authorization endpoint, so no response type is supported.

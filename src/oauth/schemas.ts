@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { CLIENT_ASSERTION_ALGORITHMS } from '../clients/jwks';
 import type { PublicJwk } from '../keys/jwks';
 import { JWT_BEARER_ASSERTION_TYPE } from './client-assertion';
-import { CLIENT_AUTH_METHODS, type ClientAuthMethod } from './client-auth';
+import { PUBLIC_CLIENT_AUTH_METHODS, type ClientAuthMethod } from './client-auth';
 import { targetFields } from '../http/fields';
 import { InvalidRequest, OAUTH_ERROR_CODES } from './errors';
 import type { FormParams, TokenResponse } from './types';
@@ -136,7 +136,7 @@ export const publicJwk = z
 /** GET /.well-known/jwks.json: current, then next, then previous keys. */
 export const jwksBody = z.object({ keys: z.array(publicJwk) }).meta({ id: 'Jwks' });
 
-const authMethods = z.array(z.enum(CLIENT_AUTH_METHODS as [ClientAuthMethod, ...ClientAuthMethod[]]));
+const authMethods = z.array(z.enum(PUBLIC_CLIENT_AUTH_METHODS as [ClientAuthMethod, ...ClientAuthMethod[]]));
 const assertionAlgorithms = z.array(z.enum(CLIENT_ASSERTION_ALGORITHMS));
 
 /** RFC 8414 metadata, at /.well-known/oauth-authorization-server and /.well-known/openid-configuration. */

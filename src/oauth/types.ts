@@ -46,6 +46,12 @@ export interface Grant {
    * checks (refresh tokens: /auth/v1 ones take none, an application's its own client's).
    */
   clientAuthentication: 'required' | 'none' | 'optional';
+  /**
+   * With `required` or `optional`: whether a public client (README: "Public clients": its `client_id`
+   * alone) may use the grant, e.g. authorization_code, whose PKCE verifier is the proof. Default false:
+   * client_credentials is never for a client without credentials (`unauthorized_client`).
+   */
+  publicClients?: boolean;
   handler(request: GrantRequest): Promise<TokenResponse>;
 }
 

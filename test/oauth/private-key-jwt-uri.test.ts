@@ -296,11 +296,17 @@ describe('the jti store and the key cache', () => {
       createdAt: new Date(0),
       updatedAt,
       authMethod: 'private_key_jwt',
+      tokenEndpointAuthMethod: 'private_key_jwt',
       secretHash: null,
       previousSecretHash: null,
       previousSecretExpiresAt: null,
       jwks: { keys: [key.publicJwk as unknown as Record<string, string>] },
       jwksUri: null,
+      redirectUris: [],
+      postLogoutRedirectUris: [],
+      grantTypes: ['client_credentials'],
+      firstParty: false,
+      registeredBy: 'operator',
     });
     const clients = Array.from({ length: 10 }, (_, i) => client(`c${i}`));
     for (const c of clients) expect(await cache.candidates(c, { alg: 'ES256', kid: 'only' })).toHaveLength(1);

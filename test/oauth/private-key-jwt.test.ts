@@ -75,7 +75,9 @@ describe('private_key_jwt client authentication (RFC 7523)', () => {
   it('discovery lists private_key_jwt and its algorithms for the token, introspection and revocation endpoints', async () => {
     const { body } = await request(a.url).get('/.well-known/oauth-authorization-server').expect(200);
     for (const endpoint of ['token', 'introspection', 'revocation']) {
-      expect(body[`${endpoint}_endpoint_auth_methods_supported`]).toEqual(['client_secret_basic', 'client_secret_post', 'private_key_jwt']);
+      // Public clients (none) may use the token endpoint and revocation, never introspection.
+      const none = endpoint === 'introspection' ? [] : ['none'];
+      expect(body[`${endpoint}_endpoint_auth_methods_supported`]).toEqual(['client_secret_basic', 'client_secret_post', 'private_key_jwt', ...none]);
       expect(body[`${endpoint}_endpoint_auth_signing_alg_values_supported`]).toEqual(['RS256', 'PS256', 'ES256']);
     }
   });

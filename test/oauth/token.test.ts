@@ -245,7 +245,7 @@ describe('POST /oauth/token (client_credentials)', () => {
       token_endpoint: 'http://idp.test/oauth/token',
       introspection_endpoint: 'http://idp.test/oauth/introspect',
       revocation_endpoint: 'http://idp.test/oauth/revoke',
-      token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
+      token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
       token_endpoint_auth_signing_alg_values_supported: ['RS256', 'PS256', 'ES256'],
       response_types_supported: [],
     });

@@ -6,7 +6,9 @@ import { apiKeyTokens, exchangedAccessTokens } from './api-keys/introspection';
 import { tokenExchangeGrant } from './api-keys/exchange';
 import { startApiKeys, type ApiKeys } from './api-keys/service';
 import { apiKeyUserRoutes } from './api-keys/user-routes';
+import { authorizationCapability } from './authorization';
 import type { Capability } from './capability';
+import { redirectUriMatches } from './clients/redirect-uris';
 import type { Config } from './config';
 import { loadMekRing, type MekProvider } from './crypto/mek';
 import { openDatabaseWithRetry, type DatabaseHandle } from './db';
@@ -32,6 +34,9 @@ import { refreshTokenGrant, userAccessTokens, userRefreshTokens } from './users/
 import { PasswordHashing } from './users/passwords';
 import { userRoutes } from './users/routes';
 import { UserAccounts } from './users/service';
+
+/** How often each instance runs the capabilities' sweeps (each idempotent; instances may overlap). */
+const SWEEP_INTERVAL_MS = 5 * 60_000;
 
 /**
  * The composition root (README "Layout"): the one place that knows every capability. It opens the
@@ -186,6 +191,22 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
     // client's own token (`sub` = `client_id`): API keys come before client credentials so that its
     // introspection says `api_key_id`. `/auth/v1/api-keys` is matched before `/auth/v1`.
     const userTokenDeps = { db: handle.db, users, issuer: config.issuer, now };
+    const authorization = authorizationCapability({
+      db: handle.db,
+      logger,
+      now,
+      sign,
+      verifier,
+      settings: config,
+      client: async (id) => oauth.clients.get(id),
+      redirectUriMatches,
+      // The registered resources (README "Resources"); read where the resources capability keeps them.
+      resource: async (url) => {
+        const row = await handle.db.selectFrom('resources').select(['url', 'name', 'scopes']).where('url', '=', url).executeTakeFirst();
+        return row && { url: row.url, name: row.name, scopes: row.scopes };
+      },
+      users,
+    });
     const capabilities: Capability[] = [
       {
         name: 'api-keys',
@@ -193,6 +214,8 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
         tokenKinds: [apiKeyTokens({ db: handle.db, apiKeys, verifier, now }), exchangedAccessTokens({ db: handle.db, apiKeys, verifier, now })],
         routes: [{ path: '/auth/v1/api-keys', handler: apiKeyUserRoutes({ deps: () => ({ apiKeys, users, now }), logger }) }],
       },
+      // Before `users`: /auth/v1/grants is matched before /auth/v1.
+      authorization,
       {
         name: 'users',
         grants: [refreshTokenGrant(userTokenDeps)],
@@ -218,7 +241,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
       },
     ];
     // client_credentials is listed first in grant_types_supported, as it always was.
-    const grantOrder = ['client-credentials', 'users', 'api-keys', 'admin'];
+    const grantOrder = ['client-credentials', 'authorization', 'users', 'api-keys', 'admin'];
     const registry = createOAuthRegistry({
       grants: grantOrder.flatMap((name) => capabilities.find((c) => c.name === name)?.grants ?? []),
       tokenKinds: capabilities.flatMap((c) => c.tokenKinds ?? []),
@@ -226,6 +249,12 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
 
     const routes = express.Router({ caseSensitive: true, strict: true });
     for (const capability of capabilities) for (const { path, handler } of capability.routes ?? []) routes.use(path, handler);
+    const sweeps = capabilities.flatMap((c) => c.sweeps ?? []);
+    const sweepTimer = setInterval(() => {
+      for (const sweep of sweeps) sweep.run().catch((error: Error) => logger.warn({ err: error.message, sweep: sweep.name }, 'sweep failed; retrying at the next interval'));
+    }, SWEEP_INTERVAL_MS);
+    sweepTimer.unref();
+    opened.push(() => clearInterval(sweepTimer));
 
     const runtime: AppRuntime = {
       jwks: () => keys.jwks,
@@ -237,7 +266,16 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
           logger.warn({ err: error.message }, 'discovery: scopes_supported could not be read; served empty');
           return [];
         });
-        return { issuer: config.issuer, jwks_uri: `${config.issuer}/.well-known/jwks.json`, ...oauthMetadata(config.issuer, scopes, registry.grantTypes()) };
+        const members = capabilities.map((c) => c.discovery?.() ?? {});
+        // Each capability's scopes first (openid, email, offline_access), then the clients'.
+        const allScopes = [...new Set([...members.flatMap((m) => (m.scopes_supported as string[] | undefined) ?? []), ...scopes])];
+        return {
+          issuer: config.issuer,
+          jwks_uri: `${config.issuer}/.well-known/jwks.json`,
+          ...oauthMetadata(config.issuer, scopes, registry.grantTypes()),
+          ...Object.assign({}, ...members),
+          scopes_supported: allScopes,
+        };
       },
       routes,
     };

@@ -1,8 +1,7 @@
-import type { Router } from 'express';
+import type { Capability } from '../capability';
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/schema';
 import type { Logger } from '../observability/logger';
-import type { Grant } from '../oauth/types';
 import type { Signer } from '../tokens/sign';
 import type { TokenVerifier } from '../tokens/verify';
 import { AuthorizationFlow, AUTHORIZE_PATH, type FlowUsers } from './flow';
@@ -43,20 +42,6 @@ export interface AuthorizationDeps {
   users: FlowUsers & TokenUsers & UserinfoUsers & { authenticate: GrantsDeps['authenticate'] };
 }
 
-/** A route the composition root mounts: `router` at `path` (documented in src/http/openapi.ts for now). */
-export interface CapabilityRoute {
-  path: string;
-  router: Router;
-}
-
-export interface AuthorizationCapability {
-  name: 'authorization';
-  grants: Grant[];
-  routes: CapabilityRoute[];
-  /** Members of the RFC 8414 / OpenID Provider metadata; `scopes_supported` is merged with the others'. */
-  discovery(): Record<string, unknown>;
-  sweeps: Array<{ name: string; run(): Promise<void> }>;
-}
 
 /** The claims the ID token and userinfo may carry (OpenID Provider Metadata `claims_supported`). */
 export const CLAIMS_SUPPORTED = ['sub', 'iss', 'aud', 'exp', 'iat', 'auth_time', 'nonce', 'sid', 'at_hash', 'email', 'email_verified'];
@@ -65,7 +50,7 @@ export const CLAIMS_SUPPORTED = ['sub', 'iss', 'aud', 'exp', 'iat', 'auth_time',
  * The authorization-code flow with PKCE and OpenID Connect: /oauth/authorize and its hosted pages,
  * `grant_type=authorization_code`, /oauth/userinfo, /oauth/logout, /auth/v1/grants.
  */
-export function authorizationCapability(deps: AuthorizationDeps): AuthorizationCapability {
+export function authorizationCapability(deps: AuthorizationDeps): Capability {
   const { issuer } = deps.settings;
   const flow = new AuthorizationFlow({
     db: deps.db,
@@ -80,8 +65,8 @@ export function authorizationCapability(deps: AuthorizationDeps): AuthorizationC
     name: 'authorization',
     grants: [authorizationCodeGrant({ db: deps.db, logger: deps.logger, now: () => deps.now(), sign: deps.sign, users: deps.users, settings: deps.settings })],
     routes: [
-      { path: '/', router: pageRoutes({ flow, signOut, users: deps.users, logger: deps.logger, brandName: deps.settings.brandName }), },
-      { path: GRANTS_PATH, router: grantsRouter({ db: deps.db, logger: deps.logger, now: () => deps.now(), authenticate: deps.users.authenticate }) },
+      { path: '/', handler: pageRoutes({ flow, signOut, users: deps.users, logger: deps.logger, brandName: deps.settings.brandName }) },
+      { path: GRANTS_PATH, handler: grantsRouter({ db: deps.db, logger: deps.logger, now: () => deps.now(), authenticate: deps.users.authenticate }) },
     ],
     discovery: () => ({
       authorization_endpoint: `${issuer}${AUTHORIZE_PATH}`,

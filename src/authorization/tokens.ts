@@ -66,6 +66,8 @@ export function authorizationCodeGrant(deps: CodeGrantDeps): Grant {
     grantType: 'authorization_code',
     parameters: ['code', 'redirect_uri', 'code_verifier'],
     clientAuthentication: 'required',
+    // A public client's proof is PKCE (authorization_code), or holding the refresh token it was issued.
+    publicClients: true,
     async handler({ params, client, ip }): Promise<CodeTokenResponse> {
       const clientId = (client as { id: string }).id;
       const code = params.get('code');

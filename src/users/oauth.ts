@@ -66,6 +66,7 @@ export function refreshTokenGrant(deps: UserTokenDeps): Grant {
     grantType: 'refresh_token',
     parameters: ['refresh_token'],
     clientAuthentication: 'optional',
+    publicClients: true,
     async handler({ params, ip, client }) {
       try {
         const session = await deps.users.refresh(params.get('refresh_token'), { ip, requestId: crypto.randomUUID() }, { clientId: client?.id });

@@ -66,7 +66,7 @@ export function authorizationCapability(deps: AuthorizationDeps): Capability {
     grants: [authorizationCodeGrant({ db: deps.db, logger: deps.logger, now: () => deps.now(), sign: deps.sign, users: deps.users, settings: deps.settings })],
     routes: [
       { path: '/', handler: pageRoutes({ flow, signOut, users: deps.users, logger: deps.logger, brandName: deps.settings.brandName }) },
-      { path: GRANTS_PATH, handler: grantsRouter({ db: deps.db, logger: deps.logger, now: () => deps.now(), authenticate: deps.users.authenticate }) },
+      { path: GRANTS_PATH, handler: grantsRouter({ db: deps.db, logger: deps.logger, now: () => deps.now(), authenticate: (token) => deps.users.authenticate(token) }) },
     ],
     discovery: () => ({
       authorization_endpoint: `${issuer}${AUTHORIZE_PATH}`,

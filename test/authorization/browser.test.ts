@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { generators, Issuer } from 'openid-client';
 import request from 'supertest';
@@ -5,6 +7,7 @@ import type { DatabaseHandle } from '../../src/db';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { useBrowser, withPage } from '../helpers/browser';
 import type { TestServer } from '../helpers/context';
+import { eventually } from '../oauth/helpers';
 import { landedAt, makeCodeClient, makeUser, signInOnPage, startCallback, startIssuer, type TestUser } from './support';
 
 /**
@@ -99,6 +102,36 @@ describe('sign-in for applications in a real browser', () => {
       expect(tokens2.claims()).toMatchObject({ sub: user.id, auth_time: claims.auth_time });
       expect(tokens2.claims().sid).not.toBe(claims.sid);
     });
+  });
+
+  it('oauth4webapi: a public client (client_id alone, PKCE its proof) on a loopback redirect of any port: tokens, ID token, userinfo, refresh', async () => {
+    const user = await makeUser(server.url);
+    // Registered without a port; the app listens wherever it could (RFC 8252 §7.3).
+    const app = await makeCodeClient(server.services, { name: 'Example CLI', redirectUris: ['http://127.0.0.1/callback'], public: true });
+    const child = spawn(process.execPath, [path.join(__dirname, '../fixtures/oauth4webapi-code.mjs'), server.url, app.id, callback.url]);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    await eventually(async () => expect(stdout).toContain('\n'), 15_000).catch(() => {
+      throw new Error(`oauth4webapi did not start: ${stderr}`);
+    });
+    const { url } = JSON.parse(stdout.split('\n')[0] as string) as { url: string };
+    await withPage(browser(), async (page) => {
+      await page.goto(url);
+      await signInOnPage(page, user);
+      await page.getByRole('button', { name: 'Allow' }).click();
+      const back = await landedAt(page, callback.url);
+      child.stdin.end(`${back.href}\n`);
+    });
+    expect({ code: await exited, stderr }).toEqual({ code: 0, stderr: '' });
+    const result = JSON.parse(stdout.split('\n')[1] as string);
+    expect(result.claims).toMatchObject({ iss: server.url, sub: user.id, aud: app.id, email: user.email });
+    expect(result.userinfo).toEqual({ sub: user.id, email: user.email, email_verified: false });
+    expect(decodeJwt(result.tokens.access_token)).toMatchObject({ client_id: app.id, sub: user.id });
+    expect(result.refreshed.refresh_token).not.toBe(result.tokens.refresh_token);
+    expect(decodeJwt(result.refreshed.access_token)).toMatchObject({ client_id: app.id, sid: result.claims.sid });
   });
 
   it('deny: the client gets access_denied with its state and the issuer; nothing is remembered', async () => {

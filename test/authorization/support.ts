@@ -1,8 +1,7 @@
 import crypto from 'node:crypto';
 import http from 'node:http';
-import net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import type { Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import request from 'supertest';
 import { clientPolicy, createClient, createPublicClient, type NewClient } from '../../src/clients/service';
 import type { Composition } from '../../src/compose';
@@ -11,17 +10,9 @@ import type { DatabaseHandle } from '../../src/db';
 import { startTestServer, testMek, type TestServer } from '../helpers/context';
 import type { TestDatabase } from '../helpers/database';
 import { freshEmail, signUp } from '../users/support';
+import { freePort } from '../oauth/private-key-jwt-support';
 
 export const PASSWORD = 'correct horse battery';
-
-/** A port nobody listens on now (the issuer must be the server's real URL for clients that discover it). */
-export async function freePort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
-}
 
 /** The environment of one test file's servers; the issuer is http://127.0.0.1:<port>. */
 export function issuerEnv(database: TestDatabase, port: number, extra: Record<string, string> = {}): Record<string, string> {
@@ -133,6 +124,24 @@ export async function signInOnPage(page: Page, user: { email: string; password: 
 export async function landedAt(page: Page, callback: string): Promise<URL> {
   await page.waitForURL((url) => url.href.startsWith(callback), { timeout: 15_000 });
   return new URL(page.url());
+}
+
+/**
+ * Signs a user in with a real browser and returns the browser's cookies as a Cookie header, so that
+ * further authorization requests can be made with that browser session by any HTTP client.
+ */
+export async function browserSession(browser: Browser, issuer: string, clientId: string, redirectUri: string, user: { email: string; password: string }): Promise<string> {
+  const context = await browser.newContext();
+  try {
+    const page = await context.newPage();
+    const { challenge } = pkce();
+    await page.goto(`${issuer}${authorizePath({ client_id: clientId, redirect_uri: redirectUri, response_type: 'code', scope: 'openid', code_challenge: challenge, code_challenge_method: 'S256' })}`);
+    await signInOnPage(page, user);
+    await landedAt(page, redirectUri);
+    return (await context.cookies(issuer)).map((c) => `${c.name}=${c.value}`).join('; ');
+  } finally {
+    await context.close();
+  }
 }
 
 /** The Set-Cookie headers of a response as `name=value` pairs for a Cookie header. */

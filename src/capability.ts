@@ -15,7 +15,7 @@ export interface Capability {
   tokenKinds?: readonly TokenKind[];
   /** Express routers and the path each is mounted at, in order. */
   routes?: readonly MountedRoutes[];
-  /** Members it adds to the RFC 8414 / OpenID Provider metadata; `scopes_supported` is merged with the others'. */
+  /** Members it adds to the RFC 8414 / OpenID Provider metadata. */
   discovery?(): Record<string, unknown>;
   /** Deletions of what has expired, run periodically by the root on every instance (each idempotent). */
   sweeps?: ReadonlyArray<{ name: string; run(): Promise<void> }>;

@@ -26,6 +26,7 @@ import { oauthMetadata, scopesSupported, startOAuth, type OAuthServices } from '
 import { createOAuthRegistry, type OAuthRegistry } from './oauth/registry';
 import { FailureLimiter } from './ratelimit';
 import { AbuseLimits } from './ratelimit/policies';
+import { resourcesCapability } from './resources';
 import { tenantIsActive } from './tenants/repository';
 import { createSigner, type Signer } from './tokens/sign';
 import { TokenVerifier } from './tokens/verify';
@@ -191,6 +192,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
     // client's own token (`sub` = `client_id`): API keys come before client credentials so that its
     // introspection says `api_key_id`. `/auth/v1/api-keys` is matched before `/auth/v1`.
     const userTokenDeps = { db: handle.db, users, issuer: config.issuer, now };
+    const resources = resourcesCapability({ db: handle.db, now, production: config.production });
     const authorization = authorizationCapability({
       db: handle.db,
       logger,
@@ -200,11 +202,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
       settings: config,
       client: async (id) => oauth.clients.get(id),
       redirectUriMatches,
-      // The registered resources (README "Resources"); read where the resources capability keeps them.
-      resource: async (url) => {
-        const row = await handle.db.selectFrom('resources').select(['url', 'name', 'scopes']).where('url', '=', url).executeTakeFirst();
-        return row && { url: row.url, name: row.name, scopes: row.scopes };
-      },
+      resource: (url) => resources.service.get(url),
       users,
     });
     const capabilities: Capability[] = [
@@ -227,13 +225,14 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
         grants: [clientCredentialsGrant({ issuer: config.issuer, clientTokenTtlMs: config.clientTokenTtlMs, sign, now })],
         tokenKinds: [clientAccessTokens({ db: handle.db, verifier, findClient: (id) => oauth.clients.get(id), now })],
       },
+      resources,
       {
         name: 'admin',
         routes: [
           {
             path: '/admin/v1',
             handler: adminRoutes({
-              deps: () => ({ db: handle.db, now, settings: config, lifecycle, keys, failures, adminTokens, apiKeys }),
+              deps: () => ({ db: handle.db, now, settings: config, lifecycle, keys, failures, adminTokens, apiKeys, resources: resources.service }),
               logger,
             }),
           },
@@ -241,7 +240,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
       },
     ];
     // client_credentials is listed first in grant_types_supported, as it always was.
-    const grantOrder = ['client-credentials', 'authorization', 'users', 'api-keys', 'admin'];
+    const grantOrder = ['client-credentials', 'authorization', 'users', 'api-keys', 'resources', 'admin'];
     const registry = createOAuthRegistry({
       grants: grantOrder.flatMap((name) => capabilities.find((c) => c.name === name)?.grants ?? []),
       tokenKinds: capabilities.flatMap((c) => c.tokenKinds ?? []),
@@ -262,19 +261,15 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
       readiness: async () => ({ database: await handle.ping(1_000), signingKey: keys.loaded }),
       async metadata() {
         // A scope list that cannot be read is left empty rather than failing discovery (RFC 8414: a RECOMMENDED member).
-        const scopes = await scopesSupported(handle).catch((error: Error) => {
+        const scopes = await scopesSupported(handle, (limit) => resources.service.scopes(limit)).catch((error: Error) => {
           logger.warn({ err: error.message }, 'discovery: scopes_supported could not be read; served empty');
           return [];
         });
-        const members = capabilities.map((c) => c.discovery?.() ?? {});
-        // Each capability's scopes first (openid, email, offline_access), then the clients'.
-        const allScopes = [...new Set([...members.flatMap((m) => (m.scopes_supported as string[] | undefined) ?? []), ...scopes])];
         return {
           issuer: config.issuer,
           jwks_uri: `${config.issuer}/.well-known/jwks.json`,
           ...oauthMetadata(config.issuer, scopes, registry.grantTypes()),
-          ...Object.assign({}, ...members),
-          scopes_supported: allScopes,
+          ...Object.assign({}, ...capabilities.map((c) => c.discovery?.() ?? {})),
         };
       },
       routes,

@@ -14,6 +14,8 @@ export const PERMISSIONS = [
   'api-keys:write',
   'limits:read',
   'limits:write',
+  'resources:read',
+  'resources:write',
 ] as const;
 
 export type Permission = (typeof PERMISSIONS)[number];

@@ -37,6 +37,7 @@ import type { Permission } from './permissions';
 import { blockView, clearBlock, isLimitKey } from '../ratelimit/operators';
 import { allows, type AdminCaller } from './tokens';
 import { apiKeyAdminRoutes, type ApiKeyAdminDeps } from '../api-keys/admin-routes';
+import { resourceAdminRoutes, type ResourceAdminDeps } from '../resources/admin-routes';
 import {
   auditQuery,
   createClientBody,
@@ -51,7 +52,7 @@ import {
 } from './schemas';
 
 /** What the admin API works with: each member is the narrow part of a capability it calls. */
-export interface AdminDeps extends ApiKeyAdminDeps {
+export interface AdminDeps extends ApiKeyAdminDeps, ResourceAdminDeps {
   db: Kysely<Database>;
   now: () => Date;
   settings: Pick<Config, 'issuer' | 'userAudience' | 'clientDefaultAudience' | 'clientTokenTtlMs' | 'production' | 'clientSecretGraceMs'>;
@@ -407,9 +408,10 @@ export function adminRoutes(options: { deps: () => AdminDeps | undefined; logger
   );
 
   router.use('/api-keys', apiKeyAdminRoutes(guard));
+  router.use('/resources', resourceAdminRoutes(guard));
 
   router.use(() => {
-    throw new ApiError('not_found', 'no such endpoint under /admin/v1 (keys, clients, users, tenants, audit)');
+    throw new ApiError('not_found', 'no such endpoint under /admin/v1 (keys, clients, users, tenants, audit, limits, api-keys, resources)');
   });
   router.use(apiErrorHandler(options.logger));
   return router;

@@ -82,7 +82,6 @@ export function authorizationCapability(deps: AuthorizationDeps): Capability {
       prompt_values_supported: ['none', 'login', 'consent'],
       request_parameter_supported: false,
       request_uri_parameter_supported: false,
-      scopes_supported: OIDC_SCOPES,
     }),
     sweeps: [{ name: 'authorization: expired interactions, codes and browser sessions', run: () => repo.sweepExpired(deps.db, deps.now()) }],
   };

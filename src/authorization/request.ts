@@ -1,7 +1,8 @@
+import { OIDC_SCOPES } from '../oauth';
 import { PageError, RedirectError } from './errors';
 
-/** The scopes of OpenID Connect this provider grants (README: "Scopes"), requestable by every authorization-code client. */
-export const OIDC_SCOPES: readonly string[] = ['openid', 'email', 'offline_access'];
+/** The scopes of OpenID Connect this provider grants, requestable by every authorization-code client. */
+export { OIDC_SCOPES };
 
 export type Prompt = 'none' | 'login' | 'consent';
 

@@ -57,8 +57,23 @@ function keysText(view: ClientView): string {
   return `jwks ${(view.jwks?.keys ?? []).map((k) => k.kid ?? `(${k.kty} without kid)`).join(' ')}`;
 }
 
-/** The authorization-code flow's settings of a client as the JSON of `create` shows them. */
+/**
+ * The authorization-code flow's settings of a client as the JSON of `create` shows them: nothing for a
+ * plain client-credentials client, whose `create` JSON keeps its documented shape
+ * `{client_id, client_secret, name, scopes, audiences}`; all of them for any other.
+ */
 function flowJson(view: ClientView) {
+  const plain =
+    view.redirect_uris.length === 0 &&
+    view.post_logout_redirect_uris.length === 0 &&
+    !view.first_party &&
+    view.grant_types.length === 1 &&
+    view.grant_types[0] === 'client_credentials' &&
+    view.token_endpoint_auth_method === 'client_secret_basic';
+  return plain ? {} : flowFields(view);
+}
+
+function flowFields(view: ClientView) {
   return {
     token_endpoint_auth_method: view.token_endpoint_auth_method,
     redirect_uris: view.redirect_uris,
@@ -172,6 +187,7 @@ export function registerClientCommands(program: Command, context: CliContext): v
           {
             client_id: client.id,
             client_secret: null,
+            token_endpoint_auth_method: view.token_endpoint_auth_method,
             name: client.name,
             scopes: client.scopes,
             audiences: client.audiences,
@@ -234,7 +250,7 @@ export function registerClientCommands(program: Command, context: CliContext): v
       const client = await withDb((db) => changeClient(db, id, changes, clientPolicy(config), { actor: 'cli', now: now() }));
       const view = clientView(client);
       const updated = Object.keys(changes).map((k) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`));
-      context.print(opts, { client_id: id, updated, ...flowJson(view), scopes: view.scopes }, `updated client ${id}: ${updated.join(', ')}\n${flowText(view)}`);
+      context.print(opts, { client_id: id, updated, ...flowFields(view), scopes: view.scopes }, `updated client ${id}: ${updated.join(', ')}\n${flowText(view)}`);
     });
 
   clients

@@ -24,6 +24,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   tenants: async () => (await import('./tenants')).registerTenantCommands,
   limits: async () => (await import('./limits')).registerLimitCommands,
   'api-keys': async () => (await import('./api-keys')).registerApiKeyCommands,
+  resources: async () => (await import('../resources/cli')).registerResourceCommands,
   verify: async () => (await import('./verify')).registerVerifyCommand,
   status: async () => (await import('./status')).registerStatusCommand,
 };

@@ -48,6 +48,7 @@ import {
   userCreateApiKeyBody,
   userListApiKeysQuery,
 } from '../api-keys/schemas';
+import { createResourceBody, resourceBody, resourceListBody, resourceUrlParam } from '../resources/schemas';
 import type { Config } from '../config';
 import {
   authorizationServerMetadataBody,
@@ -470,7 +471,7 @@ function paths(): ZodOpenApiPathsObject {
       post: admin('clients:write', {
         tags: clientTags,
         operationId: 'createClient',
-        summary: 'Registers a client: with a secret (shown once), or private_key_jwt with jwks or jwks_uri',
+        summary: 'Registers a client: with a secret (shown once), private_key_jwt with jwks or jwks_uri, or a public client (none) with redirect_uris',
         requestBody: jsonBody(createClientBody),
         success: { 201: ok('The client.', createdClientBody) },
       }),
@@ -585,6 +586,40 @@ function paths(): ZodOpenApiPathsObject {
       }),
     },
     ...apiKeyRoutes('/admin/v1/api-keys'),
+    '/admin/v1/resources': {
+      get: admin('resources:read', {
+        tags: ['Admin: resources'],
+        operationId: 'listResources',
+        summary: 'Every registered resource, in URL order',
+        success: { 200: ok('The resources.', resourceListBody) },
+      }),
+      post: admin('resources:write', {
+        tags: ['Admin: resources'],
+        operationId: 'createResource',
+        summary: 'Registers a resource (an API users may grant applications access to)',
+        requestBody: jsonBody(createResourceBody),
+        success: { 201: ok('The resource.', resourceBody) },
+        errors: [409],
+      }),
+    },
+    '/admin/v1/resources/{url}': {
+      get: admin('resources:read', {
+        tags: ['Admin: resources'],
+        operationId: 'getResource',
+        summary: 'One resource, by its URL percent-encoded as one path segment',
+        requestParams: { path: resourceUrlParam },
+        success: { 200: ok('The resource.', resourceBody) },
+        errors: [404],
+      }),
+      delete: admin('resources:write', {
+        tags: ['Admin: resources'],
+        operationId: 'deleteResource',
+        summary: 'Deletes a resource; tokens already issued for it keep their aud until they expire',
+        requestParams: { path: resourceUrlParam },
+        success: { 200: ok('The deleted resource.', resourceBody) },
+        errors: [404, 413, 415],
+      }),
+    },
   };
 }
 
@@ -616,6 +651,7 @@ export function buildOpenApiDocument(config: Pick<Config, 'issuer'>): oas31.Open
       { name: 'Admin: audit' },
       { name: 'Admin: limits' },
       { name: 'Admin: API keys' },
+      { name: 'Admin: resources' },
     ],
     components: {
       responses: { OAuthMethodNotAllowed: METHOD_NOT_ALLOWED },

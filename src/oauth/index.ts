@@ -104,7 +104,19 @@ export function oauthMetadata(issuer: string, scopesSupported: readonly string[]
 /** The most scopes discovery lists: it is public and fetched often, so it stays small. */
 export const SCOPES_SUPPORTED_LIMIT = 100;
 
-/** `scopes_supported`: the scopes enabled clients without a tenant may request (never a tenant's), at most 100. */
-export function scopesSupported(handle: DatabaseHandle): Promise<string[]> {
-  return listAllowedScopes(handle.db, SCOPES_SUPPORTED_LIMIT);
+/** The OpenID Connect scopes every authorization-code client may ask for (README: "Resources"), always listed. */
+export const OIDC_SCOPES: readonly string[] = ['openid', 'email', 'offline_access'];
+
+/**
+ * `scopes_supported` (README: "Discovery"): `openid email offline_access`, the scopes of the registered
+ * resources and those enabled clients without a tenant may request (never a tenant's), distinct, in
+ * code-point order, at most 100 in all.
+ */
+export async function scopesSupported(handle: DatabaseHandle, resourceScopes: (limit: number) => Promise<readonly string[]> = async () => []): Promise<string[]> {
+  // Each source's first `limit` in order holds every one of its scopes that can make the overall first `limit`.
+  const [clients, resources] = await Promise.all([listAllowedScopes(handle.db, SCOPES_SUPPORTED_LIMIT), resourceScopes(SCOPES_SUPPORTED_LIMIT)]);
+  const fixed = new Set(OIDC_SCOPES);
+  const byCodePoint = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  const others = [...new Set([...clients, ...resources])].filter((s) => !fixed.has(s)).sort(byCodePoint);
+  return [...OIDC_SCOPES, ...others.slice(0, SCOPES_SUPPORTED_LIMIT - OIDC_SCOPES.length)].sort(byCodePoint);
 }

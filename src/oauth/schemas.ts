@@ -156,8 +156,8 @@ export const authorizationServerMetadataBody = z
     revocation_endpoint_auth_signing_alg_values_supported: assertionAlgorithms,
     scopes_supported: z
       .array(z.string())
-      .max(103)
-      .meta({ description: 'openid, email, offline_access, then the scopes of enabled clients without a tenant, in code-point order, at most 100' }),
+      .max(100)
+      .meta({ description: 'openid, email, offline_access, the scopes of registered resources and of enabled clients without a tenant, in code-point order, at most 100' }),
     response_types_supported: z.array(z.literal('code')),
     authorization_endpoint: z.string(),
     userinfo_endpoint: z.string(),

@@ -7,6 +7,7 @@ import { clientPolicy, createClient, createPublicClient, type NewClient } from '
 import type { Composition } from '../../src/compose';
 import { loadConfig } from '../../src/config';
 import type { DatabaseHandle } from '../../src/db';
+import { Resources } from '../../src/resources';
 import { startTestServer, testMek, type TestServer } from '../helpers/context';
 import type { TestDatabase } from '../helpers/database';
 import { freshEmail, signUp } from '../users/support';
@@ -55,10 +56,9 @@ export async function makeCodeClient(
   return { id: client.id, secret };
 }
 
-/** A registered resource (README "Resources"), written as the resources capability stores them. */
+/** A registered resource (README "Resources"), through the service the CLI and the admin API use. */
 export async function registerResource(services: Composition, url: string, name: string, scopes: string[]): Promise<void> {
-  const now = services.now();
-  await services.handle.db.insertInto('resources').values({ url, name, scopes: JSON.stringify(scopes), created_at: now, updated_at: now }).execute();
+  await new Resources({ db: services.handle.db, now: services.now, policy: { production: false } }).create({ url, name, scopes }, { actor: 'test' });
 }
 
 export interface TestUser {

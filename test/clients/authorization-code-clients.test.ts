@@ -96,7 +96,10 @@ describe('authorization-code clients: CLI, admin API, token endpoint', () => {
       expect(await json('clients', 'create', '--name', 'Both', '--scope', 'read', '--redirect-uri', 'https://both.example/cb', '--grant-type', 'client_credentials', '--grant-type', 'authorization_code')).toMatchObject({
         grant_types: ['client_credentials', 'authorization_code'],
       });
-      expect(await json('clients', 'create', '--name', 'Service', '--scope', 'read')).toMatchObject({ grant_types: ['client_credentials'], redirect_uris: [], first_party: false });
+      // A plain client-credentials client: the documented shape of `clients create`, nothing added.
+      const plain = await json('clients', 'create', '--name', 'Service', '--scope', 'read');
+      expect(Object.keys(plain).sort()).toEqual(['audiences', 'client_id', 'client_secret', 'name', 'scopes']);
+      expect(await json('clients', 'show', String(plain.client_id))).toMatchObject({ grant_types: ['client_credentials'], redirect_uris: [], first_party: false, token_endpoint_auth_method: 'client_secret_basic' });
     });
 
     it('refuses bad redirect URIs and inconsistent settings with one line, creating nothing', async () => {

@@ -151,10 +151,12 @@ describe('OpenAPI document (GET /openapi.json) against real responses', () => {
           '/admin/v1/api-keys',
           '/admin/v1/api-keys/{id}',
           '/admin/v1/api-keys/{id}/revoke',
+          '/admin/v1/resources',
+          '/admin/v1/resources/{url}',
         ]),
       );
       expect(paths).not.toContain('/metrics');
-      expect(paths.filter((p) => p.startsWith('/admin/v1/'))).toHaveLength(16);
+      expect(paths.filter((p) => p.startsWith('/admin/v1/'))).toHaveLength(18);
       const body = JSON.stringify((document.paths?.['/oauth/token'] as { post: { requestBody: unknown } }).post.requestBody);
       for (const grant of server.services.registry.grantTypes()) expect(body).toContain(JSON.stringify(grant));
     });
@@ -331,6 +333,9 @@ describe('OpenAPI document (GET /openapi.json) against real responses', () => {
       const jwk = { ...crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' }), kid: 'es-1', alg: 'ES256' };
       const signer = documented(await adminCall('post', '/clients', { name: 'signer', scopes: ['read'], token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [jwk] } }), 201).body;
       expect(signer.client_secret).toBeUndefined();
+      const spa = { name: 'spa', scopes: 'openid', token_endpoint_auth_method: 'none', redirect_uris: ['https://spa.example/cb'], post_logout_redirect_uris: ['https://spa.example/'] };
+      expect(documented(await adminCall('post', '/clients', spa), 201).body).toMatchObject({ token_endpoint_auth_method: 'none', registered_by: 'operator' });
+      documented(await adminCall('post', '/clients', { ...spa, redirect_uris: ['https://spa.example/cb#fragment'] }), 400);
       documented(await adminCall('post', '/clients', { name: 'openapi', scopes: 'read', colour: 'blue' }), 400);
       documented(await adminCall('get', `/clients/${created.client_id}`), 200);
       documented(await adminCall('get', `/clients/${signer.client_id}`), 200);
@@ -375,6 +380,20 @@ describe('OpenAPI document (GET /openapi.json) against real responses', () => {
       const other = documented(await adminCall('post', '/api-keys', { client_id: client.id, name: 'other' }), 201).body;
       documented(await adminCall('delete', `/api-keys/${other.id}`), 200);
       documented(await adminCall('delete', `/api-keys/${other.id}`, undefined, null), 401);
+    });
+
+    it('/admin/v1/resources', async () => {
+      const url = 'https://openapi.example/mcp';
+      const path = `/resources/${encodeURIComponent(url)}`;
+      expect(documented(await adminCall('post', '/resources', { url, name: 'MCP server', scopes: 'mcp:tools mcp:read' }), 201).body).toMatchObject({ url, scopes: ['mcp:tools', 'mcp:read'] });
+      documented(await adminCall('post', '/resources', { url, name: 'again', scopes: 'x' }), 409);
+      documented(await adminCall('post', '/resources', { url: 'https://openapi.example/#f', name: 'fragment', scopes: 'x' }), 400);
+      documented(await adminCall('get', '/resources'), 200);
+      documented(await adminCall('get', '/resources', undefined, null), 401);
+      documented(await adminCall('get', path), 200);
+      documented(await adminCall('get', `/resources/${encodeURIComponent('https://none.example')}`), 404);
+      documented(await adminCall('delete', path), 200);
+      documented(await adminCall('delete', path), 404);
     });
 
     it('every operation was seen succeeding, and failing wherever the document lists an error', () => {

@@ -128,16 +128,17 @@ export async function grantConsent(db: Db, consent: { userId: string; clientId: 
     .values({
       user_id: consent.userId,
       client_id: consent.clientId,
-      scopes: JSON.stringify(consent.scopes),
-      resources: JSON.stringify(consent.resources),
+      // Sorted, as the union below keeps them.
+      scopes: JSON.stringify([...new Set(consent.scopes)].sort()),
+      resources: JSON.stringify([...new Set(consent.resources)].sort()),
       created_at: consent.now,
       updated_at: consent.now,
     })
     .onConflict((oc) =>
       oc.columns(['user_id', 'client_id']).doUpdateSet({
-        // Union, in a stable order: what was granted before, then what is new.
-        scopes: sql`(select coalesce(jsonb_agg(distinct s order by s), '[]'::jsonb) from jsonb_array_elements_text(consents.scopes || excluded.scopes) as s)`,
-        resources: sql`(select coalesce(jsonb_agg(distinct r order by r), '[]'::jsonb) from jsonb_array_elements_text(consents.resources || excluded.resources) as r)`,
+        // The union, sorted.
+        scopes: sql`(select coalesce(jsonb_agg(distinct s collate "C" order by s collate "C"), '[]'::jsonb) from jsonb_array_elements_text(consents.scopes || excluded.scopes) as s)`,
+        resources: sql`(select coalesce(jsonb_agg(distinct r collate "C" order by r collate "C"), '[]'::jsonb) from jsonb_array_elements_text(consents.resources || excluded.resources) as r)`,
         updated_at: consent.now,
       }),
     )

@@ -112,7 +112,7 @@ function issuerOf(env: Env): string {
 
 /** The longest lifetime of a token signed with a key (refresh tokens are opaque, never verified against a key). */
 function longestSignedTtl(env: Env): number {
-  return Math.max(SETTINGS.accessTokenTtlMs(env), SETTINGS.adminTokenTtlMs(env), SETTINGS.clientTokenTtlMs(env), SETTINGS.idTokenTtlMs(env));
+  return Math.max(SETTINGS.accessTokenTtlMs(env), SETTINGS.adminTokenTtlMs(env), SETTINGS.clientTokenTtlMs(env));
 }
 
 /**
@@ -266,7 +266,10 @@ const SETTINGS = {
   sessionTtlMs: (env) => duration(env, 'IDP_SESSION_TTL', 12 * HOUR),
   /** `IDP_SESSION_IDLE_TTL`, default 1h, at most IDP_SESSION_TTL: a browser session unused this long is over. */
   sessionIdleTtlMs: (env) => duration(env, 'IDP_SESSION_IDLE_TTL', HOUR),
-  /** `IDP_ID_TOKEN_TTL`, default 10m: the lifetime of an ID token. */
+  /**
+   * `IDP_ID_TOKEN_TTL`, default 10m: the lifetime of an ID token. Not part of the key retention (README
+   * "Configuration"): a relying party checks an ID token once, as it receives it.
+   */
   idTokenTtlMs: (env) => duration(env, 'IDP_ID_TOKEN_TTL', 10 * MINUTE),
   /** `IDP_BRAND_NAME`, default `Sign in`: the name the hosted pages show above each page's heading and in its title. */
   brandName: (env) => {

@@ -152,6 +152,27 @@ describe('sign-in for applications in a real browser', () => {
     });
   });
 
+  it('consent is remembered per client for what was granted; asking for more asks again, and the union is kept', async () => {
+    const user = await makeUser(server.url);
+    const { id, client } = await confidentialClient();
+    await withPage(browser(), async (page) => {
+      await page.goto(start(client, 'openid').url);
+      await signInOnPage(page, user);
+      await page.getByRole('button', { name: 'Allow' }).click();
+      await landedAt(page, callback.url);
+      await page.goto(start(client, 'openid').url);
+      await landedAt(page, callback.url);
+      await page.goto(start(client, 'openid email').url);
+      await expect(page.getByRole('button', { name: 'Allow' }).count()).resolves.toBe(1);
+      await page.getByRole('button', { name: 'Allow' }).click();
+      await landedAt(page, callback.url);
+      await page.goto(start(client, 'email').url);
+      await landedAt(page, callback.url);
+    });
+    const row = await server.services.handle.db.selectFrom('consents').select(['scopes', 'resources']).where('client_id', '=', id).executeTakeFirstOrThrow();
+    expect(row).toEqual({ scopes: ['email', 'openid'], resources: [] });
+  });
+
   it('a tampered CSRF token: the form is refused with 403 and no code is issued', async () => {
     const user = await makeUser(server.url);
     const { client } = await confidentialClient();

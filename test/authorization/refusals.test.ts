@@ -94,6 +94,28 @@ describe('sign-in for applications: refusals', () => {
     return { code: value, verifier: request.verifier };
   };
 
+  it('discovery: both documents are complete OpenID Provider metadata', async () => {
+    for (const path of ['/.well-known/openid-configuration', '/.well-known/oauth-authorization-server']) {
+      const { body } = await request(server.url).get(path).expect(200);
+      expect(body).toMatchObject({
+        issuer: server.url,
+        authorization_endpoint: `${server.url}/oauth/authorize`,
+        userinfo_endpoint: `${server.url}/oauth/userinfo`,
+        end_session_endpoint: `${server.url}/oauth/logout`,
+        response_types_supported: ['code'],
+        response_modes_supported: ['query'],
+        code_challenge_methods_supported: ['S256'],
+        authorization_response_iss_parameter_supported: true,
+        subject_types_supported: ['public'],
+        id_token_signing_alg_values_supported: ['RS256'],
+        claims_supported: expect.arrayContaining(['sub', 'email', 'email_verified', 'auth_time', 'nonce', 'sid', 'at_hash']),
+      });
+      expect(body.grant_types_supported).toEqual(expect.arrayContaining(['authorization_code', 'refresh_token', 'client_credentials']));
+      expect(body.token_endpoint_auth_methods_supported).toContain('none');
+      expect(body.scopes_supported).toEqual(expect.arrayContaining(['openid', 'email', 'offline_access']));
+    }
+  });
+
   describe('requests that are never redirected: an error page', () => {
     it('an unknown client, a missing client_id, an unregistered redirect URI', async () => {
       errorPage(await authorize(valid('no-such-client').params));
@@ -258,6 +280,50 @@ describe('sign-in for applications: refusals', () => {
       // A registered resource outside the client's allowed audiences, a scope of no requested resource.
       redirected(await authorize(valid(app.id, { resource: 'https://api.example/orders', scope: 'orders:read' }).params, cookies), 'invalid_target');
       redirected(await authorize(valid(wide.id, { scope: 'orders:read' }).params, cookies), 'invalid_scope');
+    });
+
+    it("an application's refresh token: only its client refreshes it; introspection names the client; the client revokes its own tokens", async () => {
+      const issued = await code(app.id, { scope: 'openid offline_access' });
+      const tokens = (await redeem(app, { code: issued.code, code_verifier: issued.verifier })).body as { access_token: string; refresh_token: string };
+      const refresh = (authorization?: string, extra: Record<string, string> = {}) => {
+        const req = request(server.url).post('/oauth/token').set('Content-Type', FORM);
+        return (authorization ? req.set('Authorization', authorization) : req).send(new URLSearchParams({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token, ...extra }).toString());
+      };
+      expect((await refresh()).body.error).toBe('invalid_grant');
+      expect((await refresh(basic(other.id, other.secret as string))).body.error).toBe('invalid_grant');
+      expect((await request(server.url).post('/auth/v1/token?grant_type=refresh_token').send({ refresh_token: tokens.refresh_token })).body.error).toBe('invalid_grant');
+      // None of those spent it.
+      const rotated = await refresh(basic(app.id, app.secret as string));
+      expect(rotated.status).toBe(200);
+      expect(rotated.body.scope).toBe('openid offline_access');
+
+      const introspect = (token: string, authorization: string) =>
+        request(server.url).post('/oauth/introspect').set('Content-Type', FORM).set('Authorization', authorization).send(new URLSearchParams({ token }).toString());
+      expect((await introspect(rotated.body.access_token, basic(other.id, other.secret as string))).body).toMatchObject({ active: true, client_id: app.id, sub: user.id, scope: 'openid offline_access' });
+      expect((await introspect(rotated.body.refresh_token, basic(app.id, app.secret as string))).body).toMatchObject({ active: true, client_id: app.id, token_type: 'refresh_token' });
+
+      const revoke = (token: string, authorization: string) =>
+        request(server.url).post('/oauth/revoke').set('Content-Type', FORM).set('Authorization', authorization).send(new URLSearchParams({ token }).toString());
+      expect((await revoke(rotated.body.access_token, basic(other.id, other.secret as string))).body.error).toBe('unauthorized_client');
+      expect((await revoke(rotated.body.access_token, basic(app.id, app.secret as string))).status).toBe(200);
+      expect((await introspect(rotated.body.access_token, basic(app.id, app.secret as string))).body).toEqual({ active: false });
+      expect((await revoke(rotated.body.refresh_token, basic(app.id, app.secret as string))).status).toBe(200);
+      expect((await refresh(basic(app.id, app.secret as string), { refresh_token: rotated.body.refresh_token })).body.error).toBe('invalid_grant');
+    });
+
+    it('userinfo errors per RFC 6750: no token, a bad one, one without openid', async () => {
+      const none = await request(server.url).get('/oauth/userinfo');
+      expect(none.status).toBe(401);
+      expect(none.headers['www-authenticate']).toBe('Bearer realm="userinfo"');
+      const bad = await request(server.url).get('/oauth/userinfo').set('Authorization', 'Bearer abc.def.ghi');
+      expect(bad.status).toBe(401);
+      expect(bad.headers['www-authenticate']).toMatch(/^Bearer realm="userinfo", error="invalid_token", error_description="[^"]+"$/);
+      const issued = await code(app.id, { scope: 'email' });
+      const token = (await redeem(app, { code: issued.code, code_verifier: issued.verifier })).body.access_token as string;
+      const noOpenid = await request(server.url).post('/oauth/userinfo').set('Authorization', `Bearer ${token}`);
+      expect(noOpenid.status).toBe(403);
+      expect(noOpenid.headers['www-authenticate']).toContain('error="insufficient_scope"');
+      expect(noOpenid.body.error).toBe('insufficient_scope');
     });
 
     it('the access token of an application is not accepted by /auth/v1', async () => {

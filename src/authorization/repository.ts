@@ -202,9 +202,54 @@ export async function insertCode(db: Db, code: NewCode): Promise<void> {
     .execute();
 }
 
-/** A code's row, locked until the transaction ends: two redemptions of one code are serialised here. */
-export async function lockCode(db: Transaction<Database>, codeHash: string): Promise<AuthorizationCodeRow | undefined> {
-  return db.selectFrom('authorization_codes').selectAll().where('code_hash', '=', codeHash).forUpdate().executeTakeFirst();
+/**
+ * A code's row, locked until the transaction ends (two redemptions of one code are serialised
+ * here), with its user, whether the user's tenant is disabled and whether the browser session it
+ * came from has ended since: one round trip for everything a redemption checks.
+ */
+export async function lockCode(
+  db: Transaction<Database>,
+  codeHash: string,
+): Promise<{ code: AuthorizationCodeRow; user: UserRow | undefined; tenantDisabled: boolean; browserSessionEnded: boolean } | undefined> {
+  const row = await db
+    .selectFrom('authorization_codes as c')
+    .leftJoin('users as u', 'u.id', 'c.user_id')
+    .leftJoin('tenants as t', 't.id', 'u.tenant_id')
+    .leftJoin('browser_sessions as b', 'b.id', 'c.browser_session_id')
+    .selectAll('c')
+    .select([
+      'u.id as u_id',
+      'u.email as u_email',
+      'u.password_hash as u_password_hash',
+      'u.role as u_role',
+      'u.tenant_id as u_tenant_id',
+      'u.created_at as u_created_at',
+      'u.updated_at as u_updated_at',
+      'u.last_sign_in_at as u_last_sign_in_at',
+      'u.disabled_at as u_disabled_at',
+      't.disabled_at as tenant_disabled_at',
+      'b.ended_at as browser_ended_at',
+    ])
+    .where('c.code_hash', '=', codeHash)
+    .forUpdate('c')
+    .executeTakeFirst();
+  if (!row) return undefined;
+  const { u_id, u_email, u_password_hash, u_role, u_tenant_id, u_created_at, u_updated_at, u_last_sign_in_at, u_disabled_at, tenant_disabled_at, browser_ended_at, ...code } = row;
+  const user: UserRow | undefined =
+    u_id === null
+      ? undefined
+      : {
+          id: u_id,
+          email: u_email as string,
+          password_hash: u_password_hash as string,
+          role: u_role as string,
+          tenant_id: u_tenant_id,
+          created_at: u_created_at as Date,
+          updated_at: u_updated_at as Date,
+          last_sign_in_at: u_last_sign_in_at,
+          disabled_at: u_disabled_at,
+        };
+  return { code, user, tenantDisabled: tenant_disabled_at !== null, browserSessionEnded: browser_ended_at !== null };
 }
 
 export async function markCodeRedeemed(db: Db, codeHash: string, redeemed: { now: Date; sessionId: string; jti: string; accessTokenExpiresAt: Date }): Promise<void> {
@@ -213,29 +258,6 @@ export async function markCodeRedeemed(db: Db, codeHash: string, redeemed: { now
     .set({ used_at: redeemed.now, session_id: redeemed.sessionId, access_token_jti: redeemed.jti, access_token_expires_at: redeemed.accessTokenExpiresAt })
     .where('code_hash', '=', codeHash)
     .execute();
-}
-
-/** The user of a code, whether their tenant is disabled, and whether the browser session it came from has ended since. */
-export async function findUserForCode(
-  db: Db,
-  userId: string,
-  browserSessionId: string | null,
-): Promise<{ user: UserRow; tenantDisabled: boolean; browserSessionEnded: boolean } | undefined> {
-  const row = await db
-    .selectFrom('users as u')
-    .leftJoin('tenants as t', 't.id', 'u.tenant_id')
-    .selectAll('u')
-    .select('t.disabled_at as tenant_disabled_at')
-    .where('u.id', '=', userId)
-    .executeTakeFirst();
-  if (!row) return undefined;
-  const { tenant_disabled_at, ...user } = row;
-  let browserSessionEnded = false;
-  if (browserSessionId !== null) {
-    const session = await db.selectFrom('browser_sessions').select('ended_at').where('id', '=', browserSessionId).executeTakeFirst();
-    browserSessionEnded = session?.ended_at != null;
-  }
-  return { user, tenantDisabled: tenant_disabled_at !== null, browserSessionEnded };
 }
 
 // ---- Sweeps

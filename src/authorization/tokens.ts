@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import type { Kysely, Transaction } from 'kysely';
 import { recordAudit } from '../audit';
-import type { Database, UserRow } from '../db/schema';
+import type { AuthorizationCodeRow, Database, UserRow } from '../db/schema';
 import type { Logger } from '../observability/logger';
 import { InvalidGrant, InvalidRequest } from '../oauth/errors';
 import type { Grant, TokenResponse } from '../oauth/types';
@@ -107,8 +107,9 @@ async function redeem(
 ): Promise<Redemption> {
   const { now } = input;
   const hash = tokenHash(input.code);
-  const row = await repo.lockCode(trx, hash);
-  if (!row) return { kind: 'unknown' };
+  const locked = await repo.lockCode(trx, hash);
+  if (!locked) return { kind: 'unknown' };
+  const row = locked.code;
   if (row.used_at) return replayed(trx, row, input);
   // Nothing below spends the code: a refused presentation leaves it to its rightful client.
   if (row.client_id !== input.clientId) return { kind: 'refused', description: 'the authorization code was not issued to this client', detail: `code of ${row.client_id} presented by ${input.clientId}` };
@@ -117,11 +118,11 @@ async function redeem(
     return { kind: 'refused', description: 'redirect_uri must be the one of the authorization request' };
   }
   if (!pkceMatches(input.verifier, row.code_challenge)) return { kind: 'refused', description: 'code_verifier does not match the code_challenge of the authorization request' };
-  const found = await repo.findUserForCode(trx, row.user_id, row.browser_session_id);
-  if (!found) return { kind: 'unknown' };
-  if (found.user.disabled_at) return { kind: 'refused', description: 'this account is disabled' };
-  if (found.tenantDisabled) return { kind: 'refused', description: 'the tenant of this account is disabled' };
-  if (found.browserSessionEnded) return { kind: 'refused', description: 'the user signed out after this code was issued' };
+  const { user, tenantDisabled, browserSessionEnded } = locked;
+  if (!user) return { kind: 'unknown' };
+  if (user.disabled_at) return { kind: 'refused', description: 'this account is disabled' };
+  if (tenantDisabled) return { kind: 'refused', description: 'the tenant of this account is disabled' };
+  if (browserSessionEnded) return { kind: 'refused', description: 'the user signed out after this code was issued' };
 
   const application: ApplicationSession = {
     clientId: row.client_id,
@@ -130,13 +131,13 @@ async function redeem(
     browserSessionId: row.browser_session_id,
     authTime: row.auth_time,
   };
-  const opened = await deps.users.openApplicationSession(trx, found.user, application, { offline: row.scopes.includes('offline_access'), now });
+  const opened = await deps.users.openApplicationSession(trx, user, application, { offline: row.scopes.includes('offline_access'), now });
   await repo.markCodeRedeemed(trx, hash, { now, sessionId: opened.sessionId, jti: input.jti, accessTokenExpiresAt: new Date(now.getTime() + deps.users.accessTokenTtlMs) });
-  return { kind: 'ok', user: found.user, application, sessionId: opened.sessionId, refreshToken: opened.refreshToken, jti: input.jti, nonce: row.nonce, scopes: row.scopes };
+  return { kind: 'ok', user, application, sessionId: opened.sessionId, refreshToken: opened.refreshToken, jti: input.jti, nonce: row.nonce, scopes: row.scopes };
 }
 
 /** RFC 6749 §10.5: the second presentation of a code revokes what the first one got; audited. */
-async function replayed(trx: Transaction<Database>, row: Awaited<ReturnType<typeof repo.lockCode>> & object, input: { clientId: string; ip: string; now: Date }): Promise<Redemption> {
+async function replayed(trx: Transaction<Database>, row: AuthorizationCodeRow, input: { clientId: string; ip: string; now: Date }): Promise<Redemption> {
   const { now } = input;
   if (row.session_id) await revokeSession(trx, row.session_id, 'authorization code replay', now);
   if (row.access_token_jti && row.access_token_expires_at && row.access_token_expires_at > now) {

@@ -152,8 +152,11 @@ export class AuthorizationFlow {
         return this.showPage(request, browser, done.interactionId, cookies, (form) => ({ status: 200, page: consentPage({ ...page, form }) }));
       }
     }
+    // An interaction gives one code: of two submissions of the same form, the second finds it gone.
+    if (done.interactionId && !(await repo.deleteInteraction(this.deps.db, done.interactionId))) {
+      throw new PageError('This page was already used. Go back to the application and start again.');
+    }
     const code = await this.issueCode(client, request, session, now);
-    if (done.interactionId) await repo.deleteInteraction(this.deps.db, done.interactionId);
     return { kind: 'redirect', location: this.responseUri(request.redirectUri, { code, state: request.state }), cookies };
   }
 
@@ -293,7 +296,14 @@ export class AuthorizationFlow {
     const session = await this.openBrowserSession(user, now, replaced);
     await this.audit({ actor: `user:${user.id}`, action: 'signin.succeeded', target: user.id, requestId: browser.requestId, details: { via: 'hosted page', client_id: client.id, ip: browser.ip } });
     const cookie = setCookie(this.cookies.session, session.token, { secure: this.cookies.secure, maxAgeSeconds: this.deps.settings.sessionTtlMs / 1000 });
-    return this.proceed(client, request, browser, session.live, { signedInNow: true, consentedNow: false, interactionId: row.id, cookies: [cookie] });
+    try {
+      return await this.proceed(client, request, browser, session.live, { signedInNow: true, consentedNow: false, interactionId: row.id, cookies: [cookie] });
+    } catch (error) {
+      // Refused after the sign-in (another tenant's application): the browser keeps its new session.
+      if (!(error instanceof RedirectError)) throw error;
+      await repo.deleteInteraction(this.deps.db, row.id);
+      return { ...this.errorRedirect(request, error), cookies: [cookie] };
+    }
   }
 
   private async consentAnswer(form: RequestParams, browser: BrowserRequest, row: repo.InteractionRow, client: AuthorizationClient, request: AuthorizationRequest): Promise<Outcome> {

@@ -5,7 +5,8 @@ export const STYLESHEET_PATH = '/assets/idp.css';
 
 /**
  * The hosted pages' stylesheet. Contrast: body text #1f2328 on #ffffff (15.8:1), muted #57606a on
- * #ffffff (6.2:1), button text #ffffff on #0b5cad (6.6:1), error #8a1c1c on #fdecec (8.3:1); every
+ * #ffffff (6.4:1), button text #ffffff on #0b5cad (6.7:1), error #8a1c1c on #fdecec (8.1:1), warning
+ * #6a4100 on #fff4d6 (8.1:1), the secondary button #0b5cad on #eef4fb when hovered (6.0:1); every
  * interactive element shows a 3 px focus ring; one column that fits a 320 px wide phone.
  */
 const CSS = `*,*::before,*::after{box-sizing:border-box}

@@ -2,11 +2,13 @@ import crypto from 'node:crypto';
 import { decodeJwt } from 'jose';
 import request from 'supertest';
 import type { DatabaseHandle } from '../../src/db';
-import { useBrowser } from '../helpers/browser';
+import { sweepExpired } from '../../src/authorization/repository';
+import { createTenant } from '../../src/tenants/repository';
+import { useBrowser, withPage } from '../helpers/browser';
 import { FakeClock, type TestServer } from '../helpers/context';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { basic } from '../oauth/helpers';
-import { authorizePath, browserSession, makeCodeClient, makeUser, pkce, registerResource, startCallback, startIssuer, type TestUser } from './support';
+import { authorizePath, browserSession, landedAt, makeCodeClient, signInOnPage, makeUser, pkce, registerResource, startCallback, startIssuer, type TestUser } from './support';
 
 const FORM = 'application/x-www-form-urlencoded';
 
@@ -76,6 +78,8 @@ describe('sign-in for applications: refusals', () => {
     expect(res.headers['content-security-policy']).toContain("frame-ancestors 'none'");
     expect(res.text).not.toContain(callback.url);
   };
+  const count = async (table: 'authorization_interactions' | 'authorization_codes') =>
+    Number((await server.services.handle.db.selectFrom(table).select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
   const redeem = (client: { id: string; secret?: string }, fields: Record<string, string>) => {
     const req = request(server.url).post('/oauth/token').set('Content-Type', FORM);
     const form = { grant_type: 'authorization_code', redirect_uri: callback.url, ...fields };
@@ -333,8 +337,56 @@ describe('sign-in for applications: refusals', () => {
       expect(res.status).toBe(401);
     });
 
+    it("a tenant's application: a user of no tenant is refused with access_denied after signing in, and keeps the session", async () => {
+      await createTenant(server.services.handle.db, { id: 'acme', name: 'Acme', now: server.services.now() });
+      const acmeApp = await makeCodeClient(server.services, { redirectUris: [callback.url], firstParty: true, tenantId: 'acme' });
+      await withPage(browser(), async (page) => {
+        const request = valid(acmeApp.id);
+        await page.goto(`${server.url}${authorizePath(request.params)}`);
+        await signInOnPage(page, user);
+        const back = await landedAt(page, callback.url);
+        expect(Object.fromEntries(back.searchParams)).toMatchObject({ error: 'access_denied', state: 'st-1', iss: server.url });
+        expect((await page.context().cookies(server.url)).map((c) => c.name)).toContain('idp_session');
+      });
+    });
+
+    it('a consent form answers once: submitted again (a double click, a replayed form), it is refused and gives no second code', async () => {
+      await withPage(browser(), async (page) => {
+        await page.context().addCookies(cookies.split('; ').map((pair) => ({ name: pair.split('=')[0] as string, value: pair.slice(pair.indexOf('=') + 1), url: server.url })));
+        await page.goto(`${server.url}${authorizePath(valid(thirdParty.id, { scope: 'openid email' }).params)}`);
+        const form = { interaction: await page.locator('input[name="interaction"]').inputValue(), csrf_token: await page.locator('input[name="csrf_token"]').inputValue() };
+        await page.getByRole('button', { name: 'Allow' }).click();
+        await landedAt(page, callback.url);
+        // The same form again, from the same browser with its cookies.
+        const again = await page.request.post(`${server.url}/oauth/authorize`, { form: { ...form, decision: 'allow' }, maxRedirects: 0 });
+        expect(again.status()).toBe(400);
+        expect(again.headers().location).toBeUndefined();
+
+        // Submitted several times at once: one code, whichever submission gets there first.
+        await page.goto(`${server.url}${authorizePath(valid(thirdParty.id, { prompt: 'consent' }).params)}`);
+        const racing = { interaction: await page.locator('input[name="interaction"]').inputValue(), csrf_token: await page.locator('input[name="csrf_token"]').inputValue(), decision: 'allow' };
+        const answers = await Promise.all(Array.from({ length: 6 }, () => page.request.post(`${server.url}/oauth/authorize`, { form: racing, maxRedirects: 0 })));
+        const codes = answers.filter((a) => a.status() === 303 && new URL(a.headers().location as string).searchParams.has('code'));
+        expect(codes).toHaveLength(1);
+        expect(answers.filter((a) => a.status() === 400)).toHaveLength(5);
+      });
+    });
+
+    it('the sweep deletes interactions past their 30 minutes and codes a day past their expiry', async () => {
+      const db = server.services.handle.db;
+      expect((await authorize(valid(thirdParty.id, { prompt: 'consent' }).params, cookies)).status).toBe(200);
+      await code(app.id);
+      expect(await count('authorization_interactions')).toBeGreaterThan(0);
+      clock.advance(2 * 86_400_000);
+      await sweepExpired(db, clock.now());
+      expect(await count('authorization_interactions')).toBe(0);
+      expect(await count('authorization_codes')).toBe(0);
+    });
+
     it('CSRF: a form posted without the browser (no binding cookie) or without its token is refused with 403', async () => {
-      const page = await authorize(valid(thirdParty.id).params, cookies);
+      const consents = () => server.services.handle.db.selectFrom('consents').selectAll().where('client_id', '=', thirdParty.id).execute();
+      const before = await consents();
+      const page = await authorize(valid(thirdParty.id, { prompt: 'consent', scope: 'openid offline_access' }).params, cookies);
       expect(page.status).toBe(200);
       const interaction = /name="interaction" value="([^"]+)"/.exec(page.text)?.[1] as string;
       const csrf = /name="csrf_token" value="([^"]+)"/.exec(page.text)?.[1] as string;
@@ -347,7 +399,7 @@ describe('sign-in for applications: refusals', () => {
       errorPage(crossSite, 403);
       errorPage(await post({ interaction, decision: 'allow' }, cookies), 403);
       errorPage(await post({ interaction, csrf_token: crypto.randomBytes(32).toString('base64url'), decision: 'allow' }, cookies), 403);
-      expect(await server.services.handle.db.selectFrom('consents').selectAll().where('client_id', '=', thirdParty.id).execute()).toEqual([]);
+      expect(await consents()).toEqual(before);
     });
   });
 });

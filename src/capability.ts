@@ -15,6 +15,10 @@ export interface Capability {
   tokenKinds?: readonly TokenKind[];
   /** Express routers and the path each is mounted at, in order. */
   routes?: readonly MountedRoutes[];
+  /** Members it adds to the RFC 8414 / OpenID Provider metadata. */
+  discovery?(): Record<string, unknown>;
+  /** Deletions of what has expired, run periodically by the root on every instance (each idempotent). */
+  sweeps?: ReadonlyArray<{ name: string; run(): Promise<void> }>;
   /** Stops timers and caches; awaited at shutdown and after a failed start-up. */
   stop?(): void | Promise<void>;
 }

@@ -6,7 +6,10 @@ import { apiKeyTokens, exchangedAccessTokens } from './api-keys/introspection';
 import { tokenExchangeGrant } from './api-keys/exchange';
 import { startApiKeys, type ApiKeys } from './api-keys/service';
 import { apiKeyUserRoutes } from './api-keys/user-routes';
+import { authorizationCapability } from './authorization';
+import { authorizationOpenApi } from './authorization/openapi';
 import type { Capability } from './capability';
+import { redirectUriMatches } from './clients/redirect-uris';
 import type { Config } from './config';
 import { loadMekRing, type MekProvider } from './crypto/mek';
 import { openDatabaseWithRetry, type DatabaseHandle } from './db';
@@ -40,6 +43,9 @@ import { refreshTokenGrant, userAccessTokens, userRefreshTokens } from './users/
 import { PasswordHashing } from './users/passwords';
 import { userRoutes } from './users/routes';
 import { UserAccounts } from './users/service';
+
+/** How often each instance runs the capabilities' sweeps (each idempotent; instances may overlap). */
+const SWEEP_INTERVAL_MS = 5 * 60_000;
 
 /**
  * The composition root (README "Layout"): the one place that knows every capability. It opens the
@@ -199,6 +205,18 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
     const cursors = new CursorCodec(mek);
     const userTokenDeps = { db: handle.db, users, issuer: config.issuer, now };
     const resources = resourcesCapability({ db: handle.db, now, production: config.production });
+    const authorization = authorizationCapability({
+      db: handle.db,
+      logger,
+      now,
+      sign,
+      verifier,
+      settings: config,
+      client: async (id) => oauth.clients.get(id),
+      redirectUriMatches,
+      resource: (url) => resources.service.get(url),
+      users,
+    });
     const capabilities: Capability[] = [
       {
         name: 'api-keys',
@@ -206,6 +224,8 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
         tokenKinds: [apiKeyTokens({ db: handle.db, apiKeys, verifier, now }), exchangedAccessTokens({ db: handle.db, apiKeys, verifier, now })],
         routes: [{ path: '/auth/v1/api-keys', handler: apiKeyUserRoutes({ deps: () => ({ apiKeys, users, cursors, now }), logger }) }],
       },
+      // Before `users`: /auth/v1/grants is matched before /auth/v1.
+      authorization,
       {
         name: 'users',
         grants: [refreshTokenGrant(userTokenDeps)],
@@ -232,7 +252,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
       },
     ];
     // client_credentials is listed first in grant_types_supported, as it always was.
-    const grantOrder = ['client-credentials', 'users', 'api-keys', 'resources', 'admin'];
+    const grantOrder = ['client-credentials', 'authorization', 'users', 'api-keys', 'resources', 'admin'];
     const registry = createOAuthRegistry({
       grants: grantOrder.flatMap((name) => capabilities.find((c) => c.name === name)?.grants ?? []),
       tokenKinds: capabilities.flatMap((c) => c.tokenKinds ?? []),
@@ -240,6 +260,12 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
 
     const routes = express.Router({ caseSensitive: true, strict: true });
     for (const capability of capabilities) for (const { path, handler } of capability.routes ?? []) routes.use(path, handler);
+    const sweeps = capabilities.flatMap((c) => c.sweeps ?? []);
+    const sweepTimer = setInterval(() => {
+      for (const sweep of sweeps) sweep.run().catch((error: Error) => logger.warn({ err: error.message, sweep: sweep.name }, 'sweep failed; retrying at the next interval'));
+    }, SWEEP_INTERVAL_MS);
+    sweepTimer.unref();
+    opened.push(() => clearInterval(sweepTimer));
 
     const runtime: AppRuntime = {
       jwks: () => keys.jwks,
@@ -251,7 +277,12 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
           logger.warn({ err: error.message }, 'discovery: scopes_supported could not be read; served empty');
           return [];
         });
-        return { issuer: config.issuer, jwks_uri: `${config.issuer}/.well-known/jwks.json`, ...oauthMetadata(config.issuer, scopes, registry.grantTypes()) };
+        return {
+          issuer: config.issuer,
+          jwks_uri: `${config.issuer}/.well-known/jwks.json`,
+          ...oauthMetadata(config.issuer, scopes, registry.grantTypes()),
+          ...Object.assign({}, ...capabilities.map((c) => c.discovery?.() ?? {})),
+        };
       },
       routes,
     };
@@ -290,7 +321,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
  * their grants are listed: the document is served from the moment the server listens, before start-up
  * is done, so it is assembled from these static parts rather than from the built capabilities.
  */
-const OPENAPI_FRAGMENTS: readonly OpenApiFragment[] = [clientCredentialsOpenApi, usersOpenApi, apiKeysOpenApi, adminOpenApi, resourcesOpenApi];
+const OPENAPI_FRAGMENTS: readonly OpenApiFragment[] = [clientCredentialsOpenApi, authorizationOpenApi, usersOpenApi, apiKeysOpenApi, adminOpenApi, resourcesOpenApi];
 
 /** The OpenAPI document this composition serves at /openapi.json. */
 export function openApiDocument(config: Pick<Config, 'issuer'>): oas31.OpenAPIObject {

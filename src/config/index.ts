@@ -2,6 +2,7 @@ import os from 'node:os';
 import cron from 'node-cron';
 import proxyaddr from 'proxy-addr';
 import { z } from 'zod';
+import { checkName } from '../text';
 import { formatDuration, parseDuration } from './duration';
 
 export class ConfigError extends Error {
@@ -253,6 +254,33 @@ const SETTINGS = {
   /** `IDP_API_KEY_MAX_TTL`, default 365d; `never` (undefined here) allows keys without expiry. */
   apiKeyMaxTtlMs: (env) => (read(env, 'IDP_API_KEY_MAX_TTL') === 'never' ? undefined : duration(env, 'IDP_API_KEY_MAX_TTL', 365 * DAY)),
   /**
+   * `IDP_AUTH_CODE_TTL`, default 60s, at most 10m (RFC 6749 §4.1.2): how long an authorization code
+   * may be redeemed (README "Sign-in for applications").
+   */
+  authCodeTtlMs: (env) => {
+    const ms = duration(env, 'IDP_AUTH_CODE_TTL', MINUTE);
+    if (ms > 10 * MINUTE) throw new ConfigError('IDP_AUTH_CODE_TTL', `${formatDuration(ms)} is over 10m, the longest an authorization code may live`);
+    return ms;
+  },
+  /** `IDP_SESSION_TTL`, default 12h: the absolute lifetime of a hosted pages' browser session. */
+  sessionTtlMs: (env) => duration(env, 'IDP_SESSION_TTL', 12 * HOUR),
+  /** `IDP_SESSION_IDLE_TTL`, default 1h, at most IDP_SESSION_TTL: a browser session unused this long is over. */
+  sessionIdleTtlMs: (env) => duration(env, 'IDP_SESSION_IDLE_TTL', HOUR),
+  /**
+   * `IDP_ID_TOKEN_TTL`, default 10m: the lifetime of an ID token. Not part of the key retention (README
+   * "Configuration"): a relying party checks an ID token once, as it receives it.
+   */
+  idTokenTtlMs: (env) => duration(env, 'IDP_ID_TOKEN_TTL', 10 * MINUTE),
+  /** `IDP_BRAND_NAME`, default `Sign in`: the name the hosted pages show above each page's heading and in its title. */
+  brandName: (env) => {
+    const text = read(env, 'IDP_BRAND_NAME') ?? 'Sign in';
+    try {
+      return checkName(text, 'the brand name', 80);
+    } catch (error) {
+      throw new ConfigError('IDP_BRAND_NAME', (error as Error).message);
+    }
+  },
+  /**
    * Abuse limits on failed client authentication at /oauth/*: `IDP_TOKEN_FAILURES_PER_CLIENT` (20 per
    * `client_id`), `IDP_TOKEN_FAILURES_PER_IP` (20 per address), per `IDP_TOKEN_FAILURE_WINDOW` (1m).
    */
@@ -292,6 +320,12 @@ function crossChecks(config: Config, env: Env): void {
   const longest = longestSignedTtl(env);
   if (retentionMs < longest) {
     throw new ConfigError('IDP_KEY_RETENTION', `${formatDuration(retentionMs)} is under the longest token TTL (${formatDuration(longest)}): tokens would outlive their key`);
+  }
+  if (config.sessionIdleTtlMs > config.sessionTtlMs) {
+    throw new ConfigError(
+      'IDP_SESSION_IDLE_TTL',
+      `${formatDuration(config.sessionIdleTtlMs)} is over IDP_SESSION_TTL (${formatDuration(config.sessionTtlMs)}), which ends every session first`,
+    );
   }
   if (config.production) {
     const missing = [

@@ -62,6 +62,75 @@ export interface SessionsTable {
   refreshed_at: Date | null;
   revoked_at: Date | null;
   revoked_reason: string | null;
+  /** A session opened for an application (the authorization-code flow): its client; null for /auth/v1. */
+  client_id: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The granted scopes, space-separated; null: the /auth/v1 scope. */
+  scope: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The tokens' `aud` (the granted resources); null: IDP_USER_AUDIENCE. */
+  audience: ColumnType<string[] | null, string | null | undefined, string | null>;
+  /** The hosted pages' browser session the application's sign-in came from (its sign-out ends this one too). */
+  browser_session_id: ColumnType<string | null, string | null | undefined, string | null>;
+  /** When the user signed in (the ID token's `auth_time`). */
+  auth_time: ColumnType<Date | null, Date | null | undefined, Date | null>;
+}
+
+/** README: "Sign-in for applications": a browser signed in to the hosted pages (the cookie names it by a token whose hash is here). */
+export interface BrowserSessionsTable {
+  id: string;
+  token_hash: string;
+  user_id: string;
+  created_at: Date;
+  last_seen_at: Date;
+  auth_time: Date;
+  /** created_at + IDP_SESSION_TTL. */
+  expires_at: Date;
+  ended_at: Date | null;
+  ended_reason: string | null;
+}
+
+/** The validated request behind a page that is shown, until its form comes back. */
+export interface AuthorizationInteractionsTable {
+  id: string;
+  kind: 'authorize' | 'logout';
+  binding_hash: string;
+  csrf_hash: string;
+  request: ColumnType<Record<string, unknown>, string, string>;
+  created_at: Date;
+  expires_at: Date;
+}
+
+/** What a user granted a client (remembered consent). */
+export interface ConsentsTable {
+  user_id: string;
+  client_id: string;
+  scopes: ColumnType<string[], string, string>;
+  resources: ColumnType<string[], string, string>;
+  created_at: Date;
+  updated_at: Date;
+}
+
+/** Authorization codes: only their hash; single use. */
+export interface AuthorizationCodesTable {
+  code_hash: string;
+  client_id: string;
+  user_id: string;
+  redirect_uri: string;
+  /** The authorization request named redirect_uri (else the client's only one was used): the token request must repeat it. */
+  redirect_uri_sent: boolean;
+  /** RFC 7636 S256 challenge: base64url SHA-256 of the verifier. */
+  code_challenge: string;
+  scopes: ColumnType<string[], string, string>;
+  resources: ColumnType<string[], string, string>;
+  nonce: string | null;
+  auth_time: Date;
+  browser_session_id: string | null;
+  created_at: Date;
+  expires_at: Date;
+  used_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  /** Set at redemption: the session opened, and its first access token, revoked should the code come back. */
+  session_id: ColumnType<string | null, string | null | undefined, string | null>;
+  access_token_jti: ColumnType<string | null, string | null | undefined, string | null>;
+  access_token_expires_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
 }
 
 export interface RefreshTokensTable {
@@ -206,6 +275,10 @@ export interface Database {
   api_keys: ApiKeysTable;
   client_assertion_jtis: ClientAssertionJtisTable;
   resources: ResourcesTable;
+  browser_sessions: BrowserSessionsTable;
+  authorization_interactions: AuthorizationInteractionsTable;
+  consents: ConsentsTable;
+  authorization_codes: AuthorizationCodesTable;
 }
 
 export type SigningKeyRow = Selectable<SigningKeysTable>;
@@ -216,3 +289,5 @@ export type AdminTokenRow = Selectable<AdminTokensTable>;
 export type TenantRow = Selectable<TenantsTable>;
 export type ApiKeyRow = Selectable<ApiKeysTable>;
 export type ResourceRow = Selectable<ResourcesTable>;
+export type BrowserSessionRow = Selectable<BrowserSessionsTable>;
+export type AuthorizationCodeRow = Selectable<AuthorizationCodesTable>;

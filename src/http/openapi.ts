@@ -140,6 +140,7 @@ export function buildOpenApiDocument(config: Pick<Config, 'issuer'>, fragments: 
       securitySchemes: {
         clientSecretBasic: { type: 'http', scheme: 'basic', description: 'client_secret_basic: client id and secret, each form-urlencoded, then Base64 (RFC 6749 §2.3.1).' },
         userAccessToken: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'A user access token from /auth/v1/signup or /auth/v1/token.' },
+        applicationAccessToken: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'An access token of the authorization-code flow (grant_type=authorization_code or its refresh).' },
         adminToken: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'An admin token (`idp admin-token issue`), checked against its row on every request.' },
       },
     },

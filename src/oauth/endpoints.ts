@@ -121,13 +121,15 @@ const token: Endpoint = async (req, deps) => {
   const grant = deps.registry.findGrant(grantType);
   if (!grant) throw new UnsupportedGrantType(`unsupported grant_type ${quoted(grantType)}`);
   let client;
-  if (grant.clientAuthentication === 'required') {
+  // Read again by `authenticated`; only grants that do not require authentication pay for it here.
+  const presented = grant.clientAuthentication !== 'required' && readClientCredentials(req.headers.authorization, form) !== undefined;
+  if (grant.clientAuthentication === 'required' || (grant.clientAuthentication === 'optional' && presented)) {
     client = await authenticated(req, form, deps, TOKEN_PATH, true);
     // README: "Grant types": each client uses only the grants it was given (RFC 6749 §5.2), and a
     // public client only those that need no client credentials (never client_credentials).
     if (client.authMethod === 'none' && grant.publicClients !== true) throw new UnauthorizedClient(`a public client may not use grant_type ${grantType}`);
     if (!client.grantTypes.includes(grantType)) throw new UnauthorizedClient(`this client may not use grant_type ${grantType}`);
-  } else if (readClientCredentials(req.headers.authorization, form) !== undefined) {
+  } else if (presented) {
     throw new InvalidClient(`grant_type ${grantType} takes no client authentication`);
   }
   const body = await grant.handler({ params: form, client, ip: clientAddress(req, deps.trustProxy) });

@@ -154,10 +154,25 @@ export const authorizationServerMetadataBody = z
     introspection_endpoint_auth_signing_alg_values_supported: assertionAlgorithms,
     revocation_endpoint_auth_methods_supported: authMethods,
     revocation_endpoint_auth_signing_alg_values_supported: assertionAlgorithms,
-    scopes_supported: z.array(z.string()).max(100).meta({ description: 'openid, email, offline_access, the scopes of registered resources and of enabled clients without a tenant, in code-point order, at most 100' }),
-    response_types_supported: z.array(z.string()).max(0).meta({ description: 'empty: there is no authorization endpoint' }),
+    scopes_supported: z
+      .array(z.string())
+      .max(100)
+      .meta({ description: 'openid, email, offline_access, the scopes of registered resources and of enabled clients without a tenant, in code-point order, at most 100' }),
+    response_types_supported: z.array(z.literal('code')),
+    authorization_endpoint: z.string(),
+    userinfo_endpoint: z.string(),
+    end_session_endpoint: z.string(),
+    response_modes_supported: z.array(z.literal('query')),
+    code_challenge_methods_supported: z.array(z.literal('S256')),
+    authorization_response_iss_parameter_supported: z.literal(true),
+    subject_types_supported: z.array(z.literal('public')),
+    id_token_signing_alg_values_supported: z.array(z.literal('RS256')),
+    claims_supported: z.array(z.string()),
+    prompt_values_supported: z.array(z.string()),
+    request_parameter_supported: z.literal(false),
+    request_uri_parameter_supported: z.literal(false),
   })
-  .meta({ id: 'AuthorizationServerMetadata' });
+  .meta({ id: 'AuthorizationServerMetadata', description: 'RFC 8414, and OpenID Connect Discovery 1.0 (the same document at both addresses).' });
 
 // The schemas and the types the code builds must not drift apart.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;

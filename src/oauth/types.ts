@@ -16,12 +16,14 @@ export interface TokenResponse {
   expires_in: number;
   scope?: string;
   refresh_token?: string;
+  /** OpenID Connect: the authorization-code grant with scope openid. */
+  id_token?: string;
 }
 
 export interface GrantRequest {
   /** Every form parameter of the request (each at most once, empty ones dropped). */
   params: FormParams;
-  /** The authenticated client; undefined only for a grant with `clientAuthentication: 'none'`. */
+  /** The authenticated client; undefined for a grant with `clientAuthentication: 'none'`, or 'optional' without credentials. */
   client: Client | undefined;
   /** Address of the peer, for the grant's own abuse limits. */
   ip: string;
@@ -40,11 +42,13 @@ export interface Grant {
   /**
    * `required`: the client must authenticate (client_credentials). `none`: the grant authenticates
    * the request itself (e.g. a user session's refresh token) and client credentials are refused.
+   * `optional`: credentials, when presented, must authenticate a client, which the handler then
+   * checks (refresh tokens: /auth/v1 ones take none, an application's its own client's).
    */
-  clientAuthentication: 'required' | 'none';
+  clientAuthentication: 'required' | 'none' | 'optional';
   /**
-   * With `required`: whether a public client (README: "Public clients": its `client_id` alone) may use
-   * the grant, e.g. authorization_code, whose PKCE verifier is the proof. Default false:
+   * With `required` or `optional`: whether a public client (README: "Public clients": its `client_id`
+   * alone) may use the grant, e.g. authorization_code, whose PKCE verifier is the proof. Default false:
    * client_credentials is never for a client without credentials (`unauthorized_client`).
    */
   publicClients?: boolean;

@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import { errors, type JWTPayload } from 'jose';
+import { decodeJwt, errors, type JWTPayload } from 'jose';
 import { ServiceError } from '../errors';
 import type { Signer } from '../tokens/sign';
 import type { TokenVerifier } from '../tokens/verify';
@@ -15,6 +15,15 @@ export interface UserTokenSubject {
   email: string;
   role: string;
   tenantId: string | null;
+  /** A session opened for an application (README "Sign-in for applications"); absent for /auth/v1. */
+  application?: ApplicationGrant;
+}
+
+/** What an application was granted: its id, the scopes, and the resources (the `aud`; none: IDP_USER_AUDIENCE). */
+export interface ApplicationGrant {
+  clientId: string;
+  scope: string;
+  resources: readonly string[];
 }
 
 export interface UserAccessClaims extends JWTPayload {
@@ -25,6 +34,14 @@ export interface UserAccessClaims extends JWTPayload {
   scope: string;
   token_type: typeof USER_TOKEN_TYPE;
   tenant_id?: string;
+  /** Tokens of the authorization-code flow: the application they were issued to. */
+  client_id?: string;
+}
+
+/** One resource: a string; several: an array (RFC 7519 §4.1.3); none: the user audience. */
+export function audienceOf(resources: readonly string[], userAudience: string): string | string[] {
+  if (resources.length === 0) return userAudience;
+  return resources.length === 1 ? (resources[0] as string) : [...resources];
 }
 
 export interface IssuedAccessToken {
@@ -34,40 +51,47 @@ export interface IssuedAccessToken {
   expiresIn: number;
 }
 
-/** Signs a user access token (README: "tokens"): typ at+jwt, aud IDP_USER_AUDIENCE, sid, role, tenant_id when set. */
+/**
+ * Signs a user access token (README: "tokens"): typ at+jwt, aud IDP_USER_AUDIENCE, sid, role,
+ * tenant_id when set. An application's token (the authorization-code flow) also names its
+ * `client_id`, carries the granted `scope`, and its `aud` is the granted resources, if any.
+ */
 export async function issueUserAccessToken(
   sign: Signer,
-  options: { issuer: string; audience: string; ttlMs: number; now: Date },
+  options: { issuer: string; audience: string; ttlMs: number; now: Date; jti?: string },
   subject: UserTokenSubject,
-): Promise<IssuedAccessToken> {
+): Promise<IssuedAccessToken & { jti: string }> {
   const iat = Math.floor(options.now.getTime() / 1000);
   const exp = iat + Math.floor(options.ttlMs / 1000);
+  const jti = options.jti ?? crypto.randomUUID();
+  const application = subject.application;
   const claims: UserAccessClaims = {
     iss: options.issuer,
     sub: subject.userId,
-    aud: options.audience,
+    aud: application ? audienceOf(application.resources, options.audience) : options.audience,
     exp,
     iat,
     nbf: iat,
-    jti: crypto.randomUUID(),
+    jti,
     sid: subject.sessionId,
     email: subject.email,
     role: subject.role,
-    scope: USER_SCOPE,
+    scope: application ? application.scope : USER_SCOPE,
     token_type: USER_TOKEN_TYPE,
     ...(subject.tenantId ? { tenant_id: subject.tenantId } : {}),
+    ...(application ? { client_id: application.clientId } : {}),
   };
-  return { token: await sign(claims, 'at+jwt'), expiresAt: new Date(exp * 1000), expiresIn: exp - iat };
+  return { token: await sign(claims, 'at+jwt'), expiresAt: new Date(exp * 1000), expiresIn: exp - iat, jti };
 }
 
 /**
  * Verifies the signature and claims of a user access token. The caller learns only "invalid" or
  * "expired, when"; which check failed on a forged token goes to `logDetail`, i.e. the log.
  */
-export async function verifyUserAccessToken(verifier: TokenVerifier, token: string, options: { audience: string; now: Date }): Promise<UserAccessClaims> {
+export async function verifyUserAccessToken(verifier: TokenVerifier, token: string, options: { audience: string | 'any'; now: Date }): Promise<UserAccessClaims> {
   let payload: JWTPayload;
   try {
-    payload = await verifier.verify(token, { audience: options.audience, typ: 'at+jwt', now: options.now });
+    payload = await verifier.verify(token, { audience: options.audience === 'any' ? anyAudience(token) : options.audience, typ: 'at+jwt', now: options.now });
   } catch (error) {
     if (error instanceof errors.JWTExpired && typeof error.payload.exp === 'number') {
       throw new ServiceError('token_expired', `token expired ${describeExpiry(error.payload.exp * 1000, options.now)}; refresh it or sign in again`);
@@ -80,12 +104,33 @@ export async function verifyUserAccessToken(verifier: TokenVerifier, token: stri
     }
     throw invalidToken(error instanceof Error ? `${(error as { code?: string }).code ?? error.name}: ${error.message}` : String(error));
   }
-  if (payload.token_type !== USER_TOKEN_TYPE || typeof payload.sid !== 'string' || typeof payload.email !== 'string' || typeof payload.role !== 'string') {
+  if (
+    payload.token_type !== USER_TOKEN_TYPE ||
+    typeof payload.sid !== 'string' ||
+    typeof payload.email !== 'string' ||
+    typeof payload.role !== 'string' ||
+    typeof payload.scope !== 'string' ||
+    (payload.client_id !== undefined && typeof payload.client_id !== 'string')
+  ) {
     throw new ServiceError('invalid_token', 'not a user access token of this provider (client and admin tokens are not accepted here)', {
       logDetail: `token_type=${String(payload.token_type)}`,
     });
   }
   return payload as UserAccessClaims;
+}
+
+/**
+ * The audience a token names, for the endpoints that answer for any resource (introspection,
+ * userinfo): the signature is still verified, so only a token we issued gets past.
+ */
+function anyAudience(token: string): string | string[] {
+  try {
+    const aud = decodeJwt(token).aud;
+    if (typeof aud === 'string' || (Array.isArray(aud) && aud.length > 0)) return aud;
+  } catch {
+    // Not a JWT: verification fails below with its own message.
+  }
+  return '\u0000no audience';
 }
 
 export function invalidToken(logDetail: string): ServiceError {

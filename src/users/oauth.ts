@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import { peekClaims } from '../tokens/claims';
+import { denyAccessToken } from '../tokens/deny-list';
 import { ServiceError } from '../errors';
 import { ApiError, fromServiceError } from '../http/api-error';
 import type { Kysely } from 'kysely';
@@ -15,7 +16,7 @@ import type { AuthenticatedUser, UserAccounts } from './service';
 /** What the user tokens need at the OAuth endpoints. */
 export interface UserTokenDeps {
   db: Kysely<Database>;
-  users: Pick<UserAccounts, 'refresh' | 'authenticate'>;
+  users: Pick<UserAccounts, 'refresh' | 'authenticateAnyAudience' | 'revokeSession'>;
   issuer: string;
   now(): Date;
 }
@@ -47,28 +48,34 @@ function asOAuthError(thrown: unknown): unknown {
 }
 
 /**
- * The user tokens of /auth/v1 at the OAuth endpoints: `grant_type=refresh_token` at /oauth/token,
- * and user access tokens and refresh tokens at /oauth/introspect and /oauth/revoke. These tokens
- * belong to a user session, not to a client: the refresh grant takes no client authentication; a
- * client of the user's tenant, or a client without a tenant, may introspect them (README: "HTTP"); no
- * client may revoke them (`unauthorized_client`, nothing changes).
+ * User tokens at the OAuth endpoints: `grant_type=refresh_token` at /oauth/token, and user access
+ * tokens and refresh tokens at /oauth/introspect and /oauth/revoke. Those of /auth/v1 belong to a
+ * user session, not to a client: their refresh takes no client authentication; a client of the
+ * user's tenant, or a client without a tenant, may introspect them (README: "HTTP"); no client may
+ * revoke them (`unauthorized_client`, nothing changes). Those of an application (README "Sign-in
+ * for applications") are bound to its client: only it refreshes and revokes them.
  */
 
-/** RFC 6749 §6 over the same rotation and reuse detection as /auth/v1/token?grant_type=refresh_token. */
+/**
+ * RFC 6749 §6 over the same rotation and reuse detection as /auth/v1/token?grant_type=refresh_token.
+ * A /auth/v1 session's refresh token takes no client authentication; an application's (the
+ * authorization-code flow) only that application's, as registered (a public client: its client_id).
+ */
 export function refreshTokenGrant(deps: UserTokenDeps): Grant {
   return {
     grantType: 'refresh_token',
     parameters: ['refresh_token'],
-    clientAuthentication: 'none',
-    async handler({ params, ip }) {
+    clientAuthentication: 'optional',
+    publicClients: true,
+    async handler({ params, ip, client }) {
       try {
-        const session = await deps.users.refresh(params.get('refresh_token'), { ip, requestId: crypto.randomUUID() });
+        const session = await deps.users.refresh(params.get('refresh_token'), { ip, requestId: crypto.randomUUID() }, { clientId: client?.id });
         return {
           access_token: session.accessToken,
           token_type: 'Bearer',
           expires_in: session.expiresIn,
           refresh_token: session.refreshToken,
-          scope: USER_SCOPE,
+          scope: session.scope,
         };
       } catch (error) {
         throw asOAuthError(error);
@@ -82,17 +89,21 @@ function isUserAccessToken(token: string): boolean {
 }
 
 /**
- * A user token is issued to a user's session, never to a client: no client may revoke it (RFC 7009
- * §2.1). Sessions end through /auth/v1/logout or the admin API.
+ * A /auth/v1 token is issued to a user's session, never to a client: no client may revoke it (RFC
+ * 7009 §2.1). Sessions end through /auth/v1/logout or the admin API. An application's token (the
+ * authorization-code flow) is its client's to revoke, and no other's.
  */
 function notIssuedToClient(what: string): UnauthorizedClient {
   return new UnauthorizedClient(`a ${what} is not issued to a client; the user signs out at /auth/v1/logout, or an administrator revokes the session`);
 }
 
-/** The caller a user access token stands for when it is live (signed, unexpired, session open, user and tenant enabled). */
+/**
+ * The caller a user access token stands for when it is live (signed, unexpired, not revoked, session
+ * open, user and tenant enabled), whatever resource it is for.
+ */
 async function liveUserAccess(token: string, deps: UserTokenDeps): Promise<AuthenticatedUser | undefined> {
   try {
-    return await deps.users.authenticate(token);
+    return await deps.users.authenticateAnyAudience(token);
   } catch (error) {
     if (error instanceof ApiError || error instanceof ServiceError) return undefined;
     throw error;
@@ -124,13 +135,20 @@ export function userAccessTokens(deps: UserTokenDeps): TokenKind {
         sid: claims.sid,
         email: claims.email,
         role: claims.role,
+        ...(claims.client_id !== undefined ? { client_id: claims.client_id } : {}),
         ...(claims.tenant_id !== undefined ? { tenant_id: claims.tenant_id } : {}),
       };
     },
-    // A live one is refused and nothing changes; an invalid one needs no revocation (RFC 7009 §2.2).
-    async revoke(token) {
+    // A live one of /auth/v1 or of another client is refused and nothing changes; an invalid one needs
+    // no revocation (RFC 7009 §2.2). The client's own goes on the jti deny-list until it expires.
+    async revoke(token, { client }) {
       if (!isUserAccessToken(token)) return false;
-      if (await liveUserAccess(token, deps)) throw notIssuedToClient('user access token');
+      const live = await liveUserAccess(token, deps);
+      if (!live) return true;
+      const { claims } = live;
+      if (claims.client_id === undefined) throw notIssuedToClient('user access token');
+      if (claims.client_id !== client.id) throw new UnauthorizedClient('the token was not issued to this client');
+      await denyAccessToken(deps.db, { jti: claims.jti as string, clientId: client.id, expiresAt: new Date((claims.exp as number) * 1000), now: deps.now() });
       return true;
     },
   };
@@ -158,7 +176,8 @@ export function userRefreshTokens(deps: UserTokenDeps): TokenKind {
       return {
         active: true,
         token_type: 'refresh_token',
-        scope: USER_SCOPE,
+        scope: session.scope ?? USER_SCOPE,
+        ...(session.client_id !== null ? { client_id: session.client_id } : {}),
         sub: user.id,
         sid: session.id,
         exp: Math.floor(row.expires_at.getTime() / 1000),
@@ -168,9 +187,15 @@ export function userRefreshTokens(deps: UserTokenDeps): TokenKind {
       };
     },
     // Never a reuse: revocation only looks. A spent, expired or unknown token is a 200 (RFC 7009 §2.2).
-    async revoke(token) {
+    // An application's own refresh token ends its session (RFC 7009 §2.1: the refresh token and the
+    // access tokens of the same grant).
+    async revoke(token, { client }) {
       if (!looksLikeRefreshToken(token)) return false;
-      if (await liveRefreshToken(token, deps)) throw notIssuedToClient('refresh token');
+      const live = await liveRefreshToken(token, deps);
+      if (!live) return true;
+      if (live.session.client_id === null) throw notIssuedToClient('refresh token');
+      if (live.session.client_id !== client.id) throw new UnauthorizedClient('the token was not issued to this client');
+      await deps.users.revokeSession(live.session.id, `client:${client.id}`, 'refresh token revoked by its client');
       return true;
     },
   };

@@ -8,7 +8,7 @@ const userToken = [{ userAccessToken: [] }];
 /** /auth/v1 and the refresh grant at the token endpoint, in the OpenAPI document (src/http/openapi.ts). */
 export const usersOpenApi: OpenApiFragment = {
   tags: ['User accounts'],
-  tokenGrants: [{ request: refreshTokenGrantRequest, response: refreshTokenGrantResponse, description: '`refresh_token` (a user session; no client authentication)' }],
+  tokenGrants: [{ request: refreshTokenGrantRequest, response: refreshTokenGrantResponse, description: "`refresh_token` (a /auth/v1 session: no client authentication; an application's: its client's)" }],
   paths: {
     '/auth/v1/signup': {
       post: {

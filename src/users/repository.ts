@@ -95,8 +95,46 @@ export async function touchSignIn(db: Db, id: string, now: Date): Promise<void> 
   await db.updateTable('users').set({ last_sign_in_at: now }).where('id', '=', id).execute();
 }
 
-export async function insertSession(db: Db, session: { id: string; userId: string; now: Date }): Promise<void> {
-  await db.insertInto('sessions').values({ id: session.id, user_id: session.userId, created_at: session.now }).execute();
+/** What a session opened for an application (the authorization-code flow) carries besides its user. */
+export interface ApplicationSession {
+  clientId: string;
+  /** The granted scopes, space-separated. */
+  scope: string;
+  /** The granted resources (the tokens' `aud`); empty: IDP_USER_AUDIENCE. */
+  resources: readonly string[];
+  browserSessionId: string | null;
+  authTime: Date;
+}
+
+export async function insertSession(db: Db, session: { id: string; userId: string; now: Date; application?: ApplicationSession }): Promise<void> {
+  const app = session.application;
+  await db
+    .insertInto('sessions')
+    .values({
+      id: session.id,
+      user_id: session.userId,
+      created_at: session.now,
+      ...(app && {
+        client_id: app.clientId,
+        scope: app.scope,
+        audience: JSON.stringify(app.resources),
+        browser_session_id: app.browserSessionId,
+        auth_time: app.authTime,
+      }),
+    })
+    .execute();
+}
+
+/** The application a session was opened for, or undefined for a /auth/v1 session. */
+export function applicationOf(session: SessionRow): ApplicationSession | undefined {
+  if (session.client_id === null) return undefined;
+  return {
+    clientId: session.client_id,
+    scope: session.scope ?? '',
+    resources: session.audience ?? [],
+    browserSessionId: session.browser_session_id,
+    authTime: session.auth_time ?? session.created_at,
+  };
 }
 
 /**
@@ -116,11 +154,29 @@ export async function findSessionWithUser(db: Db, sessionId: string): Promise<{ 
       'sessions.refreshed_at as session_refreshed_at',
       'sessions.revoked_at as session_revoked_at',
       'sessions.revoked_reason as session_revoked_reason',
+      'sessions.client_id as session_client_id',
+      'sessions.scope as session_scope',
+      'sessions.audience as session_audience',
+      'sessions.browser_session_id as session_browser_session_id',
+      'sessions.auth_time as session_auth_time',
     ])
     .where('sessions.id', '=', sessionId)
     .executeTakeFirst();
   if (!row) return undefined;
-  const { session_id, session_created_at, session_refreshed_at, session_revoked_at, session_revoked_reason, tenant_disabled_at, ...user } = row;
+  const {
+    session_id,
+    session_created_at,
+    session_refreshed_at,
+    session_revoked_at,
+    session_revoked_reason,
+    session_client_id,
+    session_scope,
+    session_audience,
+    session_browser_session_id,
+    session_auth_time,
+    tenant_disabled_at,
+    ...user
+  } = row;
   return {
     user,
     tenantDisabled: tenant_disabled_at !== null,
@@ -131,6 +187,11 @@ export async function findSessionWithUser(db: Db, sessionId: string): Promise<{ 
       refreshed_at: session_refreshed_at,
       revoked_at: session_revoked_at,
       revoked_reason: session_revoked_reason,
+      client_id: session_client_id,
+      scope: session_scope,
+      audience: session_audience,
+      browser_session_id: session_browser_session_id,
+      auth_time: session_auth_time,
     },
   };
 }
@@ -144,6 +205,36 @@ export async function revokeSession(db: Db, sessionId: string, reason: string, n
     .where('revoked_at', 'is', null)
     .executeTakeFirst();
   return result.numUpdatedRows > 0n;
+}
+
+/** Revokes the open sessions a user's sign-in gave one application (its consent withdrawn); returns their ids. */
+export async function revokeApplicationSessions(db: Db, userId: string, clientId: string, reason: string, now: Date): Promise<string[]> {
+  const rows = await db
+    .updateTable('sessions')
+    .set({ revoked_at: now, revoked_reason: reason })
+    .where('user_id', '=', userId)
+    .where('client_id', '=', clientId)
+    .where('revoked_at', 'is', null)
+    .returning('id')
+    .execute();
+  return rows.map((r) => r.id);
+}
+
+/** Revokes the open sessions that applications got from one browser session (its sign-out); returns their ids. */
+export async function revokeBrowserSessionSessions(db: Db, browserSessionId: string, reason: string, now: Date): Promise<string[]> {
+  const rows = await db
+    .updateTable('sessions')
+    .set({ revoked_at: now, revoked_reason: reason })
+    .where('browser_session_id', '=', browserSessionId)
+    .where('revoked_at', 'is', null)
+    .returning('id')
+    .execute();
+  return rows.map((r) => r.id);
+}
+
+/** Whether an access token's `jti` is on the deny-list (revoked by its client, or by a code's replay). */
+export async function isAccessTokenRevoked(db: Db, jti: string): Promise<boolean> {
+  return (await db.selectFrom('revoked_access_tokens').select('jti').where('jti', '=', jti).executeTakeFirst()) !== undefined;
 }
 
 /** Revokes every open session of a user (account disabled); returns their ids. */

@@ -54,7 +54,12 @@ export const sessionBody = z
 /** `grant_type=refresh_token` at /oauth/token: no client authentication (the refresh token is the credential). */
 export const refreshTokenGrantRequest = z
   .object({ grant_type: z.literal('refresh_token'), refresh_token: z.string() })
-  .meta({ id: 'RefreshTokenGrantRequest', description: 'RFC 6749 §6, for a user session: the same rotation and reuse rules as /auth/v1/token. Client credentials are refused.' });
+  .meta({
+    id: 'RefreshTokenGrantRequest',
+    description:
+      'RFC 6749 §6, for a user session: the same rotation and reuse rules as /auth/v1/token. A /auth/v1 session\'s refresh token takes no client ' +
+      'authentication; one issued to an application (the authorization-code flow) only that client\'s (a public client sends its client_id).',
+  });
 
 export const refreshTokenGrantResponse = z
   .object({
@@ -62,7 +67,7 @@ export const refreshTokenGrantResponse = z
     token_type: z.literal('Bearer'),
     expires_in: z.number().int().positive(),
     refresh_token: z.string(),
-    scope: z.literal('user'),
+    scope: z.string().meta({ description: '"user" for a /auth/v1 session; the granted scopes for an application\'s.' }),
   })
   .meta({ id: 'RefreshTokenGrantResponse' });
 

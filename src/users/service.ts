@@ -1,14 +1,15 @@
 import crypto from 'node:crypto';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import { recordAudit } from '../audit';
-import type { Database, UserRow } from '../db/schema';
+import type { Database, SessionRow, UserRow } from '../db/schema';
+import { accessTokenRevoked } from '../tokens/deny-list';
 import { deleteInBatches } from '../db/sweep';
 import { ServiceError } from '../errors';
 import type { Logger } from '../observability/logger';
 import type { Attempt, Reservation } from '../ratelimit';
 import type { Signer } from '../tokens/sign';
 import type { TokenVerifier } from '../tokens/verify';
-import { describeExpiry, issueUserAccessToken, verifyUserAccessToken, type UserAccessClaims } from './access-token';
+import { describeExpiry, issueUserAccessToken, USER_SCOPE, verifyUserAccessToken, type UserAccessClaims } from './access-token';
 import type { Credentials } from './credentials';
 import { MalformedPasswordHash, PasswordHashingBusy, type PasswordHashing } from './passwords';
 import { hashRefreshToken, looksLikeRefreshToken, newRefreshToken, openSuccessor, sealSuccessor } from './refresh-token';
@@ -62,6 +63,11 @@ export interface UserAccountsDeps {
 export interface RequestOrigin {
   ip: string;
   requestId: string;
+}
+
+/** Who refreshes: the client authenticated at /oauth/token, if any (none at /auth/v1). */
+export interface RefreshCaller {
+  clientId?: string;
 }
 
 /** The verified caller of the user API: token claims, the live session row and the user. */
@@ -155,6 +161,17 @@ export class UserAccounts {
   }
 
   async signIn(credentials: Credentials, origin: RequestOrigin): Promise<UserSession> {
+    const user = await this.verifyCredentials(credentials, origin);
+    return this.openSession(user, user.last_sign_in_at ?? this.deps.now());
+  }
+
+  /**
+   * The one sign-in check, shared by /auth/v1/token and the hosted sign-in page (README "Abuse
+   * limits and the threat model"): the limits, one argon2 verification whether or not the email
+   * exists, the same answer for both, failures counted. The user, with `last_sign_in_at` now, when
+   * the password is right and the account and its tenant are enabled; a ServiceError otherwise.
+   */
+  async verifyCredentials(credentials: Credentials, origin: RequestOrigin): Promise<UserRow> {
     // The attempt is reserved before its hash, so parallel guesses cannot test more passwords than
     // the limits allow; refused attempts are not counted and cost no hash (README: "Abuse limits").
     const reservation = await this.deps.limits.signInAttempt(credentials.email, origin.ip);
@@ -180,7 +197,7 @@ export class UserAccounts {
     }
     const now = this.deps.now();
     await repo.touchSignIn(this.deps.db, user.id, now);
-    return this.openSession({ ...user, last_sign_in_at: now }, now);
+    return { ...user, last_sign_in_at: now };
   }
 
   /**
@@ -188,7 +205,7 @@ export class UserAccounts {
    * unless it comes back within the reuse interval of its own rotation (two tabs refreshing at once):
    * then it gets the session's current refresh token and a fresh access token.
    */
-  async refresh(refreshToken: unknown, origin: RequestOrigin): Promise<UserSession> {
+  async refresh(refreshToken: unknown, origin: RequestOrigin, caller: RefreshCaller = {}): Promise<UserSession & { scope: string }> {
     if (!looksLikeRefreshToken(refreshToken)) {
       throw new ServiceError('invalid_grant', 'refresh_token is missing or malformed; it is the opaque string returned by sign-in');
     }
@@ -205,9 +222,9 @@ export class UserAccounts {
         if (!known) return { kind: 'unknown' as const };
         const current = await this.currentOfSession(trx, refreshToken, now);
         if (current) {
-          const found = await this.refreshableSession(trx, current.sessionId);
+          const found = await this.refreshableSession(trx, current.sessionId, caller);
           await repo.markSessionRefreshed(trx, found.session.id, now);
-          return { kind: 'current' as const, user: found.user, sessionId: found.session.id, refreshToken: current.token };
+          return { kind: 'current' as const, user: found.user, session: found.session, refreshToken: current.token };
         }
         const revoked = await repo.revokeSession(trx, known.session_id, 'refresh token reuse', now);
         if (revoked) {
@@ -226,10 +243,10 @@ export class UserAccounts {
       if (consumed.expires_at <= now) {
         throw new ServiceError('invalid_grant', `refresh token expired ${describeExpiry(consumed.expires_at.getTime(), now)}; sign in again`);
       }
-      const found = await this.refreshableSession(trx, consumed.session_id);
+      const found = await this.refreshableSession(trx, consumed.session_id, caller);
       await repo.insertRefreshToken(trx, { hash: hashRefreshToken(next), sessionId: found.session.id, now, expiresAt: this.refreshExpiry(now) });
       await repo.markSessionRefreshed(trx, found.session.id, now);
-      return { kind: 'ok' as const, user: found.user, sessionId: found.session.id, refreshToken: next };
+      return { kind: 'ok' as const, user: found.user, session: found.session, refreshToken: next };
     });
 
     switch (outcome.kind) {
@@ -240,14 +257,22 @@ export class UserAccounts {
         throw new ServiceError('invalid_grant', 'refresh token was already used; its session has been revoked for safety, sign in again');
       case 'current':
         this.deps.logger.info(
-          { sid: outcome.sessionId, requestId: origin.requestId },
+          { sid: outcome.session.id, requestId: origin.requestId },
           "refresh token presented again within IDP_REFRESH_REUSE_INTERVAL: answered with the session's current refresh token",
         );
         break;
     }
-    const { user, sessionId } = outcome;
-    const access = await this.sign(user, sessionId, now);
-    return { accessToken: access.token, expiresAt: access.expiresAt, expiresIn: access.expiresIn, refreshToken: outcome.refreshToken, user: repo.publicUser(user) };
+    const { user, session } = outcome;
+    const application = repo.applicationOf(session);
+    const access = await this.sign(user, session.id, now, application);
+    return {
+      accessToken: access.token,
+      expiresAt: access.expiresAt,
+      expiresIn: access.expiresIn,
+      refreshToken: outcome.refreshToken,
+      user: repo.publicUser(user),
+      scope: application ? application.scope : USER_SCOPE,
+    };
   }
 
   /**
@@ -275,9 +300,24 @@ export class UserAccounts {
     return undefined;
   }
 
-  /** The session of a refresh token, its user and tenant, when it may still be refreshed; else an invalid_grant. */
-  private async refreshableSession(trx: Transaction<Database>, sessionId: string) {
+  /**
+   * The session of a refresh token, its user and tenant, when it may still be refreshed by this
+   * caller; else an invalid_grant. An application's refresh token is refreshed only by that
+   * application at /oauth/token (RFC 6749 §6: bound to the client it was issued to); a /auth/v1 one
+   * only without a client.
+   */
+  private async refreshableSession(trx: Transaction<Database>, sessionId: string, caller: RefreshCaller) {
     const found = await repo.findSessionWithUser(trx, sessionId);
+    if (found && found.session.client_id !== (caller.clientId ?? null)) {
+      throw new ServiceError(
+        'invalid_grant',
+        found.session.client_id === null
+          ? 'this refresh token belongs to a /auth/v1 session, which no client refreshes; send it without client authentication'
+          : caller.clientId === undefined
+            ? 'this refresh token was issued to a client: refresh it at /oauth/token, authenticated as that client (a public client sends its client_id)'
+            : 'this refresh token was issued to another client',
+      );
+    }
     if (!found || found.session.revoked_at) throw new ServiceError('invalid_grant', 'the session of this refresh token has been signed out; sign in again');
     if (found.user.disabled_at) throw new ServiceError('invalid_grant', 'this account is disabled; ask an administrator');
     if (found.tenantDisabled) {
@@ -291,14 +331,35 @@ export class UserAccounts {
   }
 
   /**
-   * The caller of the user API: a valid user access token whose session is open, whose user is
+   * The caller of the user API: a valid /auth/v1 access token whose session is open, whose user is
    * enabled and whose tenant (if any) is enabled. Anything else is a 401.
    */
   async authenticate(token: string): Promise<AuthenticatedUser> {
+    const caller = await this.liveAccess(token, this.deps.settings.audience);
+    // An application's token (the authorization-code flow) is for that application's APIs, not for
+    // the user's own account: it could otherwise create API keys with whatever scope it was granted.
+    if (caller.claims.client_id !== undefined) {
+      throw new ServiceError('invalid_token', "an application's access token is not accepted by /auth/v1; sign in at /auth/v1/token", {
+        logDetail: `client_id ${caller.claims.client_id}`,
+      });
+    }
+    return caller;
+  }
+
+  /**
+   * Any live user access token, /auth/v1's or an application's, whatever its audience (introspection
+   * and userinfo answer for every resource): signed by us, unexpired, not revoked by `jti`, its
+   * session open, its user and tenant enabled. Anything else is a ServiceError (invalid_token).
+   */
+  async authenticateAnyAudience(token: string): Promise<AuthenticatedUser & { session: SessionRow }> {
+    return this.liveAccess(token, 'any');
+  }
+
+  private async liveAccess(token: string, audience: string | 'any'): Promise<AuthenticatedUser & { session: SessionRow }> {
     const now = this.deps.now();
-    const claims = await verifyUserAccessToken(this.deps.verifier, token, { audience: this.deps.settings.audience, now });
+    const claims = await verifyUserAccessToken(this.deps.verifier, token, { audience, now });
     const found = await repo.findSessionWithUser(this.deps.db, claims.sid);
-    if (!found || found.user.id !== claims.sub) {
+    if (!found || found.user.id !== claims.sub || found.session.client_id !== (claims.client_id ?? null)) {
       throw new ServiceError('invalid_token', 'the access token is not valid; sign in again to get a new one', { logDetail: 'unknown session' });
     }
     if (found.session.revoked_at) throw new ServiceError('invalid_token', 'this session has been signed out; sign in again');
@@ -306,7 +367,11 @@ export class UserAccounts {
     if (found.tenantDisabled) {
       throw new ServiceError('invalid_token', `tenant ${found.user.tenant_id} of this account is disabled; ask an administrator`);
     }
-    return { claims, user: found.user };
+    // Only an application's tokens can be revoked one by one (by their client, or a code's replay).
+    if (claims.client_id !== undefined && typeof claims.jti === 'string' && (await accessTokenRevoked(this.deps.db, claims.jti))) {
+      throw new ServiceError('invalid_token', 'this access token has been revoked');
+    }
+    return { claims, user: found.user, session: found.session };
   }
 
   /** Signs the caller out: the session is revoked, and with it every access and refresh token it has. */
@@ -376,12 +441,47 @@ export class UserAccounts {
     return { accessToken: access.token, expiresAt: access.expiresAt, expiresIn: access.expiresIn, refreshToken, user: repo.publicUser(user) };
   }
 
-  private sign(user: UserRow, sessionId: string, now: Date) {
+  /**
+   * Opens a session for an application (the authorization-code flow) inside the caller's
+   * transaction: the session row and, with `offline` (scope offline_access), its first refresh token.
+   */
+  async openApplicationSession(
+    trx: Transaction<Database>,
+    user: UserRow,
+    application: repo.ApplicationSession,
+    options: { offline: boolean; now: Date },
+  ): Promise<{ sessionId: string; refreshToken?: string }> {
+    const sessionId = crypto.randomUUID();
+    await repo.insertSession(trx, { id: sessionId, userId: user.id, now: options.now, application });
+    if (!options.offline) return { sessionId };
+    const refreshToken = newRefreshToken();
+    await repo.insertRefreshToken(trx, { hash: hashRefreshToken(refreshToken), sessionId, now: options.now, expiresAt: this.refreshExpiry(options.now) });
+    return { sessionId, refreshToken };
+  }
+
+  /** The access token of an application's session (`jti` chosen by the caller, who records it first). */
+  signApplicationToken(user: UserRow, sessionId: string, application: repo.ApplicationSession, now: Date, jti: string) {
+    return this.sign(user, sessionId, now, application, jti);
+  }
+
+  /** The access token lifetime (what a caller recording a token's expiry ahead of signing needs). */
+  get accessTokenTtlMs(): number {
+    return this.deps.settings.accessTokenTtlMs;
+  }
+
+  private sign(user: UserRow, sessionId: string, now: Date, application?: repo.ApplicationSession, jti?: string) {
     const { issuer, audience, accessTokenTtlMs } = this.deps.settings;
     return issueUserAccessToken(
       this.deps.sign,
-      { issuer, audience, ttlMs: accessTokenTtlMs, now },
-      { userId: user.id, sessionId, email: user.email, role: user.role, tenantId: user.tenant_id },
+      { issuer, audience, ttlMs: accessTokenTtlMs, now, jti },
+      {
+        userId: user.id,
+        sessionId,
+        email: user.email,
+        role: user.role,
+        tenantId: user.tenant_id,
+        ...(application && { application: { clientId: application.clientId, scope: application.scope, resources: application.resources } }),
+      },
     );
   }
 

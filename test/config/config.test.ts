@@ -37,6 +37,12 @@ describe('configuration', () => {
     expect(loadConfig({ IDP_ADMIN_TOKEN_TTL: '2h' }).retentionMs).toBe(2 * 3_600_000 + 600_000);
   });
 
+  it('the sign-in settings: defaults, and the values given', () => {
+    expect(loadConfig({})).toMatchObject({ authCodeTtlMs: 60_000, sessionTtlMs: 12 * 3_600_000, sessionIdleTtlMs: 3_600_000, idTokenTtlMs: 600_000, brandName: 'Sign in' });
+    const config = loadConfig({ IDP_AUTH_CODE_TTL: '30s', IDP_SESSION_TTL: '8h', IDP_SESSION_IDLE_TTL: '8h', IDP_ID_TOKEN_TTL: '5m', IDP_BRAND_NAME: ' Acme Accounts ' });
+    expect(config).toMatchObject({ authCodeTtlMs: 30_000, sessionTtlMs: 8 * 3_600_000, sessionIdleTtlMs: 8 * 3_600_000, idTokenTtlMs: 300_000, brandName: 'Acme Accounts' });
+  });
+
   it.each([
     [{ IDP_KEY_PREPUBLISH: '9m', IDP_JWKS_MAX_AGE: '300' }, 'IDP_KEY_PREPUBLISH', 'under 2 × IDP_JWKS_MAX_AGE'],
     [{ IDP_KEY_ROTATION_INTERVAL: '1h', IDP_KEY_PREPUBLISH: '2h' }, 'IDP_KEY_ROTATION_INTERVAL', 'under IDP_KEY_PREPUBLISH'],
@@ -139,6 +145,14 @@ describe('configuration of the hardening (README: "Configuration", "Abuse limits
     [{ IDP_API_KEY_MAX_TTL: 'forever' }, 'IDP_API_KEY_MAX_TTL', /positive duration/],
     [{ IDP_CLIENT_SECRET_GRACE: '31d' }, 'IDP_CLIENT_SECRET_GRACE', /over 30d/],
     [{ IDP_CLIENT_CACHE_SIZE: '0' }, 'IDP_CLIENT_CACHE_SIZE', /whole number/],
+    [{ IDP_AUTH_CODE_TTL: '11m' }, 'IDP_AUTH_CODE_TTL', /over 10m/],
+    [{ IDP_AUTH_CODE_TTL: '0s' }, 'IDP_AUTH_CODE_TTL', /positive duration/],
+    [{ IDP_SESSION_TTL: 'a day' }, 'IDP_SESSION_TTL', /positive duration/],
+    [{ IDP_SESSION_IDLE_TTL: '13h' }, 'IDP_SESSION_IDLE_TTL', /over IDP_SESSION_TTL/],
+    [{ IDP_SESSION_TTL: '30m', IDP_SESSION_IDLE_TTL: '31m' }, 'IDP_SESSION_IDLE_TTL', /over IDP_SESSION_TTL/],
+    [{ IDP_ID_TOKEN_TTL: '-1m' }, 'IDP_ID_TOKEN_TTL', /positive duration/],
+    [{ IDP_BRAND_NAME: 'Acme\u0007' }, 'IDP_BRAND_NAME', /control character/],
+    [{ IDP_BRAND_NAME: 'x'.repeat(81) }, 'IDP_BRAND_NAME', /1 to 80 characters/],
   ])('refuses %j naming the variable', (env, variable, message) => {
     const error = problem(env as Record<string, string>);
     expect(error.variable).toBe(variable);

@@ -15,6 +15,9 @@ import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { OpenApiChecker, type OpenApiDocument } from '../helpers/openapi';
 import { basic, makeClient, type TestClient } from '../oauth/helpers';
 import { adminToken, freshEmail, signUp, testEnv } from '../users/support';
+import { tokenHash } from '../../src/authorization/cookies';
+import { grantConsent, insertCode } from '../../src/authorization/repository';
+import { makeCodeClient } from '../authorization/support';
 
 const FORM = 'application/x-www-form-urlencoded';
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
@@ -244,6 +247,56 @@ describe('OpenAPI document (GET /openapi.json) against real responses', () => {
       documented(await request(server.url).post('/auth/v1/logout').set('Authorization', bearer(refreshed.access_token)), 204);
       documented(await request(server.url).post('/auth/v1/logout').set('Authorization', bearer(refreshed.access_token)), 401);
       documented(await request(server.url).get('/auth/v1/user').set('Authorization', bearer(refreshed.access_token)), 401);
+    });
+
+    it('the authorization-code flow: its grant, /oauth/userinfo and /auth/v1/grants', async () => {
+      const session = await signUp(server.url);
+      const app = await makeCodeClient(server.services, { redirectUris: ['https://app.example/callback'] });
+      // A code as the authorization endpoint stores it (the hosted pages are driven by a browser in test/authorization).
+      const code = 'c'.repeat(43);
+      const verifier = 'v'.repeat(43);
+      const now = server.services.now();
+      await insertCode(server.services.handle.db, {
+        codeHash: tokenHash(code),
+        clientId: app.id,
+        userId: session.user.id,
+        redirectUri: 'https://app.example/callback',
+        redirectUriSent: true,
+        codeChallenge: crypto.createHash('sha256').update(verifier).digest('base64url'),
+        scopes: ['openid', 'email', 'offline_access'],
+        resources: [],
+        nonce: 'n-0S6_WzA2Mj',
+        authTime: now,
+        browserSessionId: null,
+        now,
+        expiresAt: new Date(now.getTime() + 60_000),
+      });
+      const redeem = { grant_type: 'authorization_code', code, redirect_uri: 'https://app.example/callback', code_verifier: verifier };
+      const tokens = documented(await form(server.url, '/oauth/token', redeem, basic(app.id, app.secret as string)), 200).body;
+      expect(tokens.id_token).toEqual(expect.any(String));
+
+      const userinfo = (method: 'get' | 'post', token?: string) => {
+        const req = request(server.url)[method]('/oauth/userinfo');
+        return token === undefined ? req : req.set('Authorization', token);
+      };
+      for (const method of ['get', 'post'] as const) {
+        documented(await userinfo(method, bearer(tokens.access_token)), 200);
+        documented(await userinfo(method), 401);
+        documented(await userinfo(method, 'Basic abc'), 400);
+        documented(await userinfo(method, bearer(session.access_token)), 403);
+      }
+
+      const auth = bearer(session.access_token);
+      await grantConsent(server.services.handle.db, { userId: session.user.id, clientId: app.id, scopes: ['openid'], resources: [], now });
+      expect(documented(await request(server.url).get('/auth/v1/grants').set('Authorization', auth), 200).body.grants).toHaveLength(1);
+      documented(await request(server.url).get('/auth/v1/grants'), 401);
+      documented(await request(server.url).delete(`/auth/v1/grants/${app.id}`).set('Authorization', auth), 204);
+      documented(await request(server.url).delete(`/auth/v1/grants/${app.id}`).set('Authorization', auth), 404);
+      documented(await request(server.url).delete(`/auth/v1/grants/${app.id}`), 401);
+      // Withdrawn: the application's session ended with it.
+      documented(await userinfo('get', bearer(tokens.access_token)), 401);
+      // The code again: invalid_grant.
+      documented(await form(server.url, '/oauth/token', redeem, basic(app.id, app.secret as string)), 400);
     });
 
     it('/auth/v1/api-keys', async () => {

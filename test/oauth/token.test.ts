@@ -164,7 +164,9 @@ describe('POST /oauth/token (client_credentials)', () => {
       expectError(await token('scope=read', svc.authorization), 400, 'invalid_request');
       expectError(await token('grant_type=', svc.authorization), 400, 'invalid_request');
       expectError(await token('grant_type=password', svc.authorization), 400, 'unsupported_grant_type');
-      expectError(await token('grant_type=authorization_code', svc.authorization), 400, 'unsupported_grant_type');
+      expectError(await token('grant_type=implicit', svc.authorization), 400, 'unsupported_grant_type');
+      // A grant this server has, which this client was not given (README "Grant types").
+      expectError(await token('grant_type=authorization_code', svc.authorization), 400, 'unauthorized_client');
     });
 
     it('a JSON body or no content type: invalid_request', async () => {
@@ -247,7 +249,7 @@ describe('POST /oauth/token (client_credentials)', () => {
       revocation_endpoint: 'http://idp.test/oauth/revoke',
       token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
       token_endpoint_auth_signing_alg_values_supported: ['RS256', 'PS256', 'ES256'],
-      response_types_supported: [],
+      response_types_supported: ['code'],
     });
     expect(body.grant_types_supported).toContain('client_credentials');
     expect(body.scopes_supported).toEqual(expect.arrayContaining(['admin', 'read', 'write']));

@@ -117,8 +117,9 @@ const token: Endpoint = async (req, deps) => {
   const form = await readForm(req);
   const grantType = form.get('grant_type');
   if (grantType === undefined) throw new InvalidRequest('missing grant_type');
-  const grant = deps.registry.findGrant(grantType);
-  if (!grant) throw new UnsupportedGrantType(`unsupported grant_type "${grantType.slice(0, 64)}"`);
+  const registered = deps.registry.findGrant(grantType);
+  if (!registered) throw new UnsupportedGrantType(`unsupported grant_type "${grantType.slice(0, 64)}"`);
+  const grant = registered.select?.(form) ?? registered;
   let client;
   // Read again by `authenticated`; only grants that do not require authentication pay for it here.
   const presented = grant.clientAuthentication !== 'required' && readClientCredentials(req.headers.authorization, form) !== undefined;

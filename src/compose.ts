@@ -7,6 +7,7 @@ import { tokenExchangeGrant } from './api-keys/exchange';
 import { startApiKeys, type ApiKeys } from './api-keys/service';
 import { apiKeyUserRoutes } from './api-keys/user-routes';
 import { authorizationCapability } from './authorization';
+import { authorizationOpenApi } from './authorization/openapi';
 import type { Capability } from './capability';
 import { redirectUriMatches } from './clients/redirect-uris';
 import { delegates, delegationCapability } from './delegation';
@@ -14,7 +15,14 @@ import type { Config } from './config';
 import { loadMekRing, type MekProvider } from './crypto/mek';
 import { openDatabaseWithRetry, type DatabaseHandle } from './db';
 import type { AppRuntime } from './http/app';
-import { openApiSnapshot } from './http/openapi';
+import { CursorCodec } from './http/cursor';
+import { buildOpenApiDocument, openApiSnapshot, type OpenApiFragment } from './http/openapi';
+import { adminOpenApi } from './admin/openapi';
+import { apiKeysOpenApi } from './api-keys/openapi';
+import { clientCredentialsOpenApi } from './oauth/openapi';
+import { usersOpenApi } from './users/openapi';
+import { resourcesOpenApi } from './resources/openapi';
+import type { oas31 } from 'zod-openapi';
 import { createHttpServer } from './http/server';
 import { KeyCache } from './keys/cache';
 import type { KeyLifecycle } from './keys/lifecycle';
@@ -85,6 +93,8 @@ export interface Composition {
   oauth: OAuthServices;
   /** API keys, cached in memory. */
   apiKeys: ApiKeys;
+  /** The paging cursors of the lists (users, audit events, API keys), authenticated under the MEK ring. */
+  cursors: CursorCodec;
   /** The grants and token kinds the OAuth endpoints serve. */
   registry: OAuthRegistry;
   /** What the HTTP server serves once start-up is done. */
@@ -152,7 +162,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
     const limits = new AbuseLimits(failures, config);
     const oauth = await startOAuth({ config, logger, handle, limiter: failures, limits, now });
     opened.push(() => oauth.stop());
-    const passwords = new PasswordHashing(config.passwordHashing);
+    const passwords = new PasswordHashing(config.passwordHashing, { logger });
     opened.push(() => passwords.close());
     const users = new UserAccounts({
       db: handle.db,
@@ -193,6 +203,8 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
     // specific recognisers first. An exchanged token of a client-owned API key also looks like a
     // client's own token (`sub` = `client_id`): API keys come before client credentials so that its
     // introspection says `api_key_id`. `/auth/v1/api-keys` is matched before `/auth/v1`.
+    // Paging cursors are authenticated under a key derived from the MEK ring, which every instance shares.
+    const cursors = new CursorCodec(mek);
     const userTokenDeps = { db: handle.db, users, issuer: config.issuer, now };
     const resources = resourcesCapability({ db: handle.db, now, production: config.production });
     const authorization = authorizationCapability({
@@ -227,7 +239,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
         name: 'api-keys',
         grants: [tokenExchange],
         tokenKinds: [apiKeyTokens({ db: handle.db, apiKeys, verifier, now }), exchangedAccessTokens({ db: handle.db, apiKeys, verifier, now })],
-        routes: [{ path: '/auth/v1/api-keys', handler: apiKeyUserRoutes({ deps: () => ({ apiKeys, users, now }), logger }) }],
+        routes: [{ path: '/auth/v1/api-keys', handler: apiKeyUserRoutes({ deps: () => ({ apiKeys, users, cursors, now }), logger }) }],
       },
       // Before `users`: /auth/v1/grants is matched before /auth/v1.
       authorization,
@@ -251,7 +263,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
           {
             path: '/admin/v1',
             handler: adminRoutes({
-              deps: () => ({ db: handle.db, now, settings: config, lifecycle, keys, failures, adminTokens, apiKeys, resources: resources.service }),
+              deps: () => ({ db: handle.db, now, settings: config, lifecycle, keys, failures, adminTokens, apiKeys, cursors, resources: resources.service }),
               logger,
             }),
           },
@@ -311,6 +323,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
       adminTokens,
       oauth,
       apiKeys,
+      cursors,
       registry,
       runtime,
       now,
@@ -323,10 +336,22 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
 }
 
 /**
+ * The OpenAPI fragments of the capabilities compose() mounts (each beside its routes), in the order
+ * their grants are listed: the document is served from the moment the server listens, before start-up
+ * is done, so it is assembled from these static parts rather than from the built capabilities.
+ */
+const OPENAPI_FRAGMENTS: readonly OpenApiFragment[] = [clientCredentialsOpenApi, authorizationOpenApi, usersOpenApi, apiKeysOpenApi, adminOpenApi, resourcesOpenApi];
+
+/** The OpenAPI document this composition serves at /openapi.json. */
+export function openApiDocument(config: Pick<Config, 'issuer'>): oas31.OpenAPIObject {
+  return buildOpenApiDocument(config, OPENAPI_FRAGMENTS);
+}
+
+/**
  * The HTTP server of this composition, created before start-up is done so that /healthz and
  * /readyz answer while the database is awaited; it serves the composition once `composition()` has one.
  */
 export function createServer(options: { config: Config; logger: Logger; metrics: Metrics; composition: () => Composition | undefined }): http.Server {
   const { config, logger, metrics } = options;
-  return createHttpServer({ config, logger, metrics, openapi: openApiSnapshot(config), runtime: () => options.composition()?.runtime });
+  return createHttpServer({ config, logger, metrics, openapi: openApiSnapshot(config, OPENAPI_FRAGMENTS), runtime: () => options.composition()?.runtime });
 }

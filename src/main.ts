@@ -1,11 +1,13 @@
 import cluster from 'node:cluster';
 import { configWarnings, ConfigError, loadConfig, type Config } from './config';
-import { createLogger, type Logger } from './observability/logger';
+import { createLogger, terminalDestination, type Logger } from './observability/logger';
 import type http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { clusterScraper, createMetrics, joinClusterMetrics, startMetricsListener, type Metrics } from './observability/metrics';
 import { startScheduler, type Scheduler } from './scheduler';
 import { compose, createServer, type Composition } from './compose';
 import { serveCliSocket, type CliSocketServer } from './cli/remote';
+import { logNextSteps, logWelcome } from './welcome';
 
 /** config → database → migrations → keys → app → listen → scheduler (the server listens first so /healthz and /readyz answer while the database is awaited). */
 async function main(): Promise<void> {
@@ -19,7 +21,8 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  const logger = createLogger(config.logLevel);
+  const terminal = await terminalDestination(config.production);
+  const logger = createLogger(config.logLevel, terminal);
   if (config.workers > 1 && cluster.isPrimary) return supervise(config, logger);
   if (cluster.isPrimary) for (const warning of configWarnings(config)) logger.warn(warning);
   const metrics = createMetrics();
@@ -30,7 +33,8 @@ async function main(): Promise<void> {
   const server = createServer({ config, logger, metrics, composition: () => running.services });
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
-  logger.info({ port: config.port, host: config.host, issuer: config.issuer, database: config.databaseUrl ? 'postgres' : `pglite:${config.dataDir}` }, 'listening');
+  const address = server.address() as AddressInfo;
+  logWelcome(logger, config, address);
   // In a cluster the primary owns the management listener; a single process serves its own.
   const metricsServer = cluster.isWorker ? undefined : await listenForMetrics(config, logger, () => metrics.scrape());
 
@@ -75,6 +79,7 @@ async function main(): Promise<void> {
   // Embedded PGlite only: `idp` commands run here while this process holds the data directory.
   running.cliSocket = await serveCliSocket(services);
   logger.info({ kid: services.keys.current.kid }, 'ready');
+  if (terminal) logNextSteps(logger, address);
   process.send?.({ type: 'idp-ready' });
 }
 

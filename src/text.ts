@@ -49,3 +49,20 @@ export function checkName(value: string, what: string, maxLength = NAME_MAX_LENG
   if (trimmed === '' || [...trimmed].length > maxLength) throw new InvalidNameError(`${what} must be 1 to ${maxLength} characters`);
   return trimmed;
 }
+
+/** The most characters of caller input an error message repeats. */
+export const ECHO_MAX_LENGTH = 32;
+
+/**
+ * Caller input as an error message may show it: in double quotes, at most its first 32 characters,
+ * anything but printable ASCII (and `"`, `\`) escaped as `\uXXXX`, and `…` inside the quotes when cut.
+ * A message then never reflects a long value, a control sequence or text that passes for ours.
+ */
+export function quoted(value: string): string {
+  const characters = [...value];
+  const shown = characters
+    .slice(0, ECHO_MAX_LENGTH)
+    .map((c) => (/^[\x20-\x7e]$/.test(c) && c !== '"' && c !== '\\' ? c : c.split('').map((unit) => `\\u${unit.charCodeAt(0).toString(16).padStart(4, '0')}`).join('')))
+    .join('');
+  return `"${shown}${characters.length > ECHO_MAX_LENGTH ? '…' : ''}"`;
+}

@@ -7,6 +7,7 @@ import * as apiKeys from './2026-11-23T1200-api-keys';
 import * as refreshTokenSuccessor from './2026-11-26T1200-refresh-token-successor';
 import * as privateKeyJwt from './2026-11-28T0900-private-key-jwt';
 import * as indexesAtScale from './2026-11-28T1200-indexes-at-scale';
+import * as rateLimitPending from './2026-12-01T1200-rate-limit-pending';
 import * as authorizationCodeClients from './2026-12-06T1000-authorization-code-clients';
 import * as authorizationCode from './2026-12-06T1100-authorization-code';
 
@@ -20,6 +21,7 @@ export const migrations: Record<string, Migration> = {
   '2026-11-26T1200-refresh-token-successor': refreshTokenSuccessor,
   '2026-11-28T0900-private-key-jwt': privateKeyJwt,
   '2026-11-28T1200-indexes-at-scale': indexesAtScale,
+  '2026-12-01T1200-rate-limit-pending': rateLimitPending,
   '2026-12-06T1000-authorization-code-clients': authorizationCodeClients,
   '2026-12-06T1100-authorization-code': authorizationCode,
 };

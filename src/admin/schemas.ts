@@ -1,7 +1,7 @@
 import { z } from 'zod';
+import { ISSUED_CLIENT_ID } from '../clients/client-id';
 import { CLIENT_GRANT_TYPES } from '../clients/grant-types';
 import { MAX_REDIRECT_URI_LENGTH, MAX_REDIRECT_URIS } from '../clients/redirect-uris';
-import { CLIENT_ID } from '../clients/service';
 import type { ClientView } from '../clients/view';
 import type { KeyChange } from '../keys/lifecycle';
 import type { KeyView } from '../keys/view';
@@ -25,7 +25,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  */
 export const PATH_PARAMETERS = {
   kid: { pattern: /^[A-Za-z0-9_-]{1,128}$/, what: 'a key id (base64url)' },
-  clientId: { pattern: CLIENT_ID, what: 'a client id (base64url)' },
+  clientId: { pattern: ISSUED_CLIENT_ID, what: 'a client id (base64url)' },
   userId: { pattern: UUID, what: 'a user id (a UUID)' },
   tenantId: { pattern: TENANT_ID, what: 'a tenant id (letters, digits, _ . -, at most 64)' },
 } as const satisfies Record<string, { pattern: RegExp; what: string }>;

@@ -11,6 +11,7 @@ import type { Signer } from '../tokens/sign';
 import type { TokenVerifier } from '../tokens/verify';
 import { describeExpiry, invalidToken } from '../users/access-token';
 import { isPermission, PERMISSIONS, type Permission } from './permissions';
+import { quoted } from '../text';
 
 /** The `token_type` claim of admin tokens (README: "tokens"). */
 export const ADMIN_TOKEN_TYPE = 'admin';
@@ -92,7 +93,7 @@ export class AdminTokens {
     if (!sign) throw new Error('AdminTokens was built without a signer');
     const unknown = request.permissions.filter((p) => !isPermission(p));
     if (unknown.length > 0) {
-      throw new AdminTokenError('ERR_PERMISSION', `unknown permission ${unknown.join(', ')}; known: ${PERMISSIONS.join(', ')}`);
+      throw new AdminTokenError('ERR_PERMISSION', `unknown permission ${unknown.map(quoted).join(', ')}; known: ${PERMISSIONS.join(', ')}`);
     }
     if (request.permissions.length === 0 && !request.superAdmin) {
       throw new AdminTokenError('ERR_PERMISSION', 'give at least one --permission, or --super');
@@ -163,7 +164,7 @@ export class AdminTokens {
   }
 
   async revoke(id: string, actor: string, requestId?: string): Promise<AdminTokenRow> {
-    if (!TOKEN_ID.test(id)) throw new AdminTokenError('ERR_NOT_FOUND', `no admin token has id ${JSON.stringify(id)} (an id is a UUID)`);
+    if (!TOKEN_ID.test(id)) throw new AdminTokenError('ERR_NOT_FOUND', `no admin token has id ${quoted(id)} (an id is a UUID)`);
     const now = this.deps.now();
     return this.deps.db.transaction().execute(async (trx) => {
       const row = await trx.selectFrom('admin_tokens').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();

@@ -3,7 +3,7 @@ import { ApiError, requestId, parseInput as parse } from '../http/api-error';
 import { apiKeyError, exactMount, keyIdParam, pageCursor, requestedExpiry } from './http';
 import { adminCreateApiKeyBody, adminListApiKeysQuery, revokeApiKeyBody } from './schemas';
 import type { ApiKeyOwner, ApiKeys } from './service';
-import { encodeCursor } from '../http/cursor';
+import type { CursorCodec } from '../http/cursor';
 import { apiKeyView, type CreatedApiKeyView } from './view';
 
 export type ApiKeyPermission = 'api-keys:read' | 'api-keys:write';
@@ -11,6 +11,7 @@ export type ApiKeyPermission = 'api-keys:read' | 'api-keys:write';
 /** What the admin routes need from the services. */
 export interface ApiKeyAdminDeps {
   apiKeys: ApiKeys;
+  cursors: CursorCodec;
   now: () => Date;
 }
 
@@ -48,10 +49,10 @@ export function apiKeyAdminRoutes(guard: ApiKeyAdminGuard, base = ADMIN_API_KEYS
         clientId: query.client_id,
         tenantId: query.tenant_id,
         limit: query.limit,
-        cursor: pageCursor(query.cursor),
+        cursor: pageCursor(deps.cursors, query.cursor),
       });
       const now = deps.now();
-      res.json({ api_keys: page.rows.map((row) => apiKeyView(row, now)), next_cursor: page.next ? encodeCursor('api-keys', page.next) : null });
+      res.json({ api_keys: page.rows.map((row) => apiKeyView(row, now)), next_cursor: page.next ? deps.cursors.encode('api-keys', page.next) : null });
     }),
   );
 

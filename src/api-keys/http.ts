@@ -3,7 +3,8 @@ import { parseDuration } from '../config/duration';
 import { ApiError } from '../http/api-error';
 import { API_KEY_ID } from './format';
 import { ApiKeyError } from './service';
-import { decodeCursor, type KeysetPosition } from '../http/cursor';
+import type { CursorCodec, KeysetPosition } from '../http/cursor';
+import { quoted } from '../text';
 
 /** Shared pieces of the two HTTP surfaces of API keys (/auth/v1/api-keys, /admin/v1/api-keys). */
 
@@ -26,15 +27,15 @@ export function requestedExpiry(body: { expires_in?: string; expires_at?: string
   if (body.expires_in !== undefined && body.expires_at !== undefined) throw new ApiError('invalid_request', 'give expires_in or expires_at, not both');
   if (body.expires_in !== undefined) {
     const ms = parseDuration(body.expires_in);
-    if (ms === undefined || ms <= 0) throw new ApiError('invalid_request', `expires_in: "${body.expires_in}" is not a duration such as 30d or 12h`);
+    if (ms === undefined || ms <= 0) throw new ApiError('invalid_request', `expires_in: ${quoted(body.expires_in)} is not a duration such as 30d or 12h`);
     return new Date(now.getTime() + ms);
   }
   return body.expires_at === undefined ? undefined : new Date(body.expires_at);
 }
 
-export function pageCursor(text: string | undefined): KeysetPosition | undefined {
+export function pageCursor(cursors: CursorCodec, text: string | undefined): KeysetPosition | undefined {
   if (text === undefined) return undefined;
-  const cursor = decodeCursor('api-keys', text);
+  const cursor = cursors.decode('api-keys', text);
   if (!cursor) throw new ApiError('invalid_request', 'cursor: not a cursor returned by this endpoint');
   return cursor;
 }
@@ -42,7 +43,7 @@ export function pageCursor(text: string | undefined): KeysetPosition | undefined
 /** A key id from the path; anything that cannot be one is not found without a query. */
 export function keyIdParam(req: Request): string {
   const id = String(req.params.id);
-  if (!API_KEY_ID.test(id)) throw new ApiError('not_found', `no API key ${id.slice(0, 64)}`);
+  if (!API_KEY_ID.test(id)) throw new ApiError('not_found', `no API key ${quoted(id)}`);
   return id;
 }
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { instantBody, pageQuery, scopesField, targetFields } from '../http/fields';
+import { ISSUED_CLIENT_ID } from '../clients/client-id';
 import { API_KEY_ID } from './format';
 import type { ApiKeyView } from './view';
 
@@ -24,7 +25,7 @@ export const creationFields = {
 
 
 const UUID = z.uuid();
-const CLIENT_ID = z.string().regex(/^[\x21-\x7e]{1,256}$/, 'a client id');
+const CLIENT_ID = z.string().regex(ISSUED_CLIENT_ID, 'a client id');
 const TENANT_ID = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'a tenant id');
 
 /** `POST /auth/v1/api-keys`: a key for the caller. */

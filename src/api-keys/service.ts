@@ -1,6 +1,7 @@
 import type { KeysetPosition } from '../http/cursor';
 import type { Kysely } from 'kysely';
 import { recordAudit, type Actor } from '../audit';
+import { ISSUED_CLIENT_ID } from '../clients/client-id';
 import type { DatabaseHandle } from '../db';
 import type { ApiKeyRow, Database } from '../db/schema';
 import type { Logger } from '../observability/logger';
@@ -8,6 +9,7 @@ import { ApiKeyCache } from './cache';
 import { apiKeySecretMatches, newApiKey, parseApiKey } from './format';
 import * as repo from './repository';
 import type { ApiKeyOwner, ApiKeyRecord, OwnerState } from './repository';
+import { quoted } from '../text';
 
 export type { ApiKeyOwner, ApiKeyRecord } from './repository';
 
@@ -54,11 +56,10 @@ const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]{1,200}$/;
 // eslint-disable-next-line no-control-regex
 const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const CLIENT_ID = /^[\x21-\x7e]{1,256}$/;
 
 /** Ids that cannot exist are refused before a query (a malformed uuid would be a database error). */
 export function plausibleOwnerId(owner: ApiKeyOwner): boolean {
-  return owner.kind === 'user' ? UUID.test(owner.id) : CLIENT_ID.test(owner.id);
+  return owner.kind === 'user' ? UUID.test(owner.id) : ISSUED_CLIENT_ID.test(owner.id);
 }
 
 /** The scopes an owner may give its keys now: a user's are those of its access tokens; a client's its allowed scopes. */
@@ -81,7 +82,7 @@ function checkScopes(requested: readonly string[] | undefined, allowed: readonly
   if (malformed !== undefined) throw new ApiKeyError('ERR_API_KEY_INVALID', 'a scope is printable ASCII without spaces, quotes or backslashes (RFC 6749 §3.3)');
   const refused = scopes.filter((s) => !allowed.includes(s));
   if (refused.length > 0) {
-    throw new ApiKeyError('ERR_API_KEY_INVALID', `scope not allowed for ${owner.kind} ${owner.id}: ${refused.join(' ').slice(0, 200)} (allowed: ${allowed.join(' ') || 'none'})`);
+    throw new ApiKeyError('ERR_API_KEY_INVALID', `scope not allowed for ${owner.kind} ${owner.id}: ${quoted(refused.join(' '))} (allowed: ${allowed.join(' ') || 'none'})`);
   }
   return scopes;
 }
@@ -105,12 +106,12 @@ export async function createApiKey(db: Kysely<Database>, input: NewApiKey, polic
   const name = checkName(input.name);
   const expiresAt = checkExpiry(input.expiresAt, policy, change.now);
   const { owner } = input;
-  if (!plausibleOwnerId(owner)) throw new ApiKeyError('ERR_OWNER_NOT_FOUND', `no ${owner.kind} ${owner.id}`);
+  if (!plausibleOwnerId(owner)) throw new ApiKeyError('ERR_OWNER_NOT_FOUND', `no ${owner.kind} ${quoted(owner.id)}`);
   const generated = newApiKey();
   const row = await db.transaction().execute(async (trx) => {
     await repo.lockOwner(trx, owner);
     const state = await repo.findOwnerState(trx, owner);
-    if (!state) throw new ApiKeyError('ERR_OWNER_NOT_FOUND', `no ${owner.kind} ${owner.id}`);
+    if (!state) throw new ApiKeyError('ERR_OWNER_NOT_FOUND', `no ${owner.kind} ${quoted(owner.id)}`);
     if (state.disabled) throw new ApiKeyError('ERR_OWNER_DISABLED', `${owner.kind} ${owner.id} is disabled`);
     if (state.tenantDisabled) throw new ApiKeyError('ERR_OWNER_DISABLED', `tenant ${state.tenantId} of ${owner.kind} ${owner.id} is disabled`);
     const scopes = checkScopes(input.scopes, ownerScopes(state, policy), owner);
@@ -153,7 +154,7 @@ export async function revokeApiKey(db: Kysely<Database>, id: string, change: Cha
   return db.transaction().execute(async (trx) => {
     const existing = await repo.findApiKey(trx, id);
     if (!existing || (options.owner && !sameOwner(repo.ownerOf(existing), options.owner))) {
-      throw new ApiKeyError('ERR_API_KEY_NOT_FOUND', `no API key ${id}`);
+      throw new ApiKeyError('ERR_API_KEY_NOT_FOUND', `no API key ${quoted(id)}`);
     }
     const revoked = await repo.revokeApiKeyRow(trx, id, change.actor, change.now);
     if (!revoked) return existing;

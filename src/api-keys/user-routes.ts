@@ -4,13 +4,14 @@ import type { Logger } from '../observability/logger';
 import { apiKeyError, exactMount, keyIdParam, pageCursor, requestedExpiry } from './http';
 import { userCreateApiKeyBody, userListApiKeysQuery } from './schemas';
 import type { ApiKeys } from './service';
-import { encodeCursor } from '../http/cursor';
+import type { CursorCodec } from '../http/cursor';
 import { apiKeyView, type CreatedApiKeyView } from './view';
 
 /** What the user routes need: the keys, and the user API's authentication of an access token. */
 export interface ApiKeyUserDeps {
   apiKeys: ApiKeys;
   users: { authenticate(token: string): Promise<{ user: { id: string } }> };
+  cursors: CursorCodec;
   now: () => Date;
 }
 
@@ -53,9 +54,9 @@ export function apiKeyUserRoutes(options: { deps: () => ApiKeyUserDeps | undefin
   router.get('/', async (req: Request, res: Response) => {
     const { deps, userId } = await caller(req);
     const query = parse(userListApiKeysQuery, req.query, 'query');
-    const page = await deps.apiKeys.list({ userId, limit: query.limit, cursor: pageCursor(query.cursor) });
+    const page = await deps.apiKeys.list({ userId, limit: query.limit, cursor: pageCursor(deps.cursors, query.cursor) });
     const now = deps.now();
-    res.json({ api_keys: page.rows.map((row) => apiKeyView(row, now)), next_cursor: page.next ? encodeCursor('api-keys', page.next) : null });
+    res.json({ api_keys: page.rows.map((row) => apiKeyView(row, now)), next_cursor: page.next ? deps.cursors.encode('api-keys', page.next) : null });
   });
 
   router.delete('/:id', async (req: Request, res: Response) => {

@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { recordAudit } from '../audit';
 import type { Database, UserRow } from '../db/schema';
-import { ApiError } from '../http/api-error';
+import { ServiceError } from '../errors';
 import type { Logger } from '../observability/logger';
 import { consentPage, errorPage, messagePage, signInPage, signOutPage, type ConsentItem, type Html } from '../pages';
 import { readCredentials, type Credentials } from '../users/credentials';
@@ -33,7 +33,7 @@ export type Outcome =
 
 /** The users module as the flow uses it (UserAccounts has these members). */
 export interface FlowUsers {
-  /** The /auth/v1 sign-in check with its limits; an ApiError when refused. */
+  /** The /auth/v1 sign-in check with its limits; a ServiceError when refused. */
   verifyCredentials(credentials: Credentials, origin: { ip: string; requestId: string }): Promise<UserRow>;
 }
 
@@ -269,7 +269,7 @@ export class AuthorizationFlow {
     try {
       credentials = readCredentials({ email: typedEmail, password: form.get('password') ?? '' }, 'signin');
     } catch (error) {
-      if (error instanceof ApiError) return again(400, 'Enter your email address and your password.');
+      if (error instanceof ServiceError) return again(400, 'Enter your email address and your password.');
       throw error;
     }
     const origin = { ip: browser.ip, requestId: browser.requestId };
@@ -277,15 +277,16 @@ export class AuthorizationFlow {
     try {
       user = await this.deps.users.verifyCredentials(credentials, origin);
     } catch (error) {
-      if (!(error instanceof ApiError)) throw error;
+      if (!(error instanceof ServiceError)) throw error;
       await this.audit({ actor: `ip:${browser.ip}`, action: 'signin.failed', target: credentials.email, requestId: browser.requestId, details: { via: 'hosted page', client_id: client.id, ip: browser.ip, reason: error.code } });
+      const retryAfter = error.refusal.retryAfterSeconds !== undefined ? { 'Retry-After': String(error.refusal.retryAfterSeconds) } : undefined;
       switch (error.code) {
         case 'too_many_requests':
-          return again(429, 'Too many failed sign-ins. Wait a while before trying again.', error.options.headers);
+          return again(429, 'Too many failed sign-ins. Wait a while before trying again.', retryAfter);
         case 'forbidden':
           return again(403, error.message);
         case 'temporarily_unavailable':
-          return again(503, 'Too many sign-ins are in progress. Try again in a moment.', error.options.headers);
+          return again(503, 'Too many sign-ins are in progress. Try again in a moment.', retryAfter ?? { 'Retry-After': '1' });
         default:
           // Wrong password and unknown email alike (README: "Abuse limits").
           return again(401, 'The email address or the password is not right.');

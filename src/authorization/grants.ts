@@ -14,7 +14,7 @@ export interface GrantsDeps {
   db: Kysely<Database>;
   logger: Logger;
   now(): Date;
-  /** The caller of /auth/v1: a /auth/v1 access token of a live session; an ApiError otherwise. */
+  /** The caller of /auth/v1: a /auth/v1 access token of a live session; a ServiceError (mapped to 401) otherwise. */
   authenticate(token: string): Promise<{ user: UserRow }>;
 }
 

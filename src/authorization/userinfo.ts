@@ -1,13 +1,13 @@
 import type { Request, Response } from 'express';
 import type { UserRow } from '../db/schema';
-import { ApiError } from '../http/api-error';
+import { ServiceError } from '../errors';
 import type { Logger } from '../observability/logger';
 import type { UserAccessClaims } from '../users/access-token';
 
 export const USERINFO_PATH = '/oauth/userinfo';
 
 export interface UserinfoUsers {
-  /** A live user access token whatever its audience; an ApiError (invalid_token, token_expired) otherwise. */
+  /** A live user access token whatever its audience; a ServiceError (invalid_token, token_expired) otherwise. */
   authenticateAnyAudience(token: string): Promise<{ claims: UserAccessClaims; user: UserRow }>;
 }
 
@@ -51,8 +51,8 @@ export function userinfoHandler(users: UserinfoUsers, logger: Logger) {
     try {
       caller = await users.authenticateAnyAudience(match[1] as string);
     } catch (error) {
-      if (!(error instanceof ApiError)) throw error;
-      if (error.options.logDetail) logger.info({ detail: error.options.logDetail }, 'userinfo refused a token');
+      if (!(error instanceof ServiceError)) throw error;
+      if (error.refusal.logDetail) logger.info({ detail: error.refusal.logDetail }, 'userinfo refused a token');
       refuse(res, 401, 'invalid_token', error.message);
       return;
     }

@@ -10,6 +10,7 @@ import { parseDuration } from '../config/duration';
 import type { ApiKeyRow, Database } from '../db/schema';
 import { USER_SCOPE } from '../users/access-token';
 import { CliError, table, type CliContext, type OutputOptions } from './context';
+import { quoted } from '../text';
 
 interface OwnerOptions {
   user?: string;
@@ -103,7 +104,7 @@ export function registerApiKeyCommands(program: Command, context: CliContext): v
     .argument('<id>', 'the key id (the part after idpk_, before the second _)')
     .option('--json', 'print JSON')
     .action(async (id: string, opts: OutputOptions) => {
-      if (!API_KEY_ID.test(id)) throw new CliError(`no API key ${id.slice(0, 64)} (an id is 16 letters and digits)`);
+      if (!API_KEY_ID.test(id)) throw new CliError(`no API key ${quoted(id)} (an id is 16 letters and digits)`);
       const row = await withDb((db) => revokeApiKey(db, id, { actor: 'cli', now: now(), reason: 'revoked with idp api-keys revoke' }));
       const revokedAt = row.revoked_at?.toISOString() ?? null;
       context.print(opts, { id, revoked: true, revoked_at: revokedAt }, `revoked API key ${id} (at ${revokedAt})`);

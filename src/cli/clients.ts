@@ -22,6 +22,7 @@ import { parseDuration } from '../config/duration';
 import type { Database } from '../db/schema';
 import { CliError, table, type CliContext, type OutputOptions } from './context';
 import { printable } from './text';
+import { quoted } from '../text';
 
 const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
 
@@ -270,7 +271,7 @@ export function registerClientCommands(program: Command, context: CliContext): v
     .option('--json', 'print JSON')
     .action(async (id: string, opts: OutputOptions) => {
       const client = await withDb((db) => findClient(db, id));
-      if (!client) throw new CliError(`no client ${id}`);
+      if (!client) throw new CliError(`no client ${quoted(id)}`);
       const view = clientView(client);
       const text = Object.entries({ ...view, ...(view.jwks !== undefined && { jwks: keysText(view).slice('jwks '.length) }) })
         .map(([k, v]) => `${k.padEnd(28)} ${printable(Array.isArray(v) ? v.join(' ') : String(v ?? '-'))}`)

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { FailureLimiter } from '../ratelimit';
 import { blockView, clearBlock, isLimitKey } from '../ratelimit/operators';
 import { CliError, table, type CliContext, type OutputOptions } from './context';
+import { quoted } from '../text';
 
 /** `idp limits list|clear` (README: "The admin CLI"): the failure counters that block now, and lifting one block. */
 export function registerLimitCommands(program: Command, context: CliContext): void {
@@ -25,7 +26,7 @@ export function registerLimitCommands(program: Command, context: CliContext): vo
     .argument('<key>', 'the key as `limits list` shows it')
     .option('--json', 'print JSON')
     .action(async (key: string, opts: OutputOptions) => {
-      if (!isLimitKey(key)) throw new CliError(`"${key.slice(0, 80)}" is not a limit key such as oauth:ip:203.0.113.7 (see idp limits list)`);
+      if (!isLimitKey(key)) throw new CliError(`${quoted(key)} is not a limit key such as oauth:ip:203.0.113.7 (see idp limits list)`);
       const cleared = await context.withMigratedDatabase(async (handle) => {
         const limiter = new FailureLimiter({ handle, logger: context.logger(), now: () => context.now() });
         return clearBlock(limiter, handle.db, key, { actor: 'cli', at: context.now() });

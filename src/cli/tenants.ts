@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { recordAudit } from '../audit';
 import { createTenant, findTenant, listTenants, setTenantDisabled, tenantView } from '../tenants/repository';
 import { CliError, table, type CliContext, type OutputOptions } from './context';
+import { quoted } from '../text';
 
 const TENANT_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
@@ -50,7 +51,7 @@ export function registerTenantCommands(program: Command, context: CliContext): v
       const tenant = await context.withMigratedDatabase(async (handle) => {
         return handle.db.transaction().execute(async (trx) => {
           const existing = await findTenant(trx, id);
-          if (!existing) throw new CliError(`no tenant "${id}"`);
+          if (!existing) throw new CliError(`no tenant ${quoted(id)}`);
           if (existing.disabled_at) throw new CliError(`tenant "${id}" is already disabled since ${existing.disabled_at.toISOString()}`);
           await setTenantDisabled(trx, id, now());
           await recordAudit(trx, { at: now(), actor: 'cli', action: 'tenant.disabled', target: id });

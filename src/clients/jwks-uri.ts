@@ -4,6 +4,7 @@ import https from 'node:https';
 import net from 'node:net';
 import { maxAgeOf } from '../verifier/http';
 import { JwksError } from './jwks';
+import { quoted } from '../text';
 
 /**
  * A client's `jwks_uri` (README: "private_key_jwt"): which URLs may be registered, and fetching one in a way that
@@ -93,7 +94,7 @@ export function checkJwksUri(text: string, rules: JwksUriRules): string {
   try {
     url = new URL(text);
   } catch {
-    throw new JwksError(`jwks_uri ${JSON.stringify(text.slice(0, 100))} is not an absolute URL`);
+    throw new JwksError(`jwks_uri ${quoted(text)} is not an absolute URL`);
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new JwksError('jwks_uri must be an https URL');
   if (rules.production && url.protocol !== 'https:') throw new JwksError('jwks_uri must be an https URL in production');

@@ -1,5 +1,6 @@
 import crypto, { type KeyObject } from 'node:crypto';
 import type { StoredClientJwks } from '../db/schema';
+import { quoted } from '../text';
 
 /**
  * The public keys a `private_key_jwt` client authenticates with (README: "private_key_jwt", RFC 7523): what a JWKS
@@ -108,7 +109,7 @@ function keysOf(value: unknown): unknown[] {
 function checkUniqueKids(keys: readonly ClientKey[]): void {
   const kids = keys.flatMap((k) => (k.kid === undefined ? [] : [k.kid]));
   const duplicate = kids.find((kid, i) => kids.indexOf(kid) !== i);
-  if (duplicate !== undefined) throw new JwksError(`kid "${duplicate}" appears more than once`);
+  if (duplicate !== undefined) throw new JwksError(`kid ${quoted(duplicate)} appears more than once`);
 }
 
 /**

@@ -92,11 +92,6 @@ export async function findClient(db: Db, id: string): Promise<Client | undefined
   return row && toClient(row);
 }
 
-export async function findClients(db: Db, ids: readonly string[]): Promise<Client[]> {
-  if (ids.length === 0) return [];
-  return (await selectClients(db).where('c.id', 'in', ids).execute()).map(toClient);
-}
-
 export async function listClients(db: Db): Promise<Client[]> {
   return (await selectClients(db).orderBy('c.created_at').orderBy('c.id').execute()).map(toClient);
 }

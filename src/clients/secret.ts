@@ -1,8 +1,9 @@
 import crypto from 'node:crypto';
 
 /**
- * 128 random bits, base64url (22 characters): URL-safe, unguessable, no meaning to leak. Drawn
- * again when it would start with `-` or `_`, so that no id looks like a command-line option.
+ * 128 random bits, base64url (22 characters, of the form ./client-id.ts calls issued): URL-safe,
+ * unguessable, no meaning to leak. Drawn again when it would start with `-` or `_`, so that no id
+ * looks like a command-line option.
  */
 export function generateClientId(): string {
   for (;;) {

@@ -5,7 +5,7 @@ import type { Config } from '../config';
 import { formatDuration, parseDuration } from '../config/duration';
 import type { ClientRegistrar, Database, TokenEndpointAuthMethod } from '../db/schema';
 import { findTenant } from '../tenants/repository';
-import { checkName, InvalidNameError } from '../text';
+import { checkName, InvalidNameError, quoted } from '../text';
 import { CLIENT_CREDENTIALS, CLIENT_GRANT_TYPES, AUTHORIZATION_CODE, resolveGrantTypes } from './grant-types';
 import { checkClientJwks, JwksError } from './jwks';
 import { checkJwksUri } from './jwks-uri';
@@ -66,9 +66,6 @@ export function parseGrace(text: string): number | undefined {
   return /^0+[smhd]?$/.test(text.trim()) ? 0 : parseDuration(text);
 }
 
-/** What a client id looks like (src/clients/secret.ts draws 22 base64url characters). */
-export const CLIENT_ID = /^[A-Za-z0-9_-]{1,128}$/;
-
 export interface ChangeContext {
   actor: Actor;
   now: Date;
@@ -109,16 +106,27 @@ export function parseScope(text: string): string[] | undefined {
 function validScopes(scopes: readonly string[]): string[] {
   if (scopes.length === 0) throw new ClientError('ERR_CLIENT_INVALID', 'a client needs at least one scope');
   for (const scope of scopes) {
-    if (!SCOPE_TOKEN.test(scope)) throw new ClientError('ERR_CLIENT_INVALID', `invalid scope "${scope}" (RFC 6749 §3.3: printable ASCII, no space, quote or backslash)`);
+    if (!SCOPE_TOKEN.test(scope)) throw new ClientError('ERR_CLIENT_INVALID', `invalid scope ${quoted(scope)} (RFC 6749 §3.3: printable ASCII, no space, quote or backslash)`);
   }
   return [...new Set(scopes)];
 }
 
-/** One spelling per audience for the reserved-audience check: case, a trailing `/` and URL escapes do not matter. */
+// RFC 3986 §2.3: unreserved characters mean the same escaped or not (`%61` is `a`).
+const ESCAPED_UNRESERVED = /%(4[1-9A-F]|5[0-9A]|6[1-9A-F]|7[0-9A]|3[0-9]|2D|2E|5F|7E)/gi;
+
+/**
+ * One spelling per audience for the reserved-audience check, so that a client cannot be given one of
+ * ours spelled differently: escaped unreserved characters decoded, then the WHATWG URL form (scheme
+ * and host in lower case, no default port, dot segments resolved), without userinfo, an empty query
+ * (`?`) or a fragment; finally case and trailing `/` ignored.
+ */
 function audienceKey(audience: string): string {
-  let text = audience;
+  let text = audience.replace(ESCAPED_UNRESERVED, (escape) => String.fromCharCode(parseInt(escape.slice(1), 16)));
   try {
-    const url = new URL(audience);
+    const url = new URL(text);
+    url.username = '';
+    url.password = '';
+    if (url.search === '') url.search = '';
     url.hash = '';
     text = url.href;
   } catch {
@@ -132,12 +140,12 @@ function validAudiences(audiences: readonly string[], policy: ClientPolicy): str
   const reserved = new Set(policy.reservedAudiences.map(audienceKey));
   for (const audience of audiences) {
     if (!AUDIENCE.test(audience)) {
-      throw new ClientError('ERR_CLIENT_INVALID', `invalid audience ${JSON.stringify(audience)} (printable ASCII without spaces, up to 2048 characters)`);
+      throw new ClientError('ERR_CLIENT_INVALID', `invalid audience ${quoted(audience)} (printable ASCII without spaces, up to 2048 characters)`);
     }
     if (reserved.has(audienceKey(audience))) {
       throw new ClientError(
         'ERR_CLIENT_INVALID',
-        `audience "${audience}" is reserved: it is the identity provider's own (IDP_ISSUER, IDP_ISSUER/admin or IDP_USER_AUDIENCE), and a client token for it would pass for a user or admin token`,
+        `audience ${quoted(audience)} is reserved: it is the identity provider's own (IDP_ISSUER, IDP_ISSUER/admin or IDP_USER_AUDIENCE), and a client token for it would pass for a user or admin token`,
       );
     }
   }
@@ -262,7 +270,7 @@ async function insertNewClient(db: Kysely<Database>, input: NewClient, credentia
   const tenantId = input.tenantId ?? null;
   const id = generateClientId();
   await db.transaction().execute(async (trx) => {
-    if (tenantId !== null && !(await findTenant(trx, tenantId))) throw new ClientError('ERR_TENANT_NOT_FOUND', `no tenant ${tenantId}`);
+    if (tenantId !== null && !(await findTenant(trx, tenantId))) throw new ClientError('ERR_TENANT_NOT_FOUND', `no tenant ${quoted(tenantId)}`);
     await insertClient(trx, {
       id,
       name,
@@ -417,7 +425,7 @@ export async function deleteClient(db: Kysely<Database>, id: string, change: Cha
 }
 
 function notFound(id: string): ClientError {
-  return new ClientError('ERR_CLIENT_NOT_FOUND', `no client ${id}`);
+  return new ClientError('ERR_CLIENT_NOT_FOUND', `no client ${quoted(id)}`);
 }
 
 function audit(change: ChangeContext, action: string, target: string) {

@@ -14,6 +14,11 @@ export interface MekProvider {
   has(id: string): boolean;
   wrap(dataKey: Buffer, aad: Buffer): Promise<{ mekId: string; wrapped: Buffer }>;
   unwrap(mekId: string, wrapped: Buffer, aad: Buffer): Promise<Buffer>;
+  /**
+   * A 32-byte key for `label` from each key of the ring, primary first (HKDF-SHA256): secret, the
+   * same on every instance that shares the ring, and one-way, so no MEK byte leaves the provider.
+   */
+  deriveKeys(label: string): readonly Buffer[];
 }
 
 export class MekError extends Error {
@@ -107,6 +112,11 @@ export class KeyRingMekProvider implements MekProvider {
   async wrap(dataKey: Buffer, aad: Buffer): Promise<{ mekId: string; wrapped: Buffer }> {
     const key = this.ring.get(this.primaryId) as Buffer;
     return { mekId: this.primaryId, wrapped: sealAesGcm(key, dataKey, wrapAad(this.primaryId, aad)) };
+  }
+
+  deriveKeys(label: string): readonly Buffer[] {
+    // The label is the HKDF info: keys for different purposes are independent of each other and of the wraps.
+    return [...this.ring.values()].map((key) => Buffer.from(crypto.hkdfSync('sha256', key, Buffer.alloc(0), `rs256-idp ${label}`, 32)));
   }
 
   async unwrap(mekId: string, wrapped: Buffer, aad: Buffer): Promise<Buffer> {

@@ -235,6 +235,8 @@ export interface RevokedAccessTokensTable {
 export interface RateLimitCountersTable {
   key: string;
   failures: number;
+  /** Attempts reserved (sign-in, sign-up) and not yet counted or released. */
+  pending: Generated<number>;
   window_ends_at: Date;
   blocked_until: Date | null;
 }
@@ -285,7 +287,6 @@ export type UserRow = Selectable<UsersTable>;
 export type SessionRow = Selectable<SessionsTable>;
 export type AdminTokenRow = Selectable<AdminTokensTable>;
 export type TenantRow = Selectable<TenantsTable>;
-export type OAuthClientRow = Selectable<OAuthClientsTable>;
 export type ApiKeyRow = Selectable<ApiKeysTable>;
 export type ResourceRow = Selectable<ResourcesTable>;
 export type BrowserSessionRow = Selectable<BrowserSessionsTable>;

@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Logger } from '../observability/logger';
 import type { z } from 'zod';
-import { textProblem } from '../text';
+import { quoted, textProblem } from '../text';
 import { ServiceError, type ServiceErrorCode } from '../errors';
 
 /**
@@ -175,7 +175,7 @@ export function checkInputText(value: unknown, where: string): void {
     const { value: current, path } = item;
     if (typeof current === 'string') {
       const problem = textProblem(current);
-      if (problem) throw new ApiError('invalid_request', `${where}${path ? ` ${JSON.stringify(path)}` : ''}: ${problem}`);
+      if (problem) throw new ApiError('invalid_request', `${where}${path ? ` ${quoted(path)}` : ''}: ${problem}`);
     } else if (Array.isArray(current)) {
       current.forEach((element, index) => pending.push({ value: element, path: `${path}[${index}]` }));
     } else if (current !== null && typeof current === 'object') {
@@ -235,7 +235,8 @@ export function isBadInputDatabaseError(error: unknown): boolean {
 export function apiErrorHandler(logger: Logger) {
   return (error: unknown, req: Request, res: Response, _next: NextFunction): void => {
     const apiError = toApiError(error);
-    if (apiError.status >= 500) {
+    // A 503 raised on purpose (starting, load shed) is the design working: whoever raised it logs what matters.
+    if (apiError.status >= 500 && apiError.code !== 'temporarily_unavailable') {
       logger.error({ err: error, requestId: requestId(req), path: req.path }, 'unhandled error');
     } else if (isBadInputDatabaseError(error)) {
       // Only the SQLSTATE and the kind of error: the database's message quotes the offending value.
@@ -281,8 +282,15 @@ export function parseInput<T>(schema: z.ZodType<T>, value: unknown, what: string
   const result = schema.safeParse(value);
   if (!result.success) {
     const issue = result.error.issues[0];
-    const where = issue && issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
-    throw new ApiError('invalid_request', `${what}: ${where}${issue?.message ?? 'invalid'}`);
+    const where = issue && issue.path.length > 0 ? `${fieldPath(issue.path)}: ` : '';
+    // zod's own message for an unknown key repeats it whole; keys are the caller's text.
+    const message = issue?.code === 'unrecognized_keys' ? `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map(quoted).join(', ')}` : (issue?.message ?? 'invalid');
+    throw new ApiError('invalid_request', `${what}: ${where}${message}`);
   }
   return result.data;
+}
+
+/** A field's path for a message: our field names as they are, anything else (a caller's key) quoted and cut. */
+function fieldPath(path: readonly PropertyKey[]): string {
+  return path.map((part) => (typeof part === 'number' ? String(part) : typeof part === 'string' && /^[A-Za-z0-9_]{1,32}$/.test(part) ? part : quoted(String(part)))).join('.');
 }

@@ -1,4 +1,6 @@
+import crypto from 'node:crypto';
 import { z } from 'zod';
+import type { MekProvider } from '../crypto/mek';
 
 /** A position in a keyset page over (timestamp, id), newest first. */
 export interface KeysetPosition {
@@ -9,13 +11,14 @@ export interface KeysetPosition {
 /** What a cursor pages over; a cursor of one list is refused by another. */
 export type CursorKind = 'users' | 'audit' | 'api-keys';
 
-const CURSOR_VERSION = 1;
+// Version 2 added the MAC; version 1 cursors are refused.
+const CURSOR_VERSION = 2;
 const CURSOR_TEXT = /^[A-Za-z0-9_-]{1,400}$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** The row ids of each list: users and audit events are UUIDs, API keys 16 base62 characters. */
 const ROW_ID: Record<CursorKind, RegExp> = { users: UUID, audit: UUID, 'api-keys': /^[0-9A-Za-z]{16}$/ };
 
-// Exactly what encodeCursor writes: the timestamp as toISOString() prints it, so that it round-trips
+// Exactly what `encode` writes: the timestamp as toISOString() prints it, so that it round-trips
 // (no year -5000 or 2026-02-31), and the row's id (checked per kind below).
 const payload = z
   .object({
@@ -29,26 +32,59 @@ const payload = z
   })
   .strict();
 
-/**
- * The `next_cursor` of a page: opaque to callers (base64url of a small versioned JSON document),
- * validated strictly when it comes back, so a tampered cursor is a 400 and never reaches a query.
- * It carries nothing the caller could not read on the page itself (the last row's time and id).
- */
-export function encodeCursor(kind: CursorKind, position: KeysetPosition): string {
-  return Buffer.from(JSON.stringify({ v: CURSOR_VERSION, k: kind, at: position.at.toISOString(), id: position.id })).toString('base64url');
+/** The HKDF label of the cursor key (src/crypto/mek.ts `deriveKeys`). */
+const CURSOR_KEY_LABEL = 'paging cursor v2';
+const TAG_BYTES = 16;
+
+function tag(key: Buffer, body: Buffer): Buffer {
+  return crypto.createHmac('sha256', key).update(body).digest().subarray(0, TAG_BYTES);
 }
 
-/** The position of a cursor returned by `encodeCursor(kind, …)`, or undefined for anything else. */
-export function decodeCursor(kind: CursorKind, text: string): KeysetPosition | undefined {
-  if (!CURSOR_TEXT.test(text)) return undefined;
-  let json: unknown;
-  try {
-    json = JSON.parse(Buffer.from(text, 'base64url').toString('utf8'));
-  } catch {
-    return undefined;
+/**
+ * The `next_cursor` of a page: opaque to callers, base64url of a small versioned JSON document and
+ * its HMAC-SHA256 (truncated to 16 bytes), so an edited, truncated or foreign cursor is a 400 and
+ * never reaches a query (README: "Bad input"). It carries nothing the caller could not read on the
+ * page itself (the last row's time and id); the MAC is there so that only positions we handed out
+ * are ever queried.
+ *
+ * The key is derived from the MEK ring (HKDF, `deriveKeys`) rather than drawn per process: every
+ * instance and worker shares the ring, so each accepts the others' cursors, and the key is as
+ * secret as the MEK without a table of its own. A cursor is signed under the primary and accepted
+ * under any key of the ring, so one handed out before a MEK rotation keeps working until its MEK
+ * leaves the ring.
+ */
+export class CursorCodec {
+  private readonly keys: readonly Buffer[];
+
+  constructor(mek: Pick<MekProvider, 'deriveKeys'>) {
+    this.keys = mek.deriveKeys(CURSOR_KEY_LABEL);
+    if (this.keys.length === 0) throw new Error('CursorCodec: the MEK ring has no key');
   }
-  const parsed = payload.safeParse(json);
-  if (!parsed.success || parsed.data.k !== kind || !ROW_ID[kind].test(parsed.data.id)) return undefined;
-  // UUIDs compare in lower case; base62 ids are case-sensitive.
-  return { at: new Date(parsed.data.at), id: ROW_ID[kind] === UUID ? parsed.data.id.toLowerCase() : parsed.data.id };
+
+  encode(kind: CursorKind, position: KeysetPosition): string {
+    const body = Buffer.from(JSON.stringify({ v: CURSOR_VERSION, k: kind, at: position.at.toISOString(), id: position.id }));
+    return Buffer.concat([body, tag(this.keys[0] as Buffer, body)]).toString('base64url');
+  }
+
+  /** The position of a cursor this codec's ring encoded for `kind`, or undefined for anything else. */
+  decode(kind: CursorKind, text: string): KeysetPosition | undefined {
+    if (!CURSOR_TEXT.test(text)) return undefined;
+    const bytes = Buffer.from(text, 'base64url');
+    // Only the canonical spelling: base64url's spare low bits of the last character must be zero.
+    if (bytes.length <= TAG_BYTES || bytes.toString('base64url') !== text) return undefined;
+    const body = bytes.subarray(0, bytes.length - TAG_BYTES);
+    const mac = bytes.subarray(bytes.length - TAG_BYTES);
+    if (!this.keys.some((key) => crypto.timingSafeEqual(tag(key, body), mac))) return undefined;
+    let json: unknown;
+    try {
+      json = JSON.parse(body.toString('utf8'));
+    } catch {
+      return undefined;
+    }
+    // Authentic, so this only guards against our own mistakes (and a cursor of another list).
+    const parsed = payload.safeParse(json);
+    if (!parsed.success || parsed.data.k !== kind || !ROW_ID[kind].test(parsed.data.id)) return undefined;
+    // UUIDs compare in lower case; base62 ids are case-sensitive.
+    return { at: new Date(parsed.data.at), id: ROW_ID[kind] === UUID ? parsed.data.id.toLowerCase() : parsed.data.id };
+  }
 }

@@ -40,11 +40,6 @@ async function recordBatch(db: Kysely<Database>, rows: readonly AssertionJti[], 
   return new Set(fresh.map((r) => keyOf({ clientId: r.client_id, jti: r.jti })));
 }
 
-/** Records one `jti`: true when it was new, false for a replay (see recordBatch). */
-export async function recordAssertionJti(db: Kysely<Database>, clientId: string, jti: string, expiresAt: Date, now: Date): Promise<boolean> {
-  return (await recordBatch(db, [{ clientId, jti, expiresAt }], now)).has(keyOf({ clientId, jti }));
-}
-
 interface Waiting extends AssertionJti {
   resolve(fresh: boolean): void;
   reject(error: unknown): void;

@@ -1,4 +1,5 @@
 import type { ClientCache } from '../clients/cache';
+import { ISSUED_CLIENT_ID, PRESENTED_CLIENT_ID } from '../clients/client-id';
 import type { Client } from '../clients/repository';
 import { hashClientSecret } from '../clients/secret';
 import { fingerprint, type AbuseLimits } from '../ratelimit/policies';
@@ -40,8 +41,6 @@ export interface PublicCredentials {
 export type ClientCredentials = SecretCredentials | AssertionCredentials | PublicCredentials;
 
 const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
-// Ids are generated base64url; anything outside printable ASCII is unknown without asking the database.
-const CLIENT_ID = /^[\x21-\x7e]{1,256}$/;
 
 /** RFC 6749 §2.3.1: id and secret are form-urlencoded before Base64. */
 function formDecode(text: string): string {
@@ -127,12 +126,13 @@ export class ClientAuthenticator {
    */
   async authenticate(credentials: ClientCredentials | undefined, address: string, endpointPath = '/oauth/token', publicClients = false): Promise<Client> {
     if (!credentials) return this.fail(address, undefined, new InvalidClient('client authentication required'));
-    if (!CLIENT_ID.test(credentials.clientId)) {
+    if (!PRESENTED_CLIENT_ID.test(credentials.clientId)) {
       return this.fail(address, undefined, new InvalidClient('client authentication failed', 'malformed client_id'));
     }
     let client: Client | undefined;
     try {
-      client = await this.options.clients.get(credentials.clientId);
+      // An id this server cannot have issued is unknown without asking the database (nor failing when it is unreachable).
+      client = ISSUED_CLIENT_ID.test(credentials.clientId) ? await this.options.clients.get(credentials.clientId) : undefined;
     } catch (error) {
       // A client not in memory while the database is unreachable: the caller should retry, not see a 500.
       throw new TemporarilyUnavailable('the client store is unreachable; retry shortly', `client lookup failed: ${(error as Error).message}`);

@@ -17,6 +17,7 @@ import {
 import { ClientGone, readForm, type FormParams } from './form';
 import type { OAuthRegistry } from './registry';
 import { introspectionRequest, readFormParams, revocationRequest } from './schemas';
+import { quoted } from '../text';
 
 export const TOKEN_PATH = '/oauth/token';
 export const INTROSPECTION_PATH = '/oauth/introspect';
@@ -118,7 +119,7 @@ const token: Endpoint = async (req, deps) => {
   const grantType = form.get('grant_type');
   if (grantType === undefined) throw new InvalidRequest('missing grant_type');
   const registered = deps.registry.findGrant(grantType);
-  if (!registered) throw new UnsupportedGrantType(`unsupported grant_type "${grantType.slice(0, 64)}"`);
+  if (!registered) throw new UnsupportedGrantType(`unsupported grant_type ${quoted(grantType)}`);
   const grant = registered.select?.(form) ?? registered;
   let client;
   // Read again by `authenticated`; only grants that do not require authentication pay for it here.

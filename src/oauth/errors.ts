@@ -1,6 +1,6 @@
 import type { Logger } from '../observability/logger';
 
-/** Every `error` code the OAuth endpoints answer (RFC 6749 §5.2, RFC 7009, RFC 8707); each OAuthError class has one. */
+/** Every `error` code the OAuth endpoints answer (RFC 6749 §5.2, RFC 8707); each OAuthError class has one. */
 export const OAUTH_ERROR_CODES = [
   'invalid_request',
   'invalid_client',
@@ -9,7 +9,6 @@ export const OAUTH_ERROR_CODES = [
   'unsupported_grant_type',
   'invalid_scope',
   'invalid_target',
-  'unsupported_token_type',
   'temporarily_unavailable',
   'server_error',
 ] as const;
@@ -17,8 +16,8 @@ export const OAUTH_ERROR_CODES = [
 export type OAuthErrorCode = (typeof OAUTH_ERROR_CODES)[number];
 
 /**
- * The error model of the OAuth endpoints: one class per error code (RFC 6749 §5.2, RFC 7009,
- * RFC 8707), thrown wherever the problem is found, and one serializer (`oauthErrorResponse`) that
+ * The error model of the OAuth endpoints: one class per error code (RFC 6749 §5.2, RFC 8707),
+ * thrown wherever the problem is found, and one serializer (`oauthErrorResponse`) that
  * turns anything thrown into the wire shape. `description` is sent to the client; `detail`
  * (private) only goes to the log. Anything that is not an OAuthError becomes `server_error`.
  */
@@ -74,11 +73,6 @@ export class InvalidScope extends OAuthError {
 /** RFC 8707 §2: the requested resource (audience) is not allowed for this client. */
 export class InvalidTarget extends OAuthError {
   readonly error = 'invalid_target';
-}
-
-/** RFC 7009 §2.2.1. */
-export class UnsupportedTokenType extends OAuthError {
-  readonly error = 'unsupported_token_type';
 }
 
 /** 413: the body is over the limit of README: "Abuse limits"; refused before it is parsed. */

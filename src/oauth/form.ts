@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { InvalidRequest, PayloadTooLarge } from './errors';
 import type { FormParams } from './types';
+import { quoted } from '../text';
 
 /**
  * The client went away before its request was whole (connection reset or closed mid-body). Not an
@@ -68,7 +69,7 @@ export function parseForm(body: string): FormParams {
   const params = new Map<string, string>();
   const seen = new Set<string>();
   for (const [name, value] of new URLSearchParams(body)) {
-    if (seen.has(name)) throw new InvalidRequest(`parameter "${name.slice(0, 64)}" appears more than once`);
+    if (seen.has(name)) throw new InvalidRequest(`parameter ${quoted(name)} appears more than once`);
     seen.add(name);
     if (value !== '') params.set(name, value);
   }

@@ -1,4 +1,5 @@
 import { parseScope } from '../clients/service';
+import { quoted } from '../text';
 import { InvalidRequest, InvalidScope, InvalidTarget } from './errors';
 
 /**
@@ -14,7 +15,7 @@ export function narrowScopes(allowed: readonly string[], requested: string | und
   if (scopes === undefined) throw new InvalidRequest('malformed scope parameter');
   if (scopes.length === 0) return allowed;
   const refused = scopes.filter((s) => !allowed.includes(s));
-  if (refused.length > 0) throw new InvalidScope(`scope ${refusal}: ${refused.join(' ').slice(0, 200)}`);
+  if (refused.length > 0) throw new InvalidScope(`scope ${refusal}: ${quoted(refused.join(' '))}`);
   return scopes;
 }
 

@@ -42,3 +42,14 @@ export function createLogger(level: string, destination?: pino.DestinationStream
     destination,
   );
 }
+
+/**
+ * Where the service writes its log: readable lines (pino-pretty, loaded only then) when stdout is an
+ * interactive terminal outside production; otherwise undefined, that is JSON lines on stdout, for
+ * log collectors and for the tests that parse them.
+ */
+export async function terminalDestination(production: boolean): Promise<pino.DestinationStream | undefined> {
+  if (production || !process.stdout.isTTY) return undefined;
+  const { default: pretty } = await import('pino-pretty');
+  return pretty({ colorize: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname', singleLine: true, sync: true });
+}

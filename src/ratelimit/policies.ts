@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Config } from '../config';
 import { limitedAddress } from '../http/client-address';
-import type { FailureLimiter, FailureRule } from './index';
+import type { FailureLimiter, FailureRule, Reservation } from './index';
 
 export type AbuseLimitSettings = Pick<Config, 'tokenFailureLimits' | 'signInFailureLimits' | 'signUpLimits' | 'rateLimitAllowlist'>;
 
@@ -11,10 +11,11 @@ export type AbuseLimitSettings = Pick<Config, 'tokenFailureLimits' | 'signInFail
  * address. So
  * - client authentication is only ever refused on the failure path: a correct secret of an active
  *   client is never checked against a block (secrets are 256-bit random: nothing to guess);
- * - sign-in counts per (email, address) pair, per address and per email; refused attempts are not
- *   counted, so one address adds at most `perEmailIp` failures to an email's count and can never
- *   reach the per-email limit alone;
- * - sign-up counts every attempt per address;
+ * - sign-in counts per (email, address) pair, per address and per email. Each attempt is reserved
+ *   on all three at once before its hash and counted only if it fails; a refused attempt is counted
+ *   nowhere, so however many race, one address adds at most `perEmailIp` failures to an email's
+ *   count and can never reach the per-email limit alone;
+ * - sign-up reserves a slot per address before its hash;
  * - addresses on `IDP_RATE_LIMIT_ALLOWLIST` are exempt from the per-address limits only.
  *
  * Keys (what `idp limits list` shows): `oauth:ip:<address>`, `oauth:client:<client id>`,
@@ -70,25 +71,18 @@ export class AbuseLimits {
     return 0;
   }
 
-  /** Seconds until a sign-in for `email` from `address` may be tried; 0 when it may now. Memory only. */
-  signInRetryAfter(email: string, address: string): number {
-    return this.limiter.retryAfterSeconds(this.signInKeys(email, address).map((k) => k.key));
+  /**
+   * Reserves a sign-in attempt before its hash: refused (with the seconds to wait) when the pair, the
+   * address or the email is full. The caller counts the attempt if the password is wrong and
+   * releases it otherwise.
+   */
+  signInAttempt(email: string, address: string): Promise<Reservation> {
+    return this.limiter.reserve(this.signInKeys(email, address));
   }
 
-  /** Counts a failed sign-in; returns the keys that this failure has just blocked. */
-  async signInFailed(email: string, address: string): Promise<string[]> {
-    const keys = this.signInKeys(email, address);
-    if ((await this.limiter.recordFailure(keys)) === 0) return [];
-    return keys.map((k) => k.key).filter((key) => this.limiter.retryAfterSeconds([key]) > 0);
-  }
-
-  /** A sign-up attempt: the seconds to wait when the address is over its limit, else counts it and returns 0. */
-  async signUpAttempt(address: string): Promise<number> {
-    const keys = this.addressKeys('signup', address);
-    const wait = this.limiter.retryAfterSeconds(keys);
-    if (wait > 0) return wait;
-    await this.limiter.recordFailure(keys.map((key) => ({ key, rule: this.signUpIp })));
-    return 0;
+  /** Reserves a sign-up slot for the address before its hash: refused (with the seconds to wait) when none is left. */
+  signUpAttempt(address: string): Promise<Reservation> {
+    return this.limiter.reserve(this.addressKeys('signup', address).map((key) => ({ key, rule: this.signUpIp })));
   }
 
   private signInKeys(email: string, address: string) {

@@ -1,6 +1,7 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { Database, TenantRow } from '../db/schema';
 import { checkName, InvalidNameError } from '../text';
+import { quoted } from '../text';
 
 type Db = Kysely<Database> | Transaction<Database>;
 
@@ -26,7 +27,7 @@ export function findTenant(db: Db, id: string): Promise<TenantRow | undefined> {
  * and a name that is not 1 to 200 printable characters, whoever asks (CLI or admin API).
  */
 export async function createTenant(db: Db, tenant: { id: string; name: string; now: Date }): Promise<TenantRow> {
-  if (!TENANT_ID.test(tenant.id)) throw new TenantError(`tenant id ${JSON.stringify(tenant.id)} must be letters, digits, _ . - (at most 64, not starting with _ . -)`);
+  if (!TENANT_ID.test(tenant.id)) throw new TenantError(`tenant id ${quoted(tenant.id)} must be letters, digits, _ . - (at most 64, not starting with _ . -)`);
   let name: string;
   try {
     name = checkName(tenant.name, 'a tenant name');

@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import { decodeJwt, errors, type JWTPayload } from 'jose';
-import { ApiError } from '../http/api-error';
+import { ServiceError } from '../errors';
 import type { Signer } from '../tokens/sign';
 import type { TokenVerifier } from '../tokens/verify';
 
@@ -15,7 +15,7 @@ export interface UserTokenSubject {
   email: string;
   role: string;
   tenantId: string | null;
-  /** A session opened for an application (README: "Sign-in for applications"); absent for /auth/v1. */
+  /** A session opened for an application (README "Sign-in for applications"); absent for /auth/v1. */
   application?: ApplicationGrant;
 }
 
@@ -94,11 +94,11 @@ export async function verifyUserAccessToken(verifier: TokenVerifier, token: stri
     payload = await verifier.verify(token, { audience: options.audience === 'any' ? anyAudience(token) : options.audience, typ: 'at+jwt', now: options.now });
   } catch (error) {
     if (error instanceof errors.JWTExpired && typeof error.payload.exp === 'number') {
-      throw new ApiError('token_expired', `token expired ${describeExpiry(error.payload.exp * 1000, options.now)}; refresh it or sign in again`);
+      throw new ServiceError('token_expired', `token expired ${describeExpiry(error.payload.exp * 1000, options.now)}; refresh it or sign in again`);
     }
     if (error instanceof errors.JWTClaimValidationFailed) {
       // The signature was ours: saying that the kind is wrong helps the developer and no attacker.
-      throw new ApiError('invalid_token', 'not a user access token of this provider (audience or type differs)', {
+      throw new ServiceError('invalid_token', 'not a user access token of this provider (audience or type differs)', {
         logDetail: `${error.claim}: ${error.reason}`,
       });
     }
@@ -112,7 +112,7 @@ export async function verifyUserAccessToken(verifier: TokenVerifier, token: stri
     typeof payload.scope !== 'string' ||
     (payload.client_id !== undefined && typeof payload.client_id !== 'string')
   ) {
-    throw new ApiError('invalid_token', 'not a user access token of this provider (client and admin tokens are not accepted here)', {
+    throw new ServiceError('invalid_token', 'not a user access token of this provider (client and admin tokens are not accepted here)', {
       logDetail: `token_type=${String(payload.token_type)}`,
     });
   }
@@ -133,8 +133,8 @@ function anyAudience(token: string): string | string[] {
   return '\u0000no audience';
 }
 
-export function invalidToken(logDetail: string): ApiError {
-  return new ApiError('invalid_token', 'the access token is not valid; sign in again to get a new one', { logDetail });
+export function invalidToken(logDetail: string): ServiceError {
+  return new ServiceError('invalid_token', 'the access token is not valid; sign in again to get a new one', { logDetail });
 }
 
 /** `3 minutes ago at 2026-11-22 14:30:00 UTC`: enough for a developer to spot a clock or TTL problem. */

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ApiError } from '../http/api-error';
+import { ServiceError } from '../errors';
 import { PASSWORD_MAX_BYTES, PASSWORD_MIN_LENGTH } from './passwords';
 import { credentialsBody } from './schemas';
 
@@ -25,17 +25,17 @@ export interface Credentials {
  */
 export function readCredentials(body: unknown, purpose: 'signup' | 'signin'): Credentials {
   const shape = credentialsBody.safeParse(body);
-  if (!shape.success) throw new ApiError('invalid_request', 'body must be JSON {"email": string, "password": string}');
+  if (!shape.success) throw new ServiceError('invalid_request', 'body must be JSON {"email": string, "password": string}');
   const email = normaliseEmail(shape.data.email);
   if (email.length > EMAIL_MAX_LENGTH || !z.email().safeParse(email).success) {
-    throw new ApiError('invalid_request', `email must be an address such as name@example.com, at most ${EMAIL_MAX_LENGTH} characters`);
+    throw new ServiceError('invalid_request', `email must be an address such as name@example.com, at most ${EMAIL_MAX_LENGTH} characters`);
   }
   const password = shape.data.password;
   if (Buffer.byteLength(password, 'utf8') > PASSWORD_MAX_BYTES) {
-    throw new ApiError('invalid_request', `password must be at most ${PASSWORD_MAX_BYTES} bytes`);
+    throw new ServiceError('invalid_request', `password must be at most ${PASSWORD_MAX_BYTES} bytes`);
   }
   if (purpose === 'signup' && [...password].length < PASSWORD_MIN_LENGTH) {
-    throw new ApiError('weak_password', `password must be at least ${PASSWORD_MIN_LENGTH} characters`);
+    throw new ServiceError('weak_password', `password must be at least ${PASSWORD_MIN_LENGTH} characters`);
   }
   return { email, password };
 }

@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { hash } from '@node-rs/argon2';
+import type { Logger } from '../observability/logger';
 
 /**
  * argon2id with the first configuration of the OWASP Password Storage Cheat Sheet
@@ -20,6 +21,18 @@ export class PasswordHashingBusy extends Error {
   constructor() {
     super('password hashing is saturated');
     this.name = 'PasswordHashingBusy';
+  }
+}
+
+/**
+ * Thrown by `verify` when the stored hash is not an argon2 hash at all (a corrupt or hand-edited
+ * row): the caller answers as for a wrong password, and logs it, since that account cannot sign in.
+ */
+export class MalformedPasswordHash extends Error {
+  readonly code = 'ERR_MALFORMED_PASSWORD_HASH';
+  constructor() {
+    super('the stored password hash is not a valid argon2 hash');
+    this.name = 'MalformedPasswordHash';
   }
 }
 
@@ -53,8 +66,8 @@ parentPort.on('message', ({ op, password, hash }) => {
   try {
     if (op === 'hash') parentPort.postMessage({ value: argon2.hashSync(password, options) });
     else {
-      let ok = false;
-      try { ok = argon2.verifySync(hash, password); } catch {}
+      let ok;
+      try { ok = argon2.verifySync(hash, password); } catch { parentPort.postMessage({ malformed: true }); return; }
       parentPort.postMessage({ value: ok });
     }
   } catch (error) {
@@ -73,10 +86,11 @@ class HashingThread {
   constructor(source: string, onDeath: (thread: HashingThread) => void) {
     this.worker = new Worker(source, { eval: true });
     this.worker.unref();
-    this.worker.on('message', (message: { value?: string | boolean; error?: string }) => {
+    this.worker.on('message', (message: { value?: string | boolean; error?: string; malformed?: true }) => {
       const pending = this.pending;
       this.pending = undefined;
-      if (message.error !== undefined) pending?.reject(new Error(`argon2: ${message.error}`));
+      if (message.malformed) pending?.reject(new MalformedPasswordHash());
+      else if (message.error !== undefined) pending?.reject(new Error(`argon2: ${message.error}`));
       else pending?.resolve(message.value as string | boolean);
     });
     // A thread that dies (an error, or killed) fails its job and leaves the pool; the next job starts a new one.
@@ -103,11 +117,21 @@ class HashingThread {
   }
 }
 
+export interface PasswordHashingOptions {
+  /** Where load shedding is reported: one `warn` line per interval at most, with the count. */
+  logger?: Logger;
+  /** @default 60_000 */
+  shedLogIntervalMs?: number;
+}
+
 /**
  * argon2id under a bounded concurrency (README: "Abuse limits"): at most `concurrency` hashes at once, each on a
  * hashing thread of lowered priority; hashes beyond that wait in a bounded FIFO; beyond `queue`,
  * they are refused at once (PasswordHashingBusy, a 503). Without these bounds a flood of sign-ins
  * or sign-ups would keep every core hashing and the token endpoint would wait behind it.
+ *
+ * Shedding is the design working, and any anonymous caller can cause it: it is logged as a `warn`
+ * at the first refusal, then at most once per interval with the count refused since, never per request.
  */
 export class PasswordHashing {
   private readonly idle: HashingThread[] = [];
@@ -116,13 +140,20 @@ export class PasswordHashing {
   private dummy: Promise<string> | undefined;
   private source: string | undefined;
 
-  constructor(private readonly limits: PasswordHashingLimits) {}
+  /** Refusals since the last shedding log line; the timer runs while refusals keep coming. */
+  private shed = 0;
+  private shedTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly limits: PasswordHashingLimits,
+    private readonly options: PasswordHashingOptions = {},
+  ) {}
 
   async hash(password: string): Promise<string> {
     return (await this.run({ op: 'hash', password })) as string;
   }
 
-  /** True when `password` matches `passwordHash`; a malformed stored hash counts as no match. */
+  /** True when `password` matches `passwordHash`; MalformedPasswordHash when the stored hash is not one. */
   async verify(passwordHash: string, password: string): Promise<boolean> {
     return (await this.run({ op: 'verify', hash: passwordHash, password })) as boolean;
   }
@@ -143,6 +174,9 @@ export class PasswordHashing {
 
   /** Stops the hashing threads (they do not keep the process alive, but tests close what they open). */
   async close(): Promise<void> {
+    clearTimeout(this.shedTimer);
+    this.shedTimer = undefined;
+    this.reportShed(false);
     await Promise.all([...this.threads].map((thread) => thread.terminate()));
     this.threads.length = 0;
     this.idle.length = 0;
@@ -169,8 +203,33 @@ export class PasswordHashing {
     const idle = this.idle.pop();
     if (idle) return Promise.resolve(idle);
     if (this.threads.length < this.limits.concurrency) return Promise.resolve(this.spawn());
-    if (this.waiting.length >= this.limits.queue) return Promise.reject(new PasswordHashingBusy());
+    if (this.waiting.length >= this.limits.queue) {
+      this.noteShed();
+      return Promise.reject(new PasswordHashingBusy());
+    }
     return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  private noteShed(): void {
+    this.shed += 1;
+    if (this.shedTimer === undefined) this.reportShed();
+  }
+
+  /** Logs the refusals counted so far, if any, and waits an interval before the next line. */
+  private reportShed(again = true): void {
+    if (this.shed === 0) return;
+    const intervalMs = this.options.shedLogIntervalMs ?? 60_000;
+    this.options.logger?.warn(
+      { shed: this.shed, concurrency: this.limits.concurrency, queue: this.limits.queue, intervalSeconds: intervalMs / 1000 },
+      'password hashing saturated: sign-ins and sign-ups shed with 503 (IDP_PASSWORD_HASH_CONCURRENCY, IDP_PASSWORD_HASH_QUEUE)',
+    );
+    this.shed = 0;
+    if (!again) return;
+    this.shedTimer = setTimeout(() => {
+      this.shedTimer = undefined;
+      this.reportShed();
+    }, intervalMs);
+    this.shedTimer.unref();
   }
 
   private spawn(): HashingThread {

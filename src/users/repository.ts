@@ -292,12 +292,6 @@ export function findRefreshToken(db: Db, hash: string): Promise<{ session_id: st
   return db.selectFrom('refresh_tokens').select(['session_id', 'created_at', 'expires_at', 'used_at']).where('token_hash', '=', hash).executeTakeFirst();
 }
 
-/** Deletes refresh tokens past their expiry: they can no longer be used, so reuse detection needs them no more. */
-export async function deleteExpiredRefreshTokens(db: Db, now: Date): Promise<number> {
-  const result = await db.deleteFrom('refresh_tokens').where('expires_at', '<', now).executeTakeFirst();
-  return Number(result.numDeletedRows);
-}
-
 export async function markSessionRefreshed(db: Db, sessionId: string, now: Date): Promise<void> {
   await db.updateTable('sessions').set({ refreshed_at: now }).where('id', '=', sessionId).execute();
 }

@@ -2,14 +2,16 @@ import crypto from 'node:crypto';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import { recordAudit } from '../audit';
 import type { Database, SessionRow, UserRow } from '../db/schema';
+import { accessTokenRevoked } from '../tokens/deny-list';
 import { deleteInBatches } from '../db/sweep';
-import { ApiError } from '../http/api-error';
+import { ServiceError } from '../errors';
 import type { Logger } from '../observability/logger';
+import type { Attempt, Reservation } from '../ratelimit';
 import type { Signer } from '../tokens/sign';
 import type { TokenVerifier } from '../tokens/verify';
 import { describeExpiry, issueUserAccessToken, USER_SCOPE, verifyUserAccessToken, type UserAccessClaims } from './access-token';
 import type { Credentials } from './credentials';
-import { PasswordHashingBusy, type PasswordHashing } from './passwords';
+import { MalformedPasswordHash, PasswordHashingBusy, type PasswordHashing } from './passwords';
 import { hashRefreshToken, looksLikeRefreshToken, newRefreshToken, openSuccessor, sealSuccessor } from './refresh-token';
 import * as repo from './repository';
 
@@ -24,12 +26,10 @@ export interface UserSession {
 
 /** The sign-in and sign-up limits of README: "Abuse limits" (implemented by `AbuseLimits` in src/ratelimit). */
 export interface AccountLimits {
-  /** Seconds until a sign-in for this email from this address may be tried; 0 when it may now. */
-  signInRetryAfter(email: string, address: string): number;
-  /** Counts a failed sign-in; returns the keys it has just blocked. */
-  signInFailed(email: string, address: string): Promise<string[]>;
-  /** Counts a sign-up attempt; the seconds to wait when the address is over its limit, else 0. */
-  signUpAttempt(address: string): Promise<number>;
+  /** Reserves a sign-in attempt for this email from this address before its hash, or says how long to wait. */
+  signInAttempt(email: string, address: string): Promise<Reservation>;
+  /** Reserves a sign-up slot for this address before its hash, or says how long to wait. */
+  signUpAttempt(address: string): Promise<Reservation>;
 }
 
 /** Whether a tenant may still get tokens (exists and is not disabled); checked at sign-in. */
@@ -129,11 +129,22 @@ export class UserAccounts {
   }
 
   async signUp(credentials: Credentials, origin: RequestOrigin): Promise<UserSession> {
-    const wait = await this.deps.limits.signUpAttempt(origin.ip);
-    if (wait > 0) throw tooManyAttempts('sign-ups from this address', wait);
-    // A registered email is refused before any hashing: re-posting one costs a lookup, not argon2.
-    if (await repo.findUserByEmail(this.deps.db, credentials.email)) throw userExists();
-    const passwordHash = await this.hashing(this.deps.passwords.hash(credentials.password));
+    // The slot is taken before the hash, so parallel sign-ups cannot pass the limit. It counts
+    // whatever the outcome (a 409 too: the limit bounds probing which emails are registered),
+    // except a 503: then the password was never hashed and the caller is told to retry.
+    const reservation = await this.deps.limits.signUpAttempt(origin.ip);
+    if (!reservation.ok) throw tooManyAttempts('sign-ups from this address', reservation.retryAfter);
+    let passwordHash: string;
+    try {
+      // A registered email is refused before any hashing: re-posting one costs a lookup, not argon2.
+      if (await repo.findUserByEmail(this.deps.db, credentials.email)) throw userExists();
+      passwordHash = await this.hashing(this.deps.passwords.hash(credentials.password));
+    } catch (error) {
+      if (isShed(error)) await reservation.attempt.release();
+      else await reservation.attempt.count();
+      throw error;
+    }
+    await reservation.attempt.count();
     const now = this.deps.now();
     const user = await this.deps.db.transaction().execute(async (trx) => {
       let row: UserRow;
@@ -155,28 +166,34 @@ export class UserAccounts {
   }
 
   /**
-   * The one sign-in check, shared by /auth/v1/token and the hosted sign-in page (README: "Abuse
-   * limits"): the limits, one argon2 verification whether or not the email exists, the same answer
-   * for both, failures counted. The user, with `last_sign_in_at` now, when the password is right and
-   * the account and its tenant are enabled; an ApiError otherwise.
+   * The one sign-in check, shared by /auth/v1/token and the hosted sign-in page (README "Abuse
+   * limits and the threat model"): the limits, one argon2 verification whether or not the email
+   * exists, the same answer for both, failures counted. The user, with `last_sign_in_at` now, when
+   * the password is right and the account and its tenant are enabled; a ServiceError otherwise.
    */
   async verifyCredentials(credentials: Credentials, origin: RequestOrigin): Promise<UserRow> {
-    // Refused attempts are not counted and cost no hash (README: "Abuse limits").
-    const wait = this.deps.limits.signInRetryAfter(credentials.email, origin.ip);
-    if (wait > 0) throw tooManyAttempts('failed sign-ins', wait);
-
-    const user = await repo.findUserByEmail(this.deps.db, credentials.email);
-    // Always one argon2 verification, against a dummy hash for an unknown email: same answer, same time.
-    const { passwords } = this.deps;
-    const matches = await this.hashing(passwords.verify(user?.password_hash ?? (await passwords.dummyHash()), credentials.password));
-    if (!user || !matches) {
-      await this.recordFailure(credentials.email, origin);
-      throw new ApiError('invalid_credentials', INVALID_CREDENTIALS);
+    // The attempt is reserved before its hash, so parallel guesses cannot test more passwords than
+    // the limits allow; refused attempts are not counted and cost no hash (README: "Abuse limits").
+    const reservation = await this.deps.limits.signInAttempt(credentials.email, origin.ip);
+    if (!reservation.ok) throw tooManyAttempts('failed sign-ins', reservation.retryAfter);
+    const { attempt } = reservation;
+    let user: UserRow | undefined;
+    try {
+      user = await this.checkPassword(credentials, origin);
+    } catch (error) {
+      // Not tested (hashing shed, the database failed): the slot goes back.
+      await attempt.release();
+      throw error;
     }
+    if (!user) {
+      await this.recordFailure(attempt, credentials.email, origin);
+      throw new ServiceError('invalid_credentials', INVALID_CREDENTIALS);
+    }
+    await attempt.release();
     // Past this point the caller has proved the password, so plain reasons are no leak.
-    if (user.disabled_at) throw new ApiError('forbidden', 'this account is disabled; ask an administrator');
+    if (user.disabled_at) throw new ServiceError('forbidden', 'this account is disabled; ask an administrator');
     if (user.tenant_id && !(await this.deps.tenantActive(user.tenant_id))) {
-      throw new ApiError('forbidden', `tenant ${user.tenant_id} of this account is disabled; ask an administrator`);
+      throw new ServiceError('forbidden', `tenant ${user.tenant_id} of this account is disabled; ask an administrator`);
     }
     const now = this.deps.now();
     await repo.touchSignIn(this.deps.db, user.id, now);
@@ -190,7 +207,7 @@ export class UserAccounts {
    */
   async refresh(refreshToken: unknown, origin: RequestOrigin, caller: RefreshCaller = {}): Promise<UserSession & { scope: string }> {
     if (!looksLikeRefreshToken(refreshToken)) {
-      throw new ApiError('invalid_grant', 'refresh_token is missing or malformed; it is the opaque string returned by sign-in');
+      throw new ServiceError('invalid_grant', 'refresh_token is missing or malformed; it is the opaque string returned by sign-in');
     }
     const hash = hashRefreshToken(refreshToken);
     const now = this.deps.now();
@@ -224,7 +241,7 @@ export class UserAccounts {
         return { kind: 'reused' as const, sessionId: known.session_id };
       }
       if (consumed.expires_at <= now) {
-        throw new ApiError('invalid_grant', `refresh token expired ${describeExpiry(consumed.expires_at.getTime(), now)}; sign in again`);
+        throw new ServiceError('invalid_grant', `refresh token expired ${describeExpiry(consumed.expires_at.getTime(), now)}; sign in again`);
       }
       const found = await this.refreshableSession(trx, consumed.session_id, caller);
       await repo.insertRefreshToken(trx, { hash: hashRefreshToken(next), sessionId: found.session.id, now, expiresAt: this.refreshExpiry(now) });
@@ -234,10 +251,10 @@ export class UserAccounts {
 
     switch (outcome.kind) {
       case 'unknown':
-        throw new ApiError('invalid_grant', 'refresh token is not valid; sign in again');
+        throw new ServiceError('invalid_grant', 'refresh token is not valid; sign in again');
       case 'reused':
         this.deps.logger.warn({ sid: outcome.sessionId, requestId: origin.requestId }, 'refresh token reuse: session revoked');
-        throw new ApiError('invalid_grant', 'refresh token was already used; its session has been revoked for safety, sign in again');
+        throw new ServiceError('invalid_grant', 'refresh token was already used; its session has been revoked for safety, sign in again');
       case 'current':
         this.deps.logger.info(
           { sid: outcome.session.id, requestId: origin.requestId },
@@ -292,7 +309,7 @@ export class UserAccounts {
   private async refreshableSession(trx: Transaction<Database>, sessionId: string, caller: RefreshCaller) {
     const found = await repo.findSessionWithUser(trx, sessionId);
     if (found && found.session.client_id !== (caller.clientId ?? null)) {
-      throw new ApiError(
+      throw new ServiceError(
         'invalid_grant',
         found.session.client_id === null
           ? 'this refresh token belongs to a /auth/v1 session, which no client refreshes; send it without client authentication'
@@ -301,10 +318,10 @@ export class UserAccounts {
             : 'this refresh token was issued to another client',
       );
     }
-    if (!found || found.session.revoked_at) throw new ApiError('invalid_grant', 'the session of this refresh token has been signed out; sign in again');
-    if (found.user.disabled_at) throw new ApiError('invalid_grant', 'this account is disabled; ask an administrator');
+    if (!found || found.session.revoked_at) throw new ServiceError('invalid_grant', 'the session of this refresh token has been signed out; sign in again');
+    if (found.user.disabled_at) throw new ServiceError('invalid_grant', 'this account is disabled; ask an administrator');
     if (found.tenantDisabled) {
-      throw new ApiError('invalid_grant', `tenant ${found.user.tenant_id} of this account is disabled; ask an administrator`);
+      throw new ServiceError('invalid_grant', `tenant ${found.user.tenant_id} of this account is disabled; ask an administrator`);
     }
     return found;
   }
@@ -314,7 +331,7 @@ export class UserAccounts {
   }
 
   /**
-   * The caller of the user API: a valid user access token whose session is open, whose user is
+   * The caller of the user API: a valid /auth/v1 access token whose session is open, whose user is
    * enabled and whose tenant (if any) is enabled. Anything else is a 401.
    */
   async authenticate(token: string): Promise<AuthenticatedUser> {
@@ -322,7 +339,7 @@ export class UserAccounts {
     // An application's token (the authorization-code flow) is for that application's APIs, not for
     // the user's own account: it could otherwise create API keys with whatever scope it was granted.
     if (caller.claims.client_id !== undefined) {
-      throw new ApiError('invalid_token', "an application's access token is not accepted by /auth/v1; sign in at /auth/v1/token", {
+      throw new ServiceError('invalid_token', "an application's access token is not accepted by /auth/v1; sign in at /auth/v1/token", {
         logDetail: `client_id ${caller.claims.client_id}`,
       });
     }
@@ -332,7 +349,7 @@ export class UserAccounts {
   /**
    * Any live user access token, /auth/v1's or an application's, whatever its audience (introspection
    * and userinfo answer for every resource): signed by us, unexpired, not revoked by `jti`, its
-   * session open, its user and tenant enabled. Anything else is an ApiError (invalid_token).
+   * session open, its user and tenant enabled. Anything else is a ServiceError (invalid_token).
    */
   async authenticateAnyAudience(token: string): Promise<AuthenticatedUser & { session: SessionRow }> {
     return this.liveAccess(token, 'any');
@@ -343,16 +360,16 @@ export class UserAccounts {
     const claims = await verifyUserAccessToken(this.deps.verifier, token, { audience, now });
     const found = await repo.findSessionWithUser(this.deps.db, claims.sid);
     if (!found || found.user.id !== claims.sub || found.session.client_id !== (claims.client_id ?? null)) {
-      throw new ApiError('invalid_token', 'the access token is not valid; sign in again to get a new one', { logDetail: 'unknown session' });
+      throw new ServiceError('invalid_token', 'the access token is not valid; sign in again to get a new one', { logDetail: 'unknown session' });
     }
-    if (found.session.revoked_at) throw new ApiError('invalid_token', 'this session has been signed out; sign in again');
-    if (found.user.disabled_at) throw new ApiError('invalid_token', 'this account is disabled; ask an administrator');
+    if (found.session.revoked_at) throw new ServiceError('invalid_token', 'this session has been signed out; sign in again');
+    if (found.user.disabled_at) throw new ServiceError('invalid_token', 'this account is disabled; ask an administrator');
     if (found.tenantDisabled) {
-      throw new ApiError('invalid_token', `tenant ${found.user.tenant_id} of this account is disabled; ask an administrator`);
+      throw new ServiceError('invalid_token', `tenant ${found.user.tenant_id} of this account is disabled; ask an administrator`);
     }
     // Only an application's tokens can be revoked one by one (by their client, or a code's replay).
-    if (claims.client_id !== undefined && typeof claims.jti === 'string' && (await repo.isAccessTokenRevoked(this.deps.db, claims.jti))) {
-      throw new ApiError('invalid_token', 'this access token has been revoked');
+    if (claims.client_id !== undefined && typeof claims.jti === 'string' && (await accessTokenRevoked(this.deps.db, claims.jti))) {
+      throw new ServiceError('invalid_token', 'this access token has been revoked');
     }
     return { claims, user: found.user, session: found.session };
   }
@@ -377,16 +394,31 @@ export class UserAccounts {
       return await work;
     } catch (error) {
       if (error instanceof PasswordHashingBusy) {
-        throw new ApiError('temporarily_unavailable', 'too many sign-ins in progress; retry in a second', { headers: { 'Retry-After': '1' } });
+        throw new ServiceError('temporarily_unavailable', 'too many sign-ins in progress; retry in a second', { retryAfterSeconds: 1 });
       }
       throw error;
     }
   }
 
-  private async recordFailure(email: string, origin: RequestOrigin): Promise<void> {
-    const reached = await this.deps.limits.signInFailed(email, origin.ip);
+  /** The user whose password this is, or undefined. Always one argon2 verification, against a dummy hash for an unknown email: same answer, same time. */
+  private async checkPassword(credentials: Credentials, origin: RequestOrigin): Promise<UserRow | undefined> {
+    const user = await repo.findUserByEmail(this.deps.db, credentials.email);
+    const { passwords } = this.deps;
+    try {
+      const matches = await this.hashing(passwords.verify(user?.password_hash ?? (await passwords.dummyHash()), credentials.password));
+      return user && matches ? user : undefined;
+    } catch (error) {
+      if (!(error instanceof MalformedPasswordHash) || !user) throw error;
+      // Answered as a wrong password (no difference shows), but this account cannot sign in until an operator resets it.
+      this.deps.logger.error({ userId: user.id, requestId: origin.requestId }, 'stored password hash is malformed: the account cannot sign in; reset its password');
+      return undefined;
+    }
+  }
+
+  private async recordFailure(attempt: Attempt, email: string, origin: RequestOrigin): Promise<void> {
+    const reached = await attempt.count();
     if (reached.length === 0) return;
-    // One event per burst (the failure that reaches the limit), not one per failed attempt.
+    // One event per block: exactly one failure brings a key to its limit.
     this.deps.logger.warn({ keys: reached, requestId: origin.requestId }, 'sign-in failure limit reached');
     await recordAudit(this.deps.db, {
       at: this.deps.now(),
@@ -432,7 +464,7 @@ export class UserAccounts {
     return this.sign(user, sessionId, now, application, jti);
   }
 
-  /** The access token lifetime in seconds (what a caller recording a token's expiry ahead of signing needs). */
+  /** The access token lifetime (what a caller recording a token's expiry ahead of signing needs). */
   get accessTokenTtlMs(): number {
     return this.deps.settings.accessTokenTtlMs;
   }
@@ -458,12 +490,15 @@ export class UserAccounts {
   }
 }
 
-function tooManyAttempts(what: string, retryAfterSeconds: number): ApiError {
-  return new ApiError('too_many_requests', `too many ${what}; try again in ${retryAfterSeconds} seconds`, {
-    headers: { 'Retry-After': String(retryAfterSeconds) },
-  });
+function tooManyAttempts(what: string, retryAfterSeconds: number): ServiceError {
+  return new ServiceError('too_many_requests', `too many ${what}; try again in ${retryAfterSeconds} seconds`, { retryAfterSeconds });
 }
 
-function userExists(): ApiError {
-  return new ApiError('user_already_exists', 'an account with this email already exists; sign in instead');
+/** The 503 of saturated hashing (see `hashing`). */
+function isShed(error: unknown): boolean {
+  return error instanceof ServiceError && error.code === 'temporarily_unavailable';
+}
+
+function userExists(): ServiceError {
+  return new ServiceError('user_already_exists', 'an account with this email already exists; sign in instead');
 }

@@ -1,4 +1,5 @@
 import { InvalidRequest, InvalidToken, MissingCredentials } from './errors';
+import { quoted } from './quoted';
 
 /**
  * Request headers as Node gives them (`req.headers`: lower-case names) or a Fetch `Headers`.
@@ -47,7 +48,7 @@ export function readCredential(headers: HeaderSource): Credential {
   const space = authorization.indexOf(' ');
   const scheme = space < 0 ? authorization : authorization.slice(0, space);
   if (scheme.toLowerCase() !== 'bearer') {
-    throw new InvalidRequest(`unsupported authorization scheme "${scheme.slice(0, 20)}" (use Bearer)`);
+    throw new InvalidRequest(`unsupported authorization scheme ${quoted(scheme)} (use Bearer)`);
   }
   const value = space < 0 ? '' : authorization.slice(space + 1).trim();
   if (value === '') throw new InvalidRequest('empty bearer token');

@@ -14,7 +14,8 @@ export type VerifierErrorCode = 'missing_credentials' | 'invalid_request' | 'inv
 /**
  * Why a token was refused, finer than the code: for logs, metrics and tests.
  * `expired`, `not_yet_valid`, `signature`, `unknown_key`, `algorithm`, `audience`, `issuer`,
- * `type` (not an access token), `claims` (a required claim missing or mistyped), `kind` (not a
+ * `type` (not an access token), `claims` (a required claim missing or mistyped), `lifetime` (`exp` further
+ * after `iat` than `maxTokenAge`), `kind` (not a
  * token kind this provider issues), `malformed`, `revoked` (introspection says inactive),
  * `api_keys_disabled` (the verifier has no client credentials to check API keys with).
  */
@@ -28,6 +29,7 @@ export type InvalidTokenReason =
   | 'issuer'
   | 'type'
   | 'claims'
+  | 'lifetime'
   | 'kind'
   | 'malformed'
   | 'revoked'

@@ -14,8 +14,14 @@ export interface VerifierOptions {
   /** This resource server's OAuth client, used (client_secret_basic) at the introspection endpoint for API keys and `checkRevocation`. Without it, API keys are refused. */
   clientId?: string;
   clientSecret?: string;
-  /** Seconds of clock skew allowed on `exp` and `nbf`. @default 5 */
+  /** Seconds of clock skew allowed on `exp`, `nbf` and `iat` (an `iat` further ahead is refused). @default 5 */
   clockTolerance?: number;
+  /**
+   * The longest a token may live: refused when issued longer ago than this (`now - iat`), or when
+   * its own lifetime (`exp - iat`) is longer, so a token with `exp` decades ahead is refused at once.
+   * Seconds, or a duration such as `'15m'`, `'1h'`, `'1d'`. @default none (only `exp` bounds a token)
+   */
+  maxTokenAge?: number | string;
   /**
    * Also ask the introspection endpoint about every JWT (behind the cache), so that a revoked token
    * or a signed-out session is refused within `cache.activeTtl` rather than at its `exp`. Needs
@@ -61,6 +67,8 @@ export interface ResolvedOptions {
   audiences: readonly string[];
   credentials: { clientId: string; clientSecret: string } | undefined;
   clockTolerance: number;
+  /** Seconds; undefined when not set. */
+  maxTokenAge: number | undefined;
   checkRevocation: boolean;
   realm: string;
   fetch: FetchFunction;
@@ -103,6 +111,7 @@ export function resolveOptions(options: VerifierOptions): ResolvedOptions {
     audiences: Object.freeze([...audiences]),
     credentials,
     clockTolerance: number('clockTolerance', options.clockTolerance, 5, 0, 3600),
+    maxTokenAge: maxTokenAge(options.maxTokenAge),
     checkRevocation,
     realm: options.realm ?? (audiences[0] as string),
     fetch: fetchFn,
@@ -114,6 +123,20 @@ export function resolveOptions(options: VerifierOptions): ResolvedOptions {
     inactiveTtl,
     verifiedTtl: number('cache.verifiedTtl', options.cache?.verifiedTtl, 5_000, 0, 60_000),
   };
+}
+
+const DURATION_UNITS: Readonly<Record<string, number>> = { s: 1, m: 60, h: 3600, d: 86_400 };
+const MAX_TOKEN_AGE_LIMIT = 366 * 86_400;
+
+/** `maxTokenAge` in seconds: a whole number of seconds, or `<n>s|m|h|d`; from 1 s to 366 days. */
+function maxTokenAge(value: number | string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const match = typeof value === 'string' ? /^(\d{1,9})\s*([smhd])$/.exec(value) : null;
+  const seconds = typeof value === 'number' ? value : match ? Number(match[1]) * (DURATION_UNITS[match[2] as string] as number) : NaN;
+  if (!Number.isSafeInteger(seconds) || seconds < 1 || seconds > MAX_TOKEN_AGE_LIMIT) {
+    throw new TypeError(`createVerifier: maxTokenAge must be whole seconds from 1 to ${MAX_TOKEN_AGE_LIMIT}, or a duration such as '15m', '1h' or '1d'`);
+  }
+  return seconds;
 }
 
 function number(name: string, value: number | undefined, fallback: number, min: number, max: number): number {

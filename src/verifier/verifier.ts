@@ -8,6 +8,7 @@ import { Introspector, type ActiveIntrospection } from './introspection';
 import { MissingKeyId, RemoteKeySet, type KeySetStatus } from './key-set';
 import { resolveOptions, TOKEN_KINDS, type ResolvedOptions, type TokenKind, type VerifierOptions } from './options';
 import { compileRoles, type RoleMapper } from './roles';
+import { quoted } from './quoted';
 
 /** The verified caller (`req.auth`), frozen. */
 export interface AuthInfo {
@@ -57,15 +58,20 @@ export interface VerifierStatus {
 const UNREACHABLE = 'the identity provider is unreachable; try again shortly';
 const MISCONFIGURED = 'the identity provider cannot be used by this resource server (see its log)';
 
-/** `2026-11-26T10:00:00Z` */
+/** `2026-11-26T10:00:00Z`; the number itself beyond what a Date holds (a claim may say 1e300). */
 function isoSeconds(epochSeconds: number): string {
-  return new Date(epochSeconds * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const date = new Date(epochSeconds * 1000);
+  return Number.isNaN(date.getTime()) ? String(epochSeconds) : date.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
-/** A claim value shown in a description: printable, at most 100 characters. */
+/** A claim value shown in a description, quoted, cut and escaped (./quoted.ts); of a list, the first three. */
 function shown(value: unknown): string {
-  const text = Array.isArray(value) ? value.map(String).join('", "') : String(value);
-  return text.length > 100 ? `${text.slice(0, 100)}...` : text;
+  if (!Array.isArray(value)) return quoted(String(value));
+  return `${value.slice(0, 3).map((v) => quoted(String(v))).join(', ')}${value.length > 3 ? ', …' : ''}`;
+}
+
+function issuedInFuture(iat: number, cause?: unknown): InvalidToken {
+  return new InvalidToken('not_yet_valid', `token issued in the future (iat ${isoSeconds(iat)})`, { cause });
 }
 
 function stringList(value: unknown): readonly string[] {
@@ -149,6 +155,8 @@ export class Verifier {
       typ: 'at+jwt',
       clockTolerance: o.clockTolerance,
       requiredClaims: ['exp', 'iat', 'sub'],
+      // jose: `iat` required, refused when older than this (or ahead of now, beyond the tolerance).
+      ...(o.maxTokenAge === undefined ? {} : { maxTokenAge: o.maxTokenAge }),
     };
   }
 
@@ -225,14 +233,31 @@ export class Verifier {
     } catch (error) {
       throw this.jwtFailure(error, token);
     }
+    this.checkIssuedAt(payload);
     const auth = this.jwtAuthInfo(payload);
     if (checkRevocation) await this.checkActive(token, hash);
     if (verifiedTtl > 0) {
       const now = Date.now();
-      const expiresAt = Math.min(now + verifiedTtl, (payload.exp as number) * 1000);
+      const { maxTokenAge } = this.options;
+      const tooOldAt = maxTokenAge === undefined ? Infinity : ((payload.iat as number) + maxTokenAge) * 1000;
+      const expiresAt = Math.min(now + verifiedTtl, (payload.exp as number) * 1000, tooOldAt);
       if (expiresAt > now) this.verified.set(hash, auth, expiresAt);
     }
     return auth;
+  }
+
+  /**
+   * `iat` (a number: jose checked it) is never ahead of now beyond the clock tolerance, and with
+   * `maxTokenAge` the token's lifetime (`exp - iat`) is not longer than it (jose checks `now - iat`).
+   */
+  private checkIssuedAt(payload: JWTPayload): void {
+    const iat = payload.iat as number;
+    const exp = payload.exp as number;
+    const { clockTolerance, maxTokenAge } = this.options;
+    if (iat > Date.now() / 1000 + clockTolerance) throw issuedInFuture(iat);
+    if (maxTokenAge !== undefined && exp - iat > maxTokenAge) {
+      throw new InvalidToken('lifetime', `token lifetime over maxTokenAge ${maxTokenAge}s (issued at ${isoSeconds(iat)}, expires at ${isoSeconds(exp)})`);
+    }
   }
 
   private async checkActive(token: string, hash: string): Promise<void> {
@@ -299,6 +324,9 @@ export class Verifier {
     if (error instanceof VerifierError) return error;
     if (error instanceof IdpUnreachable || error instanceof IdpMisconfigured) return this.unavailable(error);
     if (error instanceof MissingKeyId) return new InvalidToken('unknown_key', 'unknown signing key (the token names no kid)', { cause: error });
+    if (error instanceof errors.JWTExpired && error.claim === 'iat' && typeof error.payload.iat === 'number') {
+      return new InvalidToken('expired', `token too old: issued at ${isoSeconds(error.payload.iat)}, over maxTokenAge ${this.options.maxTokenAge}s ago`, { cause: error });
+    }
     if (error instanceof errors.JWTExpired) {
       const exp = error.payload.exp;
       return new InvalidToken('expired', typeof exp === 'number' ? `token expired at ${isoSeconds(exp)}` : 'token expired', { cause: error });
@@ -309,12 +337,15 @@ export class Verifier {
       switch (claim) {
         case 'typ': {
           const typ = decodeProtectedHeader(token).typ;
-          return new InvalidToken('type', `not an access token (typ ${typ === undefined ? 'missing' : `"${shown(typ)}"`}, expected "at+jwt")`, { cause: error });
+          return new InvalidToken('type', `not an access token (typ ${typ === undefined ? 'missing' : shown(typ)}, expected "at+jwt")`, { cause: error });
         }
         case 'iss':
-          return new InvalidToken('issuer', `issuer "${shown(payload.iss)}" not accepted`, { cause: error });
+          return new InvalidToken('issuer', `issuer ${shown(payload.iss)} not accepted`, { cause: error });
         case 'aud':
-          return new InvalidToken('audience', `audience "${shown(payload.aud)}" not accepted`, { cause: error });
+          return new InvalidToken('audience', `audience ${shown(payload.aud)} not accepted`, { cause: error });
+        case 'iat':
+          if (reason === 'check_failed' && typeof payload.iat === 'number') return issuedInFuture(payload.iat, error);
+          break;
         case 'nbf':
           if (reason === 'check_failed' && typeof payload.nbf === 'number') {
             return new InvalidToken('not_yet_valid', `token not valid before ${isoSeconds(payload.nbf)}`, { cause: error });
@@ -330,7 +361,7 @@ export class Verifier {
       } catch {
         alg = undefined;
       }
-      return new InvalidToken('algorithm', `algorithm "${shown(alg)}" not accepted (RS256 only)`, { cause: error });
+      return new InvalidToken('algorithm', `algorithm ${shown(alg)} not accepted (RS256 only)`, { cause: error });
     }
     if (error instanceof errors.JWKSNoMatchingKey || error instanceof errors.JWKSMultipleMatchingKeys) {
       return new InvalidToken('unknown_key', 'unknown signing key', { cause: error });

@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import express from 'express';
 import type { AddressInfo } from 'node:net';
 import { sql } from 'kysely';
@@ -98,7 +99,9 @@ describe('bad input at /admin/v1 and /auth/v1: 400 with the standard body, nothi
   let env: Record<string, string>;
   let token: string;
   let clientId: string;
+  let clientSecret: string;
   let userId: string;
+  let userToken: string;
 
   beforeAll(async () => {
     database = await createTestDatabase();
@@ -109,8 +112,11 @@ describe('bad input at /admin/v1 and /auth/v1: 400 with the standard body, nothi
     const created = await request(server.url).post('/admin/v1/clients').set('Authorization', `Bearer ${token}`).send({ name: 'sweep', scopes: 'read' });
     expect(created.status).toBe(201);
     clientId = created.body.client_id;
+    clientSecret = created.body.client_secret;
     expect((await request(server.url).post('/admin/v1/tenants').set('Authorization', `Bearer ${token}`).send({ id: 'acme', name: 'Acme' })).status).toBe(201);
-    userId = (await signUp(server.url)).user.id;
+    const user = await signUp(server.url);
+    userId = user.user.id;
+    userToken = user.access_token;
   });
   afterAll(async () => {
     await server?.close();
@@ -239,6 +245,88 @@ describe('bad input at /admin/v1 and /auth/v1: 400 with the standard body, nothi
     const auditCursor = (audit.body as { next_cursor: string }).next_cursor;
     expect((await send('GET', `/admin/v1/audit?limit=1&cursor=${auditCursor}`)).status).toBe(200);
     expectBadRequest(await send('GET', `/admin/v1/users?cursor=${auditCursor}`), 'audit cursor at /users');
+  });
+
+  it('refuses every single-bit flip and every truncation of a real cursor: cursors are authenticated (issue 15)', async () => {
+    await signUp(server.url);
+    const first = await send('GET', '/admin/v1/users?limit=1');
+    const cursor = (first.body as { next_cursor: string }).next_cursor;
+    expect((await send('GET', `/admin/v1/users?limit=1&cursor=${cursor}`)).status).toBe(200);
+    const bytes = Buffer.from(cursor, 'base64url');
+    const edited = new Set<string>();
+    for (let bit = 0; bit < bytes.length * 8; bit++) {
+      const copy = Buffer.from(bytes);
+      copy[bit >> 3] = (copy[bit >> 3] as number) ^ (1 << (bit & 7));
+      edited.add(copy.toString('base64url'));
+    }
+    // A spare low bit of the last character: other text, the same bytes.
+    const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    if (bytes.length % 3 !== 0) edited.add(`${cursor.slice(0, -1)}${ALPHABET[ALPHABET.indexOf(cursor.slice(-1)) ^ 1]}`);
+    for (let length = 1; length < cursor.length; length++) edited.add(cursor.slice(0, length));
+    edited.delete(cursor);
+    expect(edited.size).toBeGreaterThan(bytes.length * 8);
+    const before = await snapshot();
+    const accepted: string[] = [];
+    const pending = [...edited];
+    const worker = async () => {
+      for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+        const res = await send('GET', `/admin/v1/users?limit=1&cursor=${next}`);
+        const body = res.body as { error?: string; message?: string } | undefined;
+        if (res.status !== 400 || body?.error !== 'invalid_request' || !/^cursor: /.test(body.message ?? '')) accepted.push(`${next} → ${res.status}`);
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, worker));
+    expect(accepted).toEqual([]);
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it('repeats at most a short, escaped prefix of what the caller sent in any error (issue 15)', async () => {
+    // A response holding any 33 characters of it in a row repeats more than the 32 allowed.
+    const ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ';
+    const LONG = Array.from({ length: 200 }, (_, i) => ALPHABET[(i * 7) % ALPHABET.length]).join('');
+    const echoes = (text: string) => Array.from({ length: LONG.length - 32 }, (_, i) => LONG.slice(i, i + 33)).some((window) => text.includes(window));
+    const basic = `Basic ${Buffer.from(`${clientId}:${clientSecret}`).toString('base64')}`;
+    const apiKey = await send('POST', '/admin/v1/api-keys', JSON.stringify({ client_id: clientId, name: 'echo' }));
+    expect(apiKey.status).toBe(201);
+    const { publicKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const jwk = { ...publicKey.export({ format: 'jwk' }), kid: LONG, use: 'sig', alg: 'RS256' };
+    const FORM = { 'Content-Type': 'application/x-www-form-urlencoded' };
+    const form = (fields: string) => ['POST', '/oauth/token', fields, { ...FORM, Authorization: basic }] as const;
+    const ADMIN = { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` };
+    const json = (method: string, path: string, body: unknown, headers: Record<string, string> = ADMIN) => [method, path, JSON.stringify(body), headers] as const;
+    const requests: Array<readonly [string, string, string | undefined, Record<string, string>]> = [
+      form(`grant_type=${LONG}`),
+      form(`grant_type=client_credentials&scope=${LONG}`),
+      form(`${LONG}=1&${LONG}=2`),
+      // Token exchange takes no client authentication.
+      ['POST', '/oauth/token', `grant_type=urn:ietf:params:oauth:grant-type:token-exchange&subject_token=${(apiKey.body as { key: string }).key}&subject_token_type=urn:ietf:params:oauth:token-type:access_token&scope=${LONG}`, FORM],
+      json('POST', '/admin/v1/clients', { name: 'echo', scopes: [`${LONG.slice(0, 199)}"`] }),
+      json('POST', '/admin/v1/clients', { name: 'echo', scopes: 'read', audiences: [`${LONG}\u0001`] }),
+      json('POST', '/admin/v1/clients', { name: 'echo', scopes: 'read', tenant_id: LONG.slice(0, 64) }),
+      json('POST', '/admin/v1/clients', { name: 'echo', scopes: 'read', [LONG]: 1 }),
+      json('POST', '/admin/v1/clients', { name: 'echo', scopes: 'read', token_endpoint_auth_method: 'private_key_jwt', jwks_uri: LONG }),
+      json('POST', '/admin/v1/clients', { name: 'echo', scopes: 'read', token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [jwk, jwk] } }),
+      json('POST', '/admin/v1/clients', { name: { [LONG]: '\u0000' } }),
+      ['GET', `/admin/v1/clients/${LONG.slice(0, 128)}`, undefined, ADMIN],
+      ['GET', `/admin/v1/tenants/${LONG.slice(0, 64)}`, undefined, ADMIN],
+      json('PATCH', `/admin/v1/users/${userId}`, { tenant_id: LONG.slice(0, 64) }),
+      ['GET', `/admin/v1/api-keys?${LONG}=1`, undefined, ADMIN],
+      json('POST', '/admin/v1/api-keys', { client_id: LONG.slice(0, 128), name: 'k' }),
+      json('POST', '/admin/v1/api-keys', { client_id: clientId, name: 'k', scopes: [LONG] }),
+      ['GET', `/admin/v1/api-keys/${LONG}`, undefined, ADMIN],
+      json('POST', '/auth/v1/token', { grant_type: LONG }, { 'Content-Type': 'application/json' }),
+      json('POST', '/auth/v1/api-keys', { name: 'k', [LONG]: 1 }, { 'Content-Type': 'application/json', Authorization: `Bearer ${userToken}` }),
+    ];
+    const echoed: string[] = [];
+    for (const [method, path, body, headers] of requests) {
+      const res = await rawRequest(server.url, method, path, { headers, body });
+      expect({ path, body, status: Math.floor(res.status / 100) }).toEqual({ path, body, status: 4 });
+      if (echoes(res.text)) echoed.push(`${method} ${path.slice(0, 60)} → ${res.status} ${res.text}`);
+    }
+    expect(echoed).toEqual([]);
+    // What is shown is escaped: a control sequence cannot reach a terminal that prints the message.
+    const escaped = await rawRequest(server.url, 'POST', '/oauth/token', { headers: { ...FORM, Authorization: basic }, body: 'grant_type=%1B%5B31m%C3%A9' });
+    expect(escaped.body).toEqual({ error: 'unsupported_grant_type', error_description: 'unsupported grant_type "\\u001b[31m\\u00e9"' });
   });
 
   it('bounds the secret grace period at 30 days (admin API and CLI), changing nothing when refused', async () => {

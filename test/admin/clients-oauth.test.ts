@@ -3,6 +3,7 @@ import { loadConfig } from '../../src/config';
 import type { DatabaseHandle } from '../../src/db';
 import { startTestServer, type TestServer } from '../helpers/context';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { eventually } from '../oauth/helpers';
 import { adminToken, signIn, signUp, testEnv } from '../users/support';
 
 interface CreatedClient {
@@ -156,7 +157,7 @@ describe('admin clients, user tokens at /oauth/*, tenants', () => {
 
     expect((await admin().delete('/tenants/acme')).status).toBe(200);
     // The client cache hears of the tenant change over LISTEN/NOTIFY; give it its second.
-    await waitFor(async () => (await clientToken(acme)).status === 401);
+    await eventually(async () => expect((await clientToken(acme)).status).toBe(401), 2_000);
     expect((await introspect(platform, acmeClientToken)).body).toEqual({ active: false });
     expect((await introspect(platform, acmeSession.access_token)).body).toEqual({ active: false });
     expect((await introspect(platform, acmeSession.refresh_token)).body).toEqual({ active: false });
@@ -169,11 +170,3 @@ describe('admin clients, user tokens at /oauth/*, tenants', () => {
     expect((await withToken(request(server.url).get('/auth/v1/user'), globexSession.access_token)).status).toBe(200);
   });
 });
-
-async function waitFor(condition: () => Promise<boolean>, timeoutMs = 2_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}

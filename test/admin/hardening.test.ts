@@ -41,7 +41,28 @@ describe('admin API and HTTP hardening', () => {
     Number((await handle.db.selectFrom(table).select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
 
   describe("the identity provider's own audiences are reserved (item 7)", () => {
-    const reserved = [ISSUER, `${ISSUER}/admin`, USER_AUDIENCE, `${ISSUER}/`, `${ISSUER}/admin/`, 'HTTP://IDP.TEST/admin', `${USER_AUDIENCE}/`, 'http://idp.test:80/admin'];
+    const reserved = [
+      ISSUER,
+      `${ISSUER}/admin`,
+      USER_AUDIENCE,
+      `${ISSUER}/`,
+      `${ISSUER}/admin/`,
+      'HTTP://IDP.TEST/admin',
+      `${USER_AUDIENCE}/`,
+      'http://idp.test:80/admin',
+      // Issue 15: other spellings of the same URL (WHATWG-normalised, unreserved escapes decoded, userinfo, `?` and `#` dropped).
+      `${ISSUER}/admin?`,
+      'http://u@idp.test/admin',
+      'http://u:p@idp.test/admin',
+      `${ISSUER}/%61dmin`,
+      `${ISSUER}/%61%64%6D%69%6E`,
+      'http://IDP.test/admin',
+      `${ISSUER}/admin#`,
+      `${ISSUER}/./admin`,
+      'https://users.idp.test:443',
+      'https://USERS.idp.test/?#',
+      'http://%69dp.test/admin',
+    ];
 
     it('refuses them at client creation, in the admin API and the CLI, creating nothing', async () => {
       const before = await count('oauth_clients');
@@ -67,7 +88,7 @@ describe('admin API and HTTP hardening', () => {
       }
       expect((await admin().get(`/clients/${created.body.client_id}`)).body.audiences).toEqual(['https://billing.example']);
       // Other audiences on the issuer's host stay allowed: only the provider's own are reserved.
-      expect((await admin().patch(`/clients/${created.body.client_id}`, { audiences: [`${ISSUER}/api`, `${ISSUER}/administration`] })).status).toBe(200);
+      expect((await admin().patch(`/clients/${created.body.client_id}`, { audiences: [`${ISSUER}/api`, `${ISSUER}/administration`, `${ISSUER}/admin?x=1`, `${ISSUER}/%2561dmin`] })).status).toBe(200);
     });
   });
 

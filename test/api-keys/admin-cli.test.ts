@@ -76,7 +76,7 @@ describe('API keys: admin API and CLI', () => {
     // Refusals.
     expect((await admin().post('', { name: 'no owner' }).expect(400)).body.message).toContain('exactly one owner');
     await admin().post('', { user_id: user.user.id, client_id: svc.id, name: 'two owners' }).expect(400);
-    expect((await admin().post('', { client_id: 'nope', name: 'x' }).expect(400)).body.message).toContain('no client nope');
+    expect((await admin().post('', { client_id: 'nope', name: 'x' }).expect(400)).body.message).toContain('no client "nope"');
     expect((await admin().post('', { client_id: svc.id, name: 'x', scopes: ['admin'] }).expect(400)).body.message).toContain('admin');
     expect((await admin().post('', { client_id: svc.id, name: 'x', expires_in: '31d' }).expect(400)).body.message).toContain('IDP_API_KEY_MAX_TTL');
     await admin().get('/not-an-id').expect(404);
@@ -165,9 +165,9 @@ describe('API keys: admin API and CLI', () => {
       [['api-keys', 'create', '--client', svc.id, '--name', 'x', '--scope', 'admin'], /scope not allowed/],
       [['api-keys', 'create', '--client', svc.id, '--name', 'x', '--expires', '31d'], /IDP_API_KEY_MAX_TTL/],
       [['api-keys', 'create', '--client', svc.id, '--name', 'x', '--expires', 'never'], /requires every key to expire/],
-      [['api-keys', 'create', '--client', 'nope', '--name', 'x'], /no client nope/],
-      [['api-keys', 'revoke', 'AAAAAAAAAAAAAAAA'], /no API key AAAAAAAAAAAAAAAA/],
-      [['api-keys', 'revoke', 'x'], /no API key x/],
+      [['api-keys', 'create', '--client', 'nope', '--name', 'x'], /no client "nope"/],
+      [['api-keys', 'revoke', 'AAAAAAAAAAAAAAAA'], /no API key "AAAAAAAAAAAAAAAA"/],
+      [['api-keys', 'revoke', 'x'], /no API key "x"/],
     ];
     const before = await handle.db.selectFrom('api_keys').select('id').execute();
     for (const [argv, message] of refusals) {

@@ -6,7 +6,7 @@ import { createTenant, setTenantDisabled } from '../../src/tenants/repository';
 import { updateUser } from '../../src/users/repository';
 import { FakeClock, startTestServer, testConfig, type TestServer } from '../helpers/context';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
-import { makeClient, type TestClient } from '../oauth/helpers';
+import { eventually, makeClient, type TestClient } from '../oauth/helpers';
 import { signUp, type SignedIn } from '../users/support';
 import { ACCESS_TOKEN_TYPE, exchange, FORM, introspect, makeKey, malformedKeys, TOKEN_EXCHANGE } from './support';
 
@@ -54,13 +54,7 @@ describe('API key refusals', () => {
   };
   const resetCounters = () => handle.db.deleteFrom('rate_limit_counters').execute();
   /** Changes reach the cache by notification: poll for them (a generous bound; this asserts no duration). */
-  const waitUntil = async (check: () => Promise<boolean>) => {
-    const deadline = Date.now() + 5_000;
-    while (!(await check())) {
-      if (Date.now() > deadline) throw new Error('the change did not arrive');
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
-  };
+  const waitUntil = (check: () => Promise<boolean>) => eventually(async () => expect(await check()).toBe(true), 5_000);
 
   it('refuses malformed keys of every shape without a query and without counting them', async () => {
     const { key } = await clientKey();

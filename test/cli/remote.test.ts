@@ -151,7 +151,7 @@ describe('idp while the embedded server runs on the same data directory', () => 
   it('a failing command answers through the server with its exit code and its one line on stderr', async () => {
     for (const [name, args] of samples) throughServer[name] = await idp(args, env);
     expect(throughServer['unknown kid']).toEqual({ code: 1, stdout: '', stderr: 'idp: no signing key has kid "no-such-kid"\n' });
-    expect(throughServer['unknown client']).toEqual({ code: 1, stdout: '', stderr: 'idp: no client no-such-client\n' });
+    expect(throughServer['unknown client']).toEqual({ code: 1, stdout: '', stderr: 'idp: no client "no-such-client"\n' });
     expect(throughServer['refused rotation']!.code).toBe(1);
     expect(throughServer['refused rotation']!.stderr).toMatch(/^idp: next key \S+ has been published for less than IDP_KEY_PREPUBLISH; rotation is safe from \S+ \(or use --force\)\n$/);
     expect(throughServer['usage error']!.code).toBe(2);

@@ -176,7 +176,7 @@ describe('authorization-code clients: CLI, admin API, token endpoint', () => {
       await refused(/give one of --first-party and --third-party/, 'clients', 'update', id, '--first-party', '--third-party');
       await refused(/give one of --redirect-uri and --clear-redirect-uris/, 'clients', 'update', id, '--redirect-uri', 'https://p.example/x', '--clear-redirect-uris');
       await refused(/nothing to change/, 'clients', 'update', id);
-      await refused(/no client nobody/, 'clients', 'update', 'nobody', '--first-party');
+      await refused(/no client "nobody"/, 'clients', 'update', 'nobody', '--first-party');
       await refused(/has no secret: it is a public client/, 'clients', 'rotate-secret', id);
       expect(await row(id)).toEqual(before);
     });
@@ -304,8 +304,29 @@ describe('authorization-code clients: CLI, admin API, token endpoint', () => {
       expect(body.introspection_endpoint_auth_methods_supported).not.toContain('none');
     });
 
+    it('a write of last_used_at alone announces nothing to the client caches; any other change does', async () => {
+      const heard: string[] = [];
+      await handle.listen('idp_clients', (payload) => heard.push(payload));
+      const { touchClient } = await import('../../src/clients/repository');
+      // Fences: notifications arrive in commit order, so once a later change's is heard, an earlier one would have been too.
+      let fences = 0;
+      const fence = async (id: string) => {
+        fences += 1;
+        await handle.db.updateTable('oauth_clients').set({ name: `fence ${fences}` }).where('id', '=', id).execute();
+        await eventually(async () => expect(heard).toContain(`client:${id}`), 5_000);
+      };
+      await fence(both.id);
+      heard.length = 0;
+      expect(await touchClient(handle.db, webApp.id, new Date(Date.now() + 3_600_000), 60_000)).toBe(true);
+      await fence(both.id);
+      expect(heard).not.toContain(`client:${webApp.id}`);
+      await handle.db.updateTable('oauth_clients').set({ first_party: true }).where('id', '=', webApp.id).execute();
+      await eventually(async () => expect(heard).toContain(`client:${webApp.id}`), 5_000);
+    });
+
     it('records last_used_at on use, at most once a minute', async () => {
-      await eventually(async () => expect((await row(service.id)).last_used_at).not.toBeNull()); // used above
+      expect((await form('/oauth/token', { grant_type: 'client_credentials' }, basic(service.id, service.secret))).status).toBe(200);
+      await eventually(async () => expect((await row(service.id)).last_used_at).not.toBeNull());
       const first = (await row(service.id)).last_used_at as Date;
       expect((await form('/oauth/token', { grant_type: 'client_credentials' }, basic(service.id, service.secret))).status).toBe(200);
       // Still the first write: within the minute, nothing is written again.

@@ -9,6 +9,7 @@ import { createLogger } from '../../src/observability/logger';
 import { createTenant } from '../../src/tenants/repository';
 import { captureLogs } from '../helpers/context';
 import { createTestDatabase, usingPostgres, type TestDatabase } from '../helpers/database';
+import { clientNotificationsDelivered } from '../helpers/notifications';
 import { waitFor } from '../multiprocess/processes';
 
 /** Records every statement the cache sends, compiled: the cache's whole conversation with the database. */
@@ -67,7 +68,7 @@ describe(`the client cache: bounded by IDP_CLIENT_CACHE_SIZE, fresh by notificat
     const ids: string[] = [];
     for (let i = 0; i < 5; i++) ids.push(await newClient());
     // Let the creations' notifications pass: they concern clients not in memory, so they cost nothing.
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await clientNotificationsDelivered(handle);
     const before = reads();
     for (const id of ids) expect((await cache.get(id))?.id).toBe(id);
     expect(reads() - before).toBe(5);
@@ -96,7 +97,7 @@ describe(`the client cache: bounded by IDP_CLIENT_CACHE_SIZE, fresh by notificat
 
   it('a change to a client in memory is announced by the database and read again at once, with no request', async () => {
     const id = await newClient();
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await clientNotificationsDelivered(handle);
     await cache.get(id);
     expect(cache.peek(id)?.disabledAt).toBeNull();
 
@@ -107,7 +108,7 @@ describe(`the client cache: bounded by IDP_CLIENT_CACHE_SIZE, fresh by notificat
 
   it("keeps a client whose creation is announced only after its first read (the notification comes late, the client stays in memory)", async () => {
     const id = await newClient();
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await clientNotificationsDelivered(handle);
     await cache.get(id);
     const before = reads();
     // Exactly what the trigger sends on creation, arriving after the read that kept the client.
@@ -120,7 +121,7 @@ describe(`the client cache: bounded by IDP_CLIENT_CACHE_SIZE, fresh by notificat
   it("drops the clients of a tenant that changes (they are read again on use)", async () => {
     await createTenant(handle.db, { id: 'acme', name: 'Acme', now: new Date() });
     const member = await newClient('acme');
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await clientNotificationsDelivered(handle);
     expect((await cache.get(member))?.tenantDisabled).toBe(false);
     await handle.db.updateTable('tenants').set({ disabled_at: new Date() }).where('id', '=', 'acme').execute();
     await waitFor('the member is dropped', () => (cache.peek(member) === undefined ? true : undefined), 5_000);
@@ -128,10 +129,23 @@ describe(`the client cache: bounded by IDP_CLIENT_CACHE_SIZE, fresh by notificat
   });
 
   if (usingPostgres) {
-    it('runs no periodic work: with nothing changing, holding clients costs no query at all', async () => {
-      const before = reads();
-      await new Promise((resolve) => setTimeout(resolve, 1_500));
-      expect(reads()).toBe(before);
+    it('runs no periodic work: with nothing changing, holding clients costs no query at all, however long', async () => {
+      const id = await newClient();
+      await clientNotificationsDelivered(handle);
+      // A cache made under fake timers, so that any timer it sets runs below: a day of them, at once.
+      jest.useFakeTimers({ doNotFake: ['Date', 'hrtime', 'nextTick', 'performance', 'queueMicrotask', 'setImmediate', 'clearImmediate'] });
+      try {
+        const own = new StatementLog(() => handle);
+        const idle = new ClientCache({ handle: { ...handle, db: handle.db.withPlugin(own) }, logger: createLogger('silent'), maxEntries: MAX });
+        await idle.start();
+        expect((await idle.get(id))?.id).toBe(id);
+        expect(own.statements).toHaveLength(1);
+        await jest.advanceTimersByTimeAsync(24 * 3_600_000);
+        expect(idle.peek(id)?.id).toBe(id);
+        expect(own.statements).toHaveLength(1);
+      } finally {
+        jest.useRealTimers();
+      }
     });
 
     it('is cleared when its listening connection is re-established, and says so', async () => {

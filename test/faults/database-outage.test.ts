@@ -13,7 +13,8 @@ import { headerKid, logLines, prepare, record, runLoad, startServer, token, type
 import { startPrivatePostgres, type PrivatePostgres } from '../../scripts/lib/private-postgres';
 
 const silent = createLogger('silent');
-const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Paces a load loop (a throttle, never a wait for a result: those poll with waitFor). */
+const pace = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 if (usingPostgres) {
   describe('Postgres restarted under token load (a private server: pg_ctl stop -m fast, then start)', () => {
@@ -58,25 +59,25 @@ if (usingPostgres) {
             seen.add('token', (await token(server.url, client.authorization, REQUEST_TIMEOUT_MS)).status);
           } else if (loop === 2) {
             seen.add('jwks', (await getJson(`${server.url}/.well-known/jwks.json`, REQUEST_TIMEOUT_MS)).status);
-            await pause(10);
+            await pace(10);
           } else if (loop === 3) {
             const status = (await getJson(`${server.url}/readyz`, REQUEST_TIMEOUT_MS)).status;
             seen.add('readyz', status);
             if (readiness.at(-1) !== status) readiness.push(status);
-            await pause(10);
+            await pace(10);
           } else if (postgresStopped) {
             // A client never seen before the outage: it needs the database, so it gets 503 while Postgres is away.
             seen.add('cold', (await token(server.url, cold.authorization, REQUEST_TIMEOUT_MS)).status);
-            await pause(25);
+            await pace(25);
           } else {
-            await pause(25);
+            await pace(25);
           }
         } catch (error) {
           seen.fail(['token', 'token', 'jwks', 'readyz', 'cold'][loop] as string, error);
         }
       });
       try {
-        await pause(500);
+        await waitFor('the load runs against the healthy server', () => (seen.count('token') >= 10 && seen.count('jwks') > 0 && readiness[0] === 200 ? true : undefined), 30_000, 50);
         // The restart in two halves: with fsync off it lasts a fraction of a second, which a /readyz
         // poll on a busy machine can miss; the server is held down until the outage has been seen.
         await postgres.stop();
@@ -89,7 +90,8 @@ if (usingPostgres) {
           throw new Error(`${error.message}; /readyz went ${readiness.join(' → ')}; ${JSON.stringify(Object.fromEntries(seen.transportErrors))}`);
         });
         await waitFor('a client never seen before gets its token again', () => (seen.statuses.get('cold')?.at(-1) === 200 ? true : undefined), 30_000, 50);
-        await pause(500);
+        const recovered = seen.count('token');
+        await waitFor('the load runs on after the recovery', () => (seen.count('token') >= recovered + 10 ? true : undefined), 30_000, 50);
       } finally {
         await load.stop();
       }
@@ -182,8 +184,13 @@ if (usingPostgres) {
         promoted = changes.find((c) => c.action === 'promoted')?.kid as string;
         created = changes.find((c) => c.action === 'created-next')?.kid as string;
         await disableClient(handle.db, victim.id, { actor: 'test', now: new Date() });
-        // Long enough for every server's first attempts to reconnect to be refused.
-        await pause(1_000);
+        // Every server's first attempt to reconnect is refused.
+        await waitFor(
+          'every server tried to reconnect and was refused',
+          () => (servers.every((s) => logLines(s.child.output()).some((l) => l.msg === 'notification connection failed')) ? true : undefined),
+          REFRESH_INTERVAL_MS,
+          50,
+        );
         // The servers still serve what they knew: the victim is not refused yet anywhere.
         for (const server of servers) expect((await token(server.url, victim.authorization, 5_000)).status).toBe(200);
       } finally {
@@ -249,14 +256,14 @@ if (!usingPostgres) {
         }
       });
       try {
-        await pause(200);
+        await waitFor('the load runs against the open database', () => (seen.count('token') >= 5 ? true : undefined), 30_000, 50);
         await database.release();
-        await pause(300);
+        const closed = seen.count('token');
         expect((await getJson(`${server.url}/readyz`)).status).toBe(503);
         expect(await jwksKids(server.url)).toEqual(kids);
         const refused = await token(server.url, cold.authorization, 5_000);
         expect(refused).toMatchObject({ status: 503, body: { error: 'temporarily_unavailable' } });
-        await pause(200);
+        await waitFor('the load runs on with the database closed', () => (seen.count('token') >= closed + 10 ? true : undefined), 30_000, 50);
       } finally {
         await load.stop();
       }

@@ -9,7 +9,8 @@ import { createTestDatabase, usingPostgres, type TestDatabase } from '../helpers
 import { getJson, killAllChildren, stopChild, waitFor } from '../multiprocess/processes';
 import { headerKid, logLines, prepare, preload, record, runLoad, startServer, StrictVerifier, token, type SeededClient, type Server } from './harness';
 
-const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Paces a load loop (a throttle, never a wait for a result: those poll with waitFor). */
+const pace = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A rotation every 12 s, checked every second by every server; a verifier caches the JWKS for 2 s. */
 const LIFECYCLE = {
@@ -28,7 +29,7 @@ function loadOver(servers: () => Server[], client: SeededClient, verifier: Stric
   const load = runLoad(4, async (loop) => {
     const live = servers();
     if (live.length === 0) {
-      await pause(50);
+      await pace(50);
       return;
     }
     const server = live[(seen.count('token') + loop) % live.length] as Server;
@@ -36,7 +37,7 @@ function loadOver(servers: () => Server[], client: SeededClient, verifier: Stric
     try {
       if (kind === 'jwks') {
         seen.add(`jwks ${server.url}`, (await getJson(`${server.url}/.well-known/jwks.json`, 5_000)).status);
-        await pause(20);
+        await pace(20);
         return;
       }
       const answer = await token(server.url, client.authorization, 5_000);
@@ -99,7 +100,7 @@ describe(`a server killed with SIGKILL inside a rotation transaction, under load
     try {
       const first = await token((servers[0] as Server).url, client.authorization, 5_000);
       const firstKid = headerKid(first.body.access_token as string);
-      await pause(1_000);
+      await waitFor('the load verifies tokens of the first key', () => (verifier.verified >= 10 ? true : undefined), 30_000, 50);
       // From now on, the first server to generate a key (a promotion's new `next`) stays inside its transaction.
       fs.writeFileSync(env.IDP_TEST_HANG_ARM_FILE as string, '');
       const pid = await waitFor('a server is stuck inside a rotation transaction', () => {
@@ -127,7 +128,6 @@ describe(`a server killed with SIGKILL inside a rotation transaction, under load
       servers = servers.filter((s) => s !== killed);
       if (!usingPostgres) {
         // The one instance comes back on the same directory; its start-up check makes the overdue transition.
-        await pause(500);
         servers = [await startServer({ ...env, IDP_TEST_HANG_ARM_FILE: '' })];
       }
       // The survivors (Postgres) or the restarted server (PGlite) make the transition, once.
@@ -142,7 +142,8 @@ describe(`a server killed with SIGKILL inside a rotation transaction, under load
         100,
       );
       if (before) expect(promotedKid).toBe(before.next);
-      await pause(1_000);
+      const verifiedBefore = verifier.verified;
+      await waitFor('the load verifies tokens after the transition', () => (verifier.verified >= verifiedBefore + 10 ? true : undefined), 30_000, 50);
       await load.stop();
 
       // The audit log and the keys: one promotion of that key, one demotion, one current, one next.

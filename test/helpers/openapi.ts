@@ -1,7 +1,7 @@
 import Ajv2020, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020';
 import addFormats from 'ajv-formats';
 import type { IncomingHttpHeaders } from 'node:http';
-import { buildOpenApiDocument } from '../../src/http/openapi';
+import { openApiDocument } from '../../src/compose';
 
 /**
  * Checks HTTP responses against the OpenAPI document (src/http/openapi.ts): finds the operation of a
@@ -203,7 +203,7 @@ let shared: OpenApiChecker | undefined;
 
 /** The checker of the document this source tree generates (the schemas do not depend on the issuer). */
 export function openApiChecker(): OpenApiChecker {
-  shared ??= new OpenApiChecker(buildOpenApiDocument({ issuer: 'http://idp.test' }) as OpenApiDocument);
+  shared ??= new OpenApiChecker(openApiDocument({ issuer: 'http://idp.test' }) as OpenApiDocument);
   return shared;
 }
 

@@ -6,8 +6,7 @@ import addFormats from 'ajv-formats';
 import request from 'supertest';
 import { loadConfig, type Config } from '../../src/config';
 import type { DatabaseHandle } from '../../src/db';
-import { buildOpenApiDocument } from '../../src/http/openapi';
-import { createServer } from '../../src/compose';
+import { createServer, openApiDocument } from '../../src/compose';
 import { createLogger } from '../../src/observability/logger';
 import { createMetrics } from '../../src/observability/metrics';
 import { makeKey } from '../api-keys/support';
@@ -99,7 +98,7 @@ describe('OpenAPI document (GET /openapi.json) against real responses', () => {
       expect(res.headers['cache-control']).toMatch(/^public, max-age=\d+$/);
       expect(res.headers.etag).toMatch(/^"[A-Za-z0-9_-]+"$/);
       expect(res.headers['access-control-allow-origin']).toBe('*');
-      expect(res.body).toEqual(JSON.parse(JSON.stringify(buildOpenApiDocument(config))));
+      expect(res.body).toEqual(JSON.parse(JSON.stringify(openApiDocument(config))));
       expect(res.body.servers).toEqual([{ url: config.issuer }]);
       const again = documented(await request(server.url).get('/openapi.json').set('If-None-Match', res.headers.etag as string), 304);
       expect(again.text).toBe('');

@@ -143,6 +143,18 @@ export function spawnServer(env: Record<string, string | undefined>): Child {
   return track(spawn(process.execPath, [SERVER_MAIN], { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] }));
 }
 
+/** script(1) of util-linux: runs a command on a pseudo-terminal, as a person's terminal would. */
+export const SCRIPT = '/usr/bin/script';
+
+/**
+ * The compiled server on a terminal (a pty, through script(1)), as `npm start` in a person's
+ * terminal: its output is what the terminal would show; `interrupt()` is Ctrl-C at that terminal.
+ */
+export function spawnServerOnTerminal(env: Record<string, string | undefined>): Child & { interrupt(): void } {
+  const child = track(spawn(SCRIPT, ['-qfc', `${process.execPath} ${SERVER_MAIN}`, '/dev/null'], { env: childEnv(env), stdio: ['pipe', 'pipe', 'pipe'] }));
+  return { ...child, interrupt: () => child.process.stdin?.write('\x03') };
+}
+
 /** A port free right now (the OS picks it; the tiny race until the child binds it is acceptable). */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -9,12 +9,16 @@ import { listKeys } from '../../src/keys/repository';
 import { createLogger } from '../../src/observability/logger';
 import { testMek } from '../helpers/context';
 import { createTestDatabase, usingPostgres, type TestDatabase } from '../helpers/database';
-import { freePort, getJson, jwksKids, killAllChildren, spawnServer, stopChild, waitFor, type Child, type Jwks } from './processes';
+import { freePort, getJson, jwksKids, killAllChildren, SCRIPT, spawnServer, spawnServerOnTerminal, stopChild, waitFor, type Child, type Jwks } from './processes';
 
 interface LogLine {
   level: number;
   msg: string;
 }
+
+/** What a terminal shows, without its colours and carriage returns. */
+// eslint-disable-next-line no-control-regex
+const screen = (output: string): string => output.replace(/\x1b\[[0-9;]*m/g, '').replace(/\r/g, '');
 
 const logLines = (output: string): LogLine[] =>
   output
@@ -92,6 +96,44 @@ describe('the compiled server started with no configuration but a data directory
     expect(server.output()).not.toContain('DEVELOPMENT KEY RING GENERATED');
     expect(await stopChild(server)).toBe(0);
   });
+
+  it('says first where it listens and where its data and development MEK are; JSON lines, as stdout is not a terminal', async () => {
+    const port = await freePort();
+    const server = spawnServer({ ...env, PORT: String(port) });
+    await untilReady(`http://127.0.0.1:${port}`, server);
+    expect(await stopChild(server)).toBe(0);
+    const lines = server.output().split('\n').filter((line) => line !== '');
+    for (const line of lines) expect(line).toMatch(/^\{"level":\d+,/);
+    const messages = logLines(server.output()).map((l) => l.msg);
+    const first = messages.indexOf(`listening on http://127.0.0.1:${port}`);
+    expect(first).toBeGreaterThanOrEqual(0);
+    expect(messages.slice(first + 1, first + 3)).toEqual([
+      `data: PGlite in ${env.IDP_DATA_DIR}`,
+      `development MEK: ${env.IDP_DEV_MEK_FILE} (never for production: set IDP_MEK or IDP_MEK_FILE)`,
+    ]);
+    // What to try next is for a person at a terminal only.
+    expect(messages.filter((m) => m.startsWith('try:') || m.startsWith('then:'))).toEqual([]);
+  });
+
+  (fs.existsSync(SCRIPT) ? it : it.skip)('on a terminal: readable lines, where it listens first, what to try next once ready, and Ctrl-C stops it', async () => {
+    const port = await freePort();
+    const server = spawnServerOnTerminal({ ...env, PORT: String(port) });
+    await untilReady(`http://127.0.0.1:${port}`, server);
+    await waitFor('what to try next is shown', () => (screen(server.output()).includes('then: curl') ? true : undefined), 10_000);
+    const shown = screen(server.output()).split('\n');
+    expect(shown[0]).toMatch(new RegExp(`^\\[\\d\\d:\\d\\d:\\d\\d\\] INFO: listening on http://127\\.0\\.0\\.1:${port} `));
+    expect(shown[1]).toMatch(`INFO: data: PGlite in ${env.IDP_DATA_DIR}`);
+    expect(shown[2]).toMatch(`INFO: development MEK: ${env.IDP_DEV_MEK_FILE}`);
+    expect(shown.some((line) => line.startsWith('{'))).toBe(false);
+    const ready = shown.findIndex((line) => / INFO: ready /.test(line));
+    expect(shown.slice(ready + 1, ready + 3)).toEqual([
+      expect.stringMatching(/ INFO: try: npm run -s idp -- clients create --name demo --scope read /),
+      expect.stringContaining(`INFO: then: curl -u "<client_id>:<client_secret>" -d grant_type=client_credentials http://127.0.0.1:${port}/oauth/token`),
+    ]);
+    server.interrupt();
+    await server.exited;
+    expect(screen(server.output())).toMatch(/ INFO: stopped\n/);
+  });
 });
 
 describe(`the compiled server started with a MEK that does not match the stored keys (${usingPostgres ? 'Postgres' : 'PGlite on disk'})`, () => {
@@ -146,3 +188,34 @@ describe(`the compiled server started with a MEK that does not match the stored 
     expect(await snapshot(handle)).toEqual(before);
   });
 });
+
+if (usingPostgres) {
+  describe('the compiled server in production on a terminal (Postgres)', () => {
+    let database: TestDatabase;
+    beforeAll(async () => {
+      database = await createTestDatabase();
+    });
+    afterAll(async () => {
+      await killAllChildren();
+      await database?.drop();
+    });
+
+    (fs.existsSync(SCRIPT) ? it : it.skip)('writes JSON lines all the same, and names its database without the password', async () => {
+      // The test server trusts local connections: the password is sent and ignored, and must not be shown.
+      const databaseUrl = new URL(database.databaseUrl as string);
+      databaseUrl.password = 'never-shown-4c1d';
+      const port = await freePort();
+      const server = spawnServerOnTerminal({ NODE_ENV: 'production', DATABASE_URL: databaseUrl.toString(), IDP_MEK: testMek(), IDP_ISSUER: `http://127.0.0.1:${port}`, PORT: String(port), HOST: '127.0.0.1', IDP_LOG_LEVEL: 'info' });
+      await untilReady(`http://127.0.0.1:${port}`, server);
+      server.interrupt();
+      await server.exited;
+      // The terminal echoes the Ctrl-C as ^C before the next line.
+      const lines = screen(server.output()).replace(/\^C/g, '').split('\n').filter((line) => line !== '');
+      for (const line of lines) expect(line).toMatch(/^\{"level":\d+,/);
+      const messages = logLines(lines.join('\n')).map((l) => l.msg);
+      expect(messages).toEqual(expect.arrayContaining([`listening on http://127.0.0.1:${port}`, `data: Postgres 127.0.0.1:${databaseUrl.port}${databaseUrl.pathname}`, 'MEK: from IDP_MEK', 'stopped']));
+      expect(server.output()).not.toContain('never-shown-4c1d');
+      expect(messages.filter((m) => m.startsWith('try:'))).toEqual([]);
+    });
+  });
+}

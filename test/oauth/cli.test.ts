@@ -98,12 +98,12 @@ describe('idp clients ...', () => {
   });
 
   it('refuses bad input with one line on stderr and changes nothing', async () => {
-    await expectRefused(['clients', 'show', 'nope'], /^idp: no client nope\n$/);
-    await expectRefused(['clients', 'disable', 'nope', '--json'], /^idp: no client nope\n$/);
-    await expectRefused(['clients', 'delete', 'nope'], /^idp: no client nope\n$/);
-    await expectRefused(['clients', 'rotate-secret', 'nope'], /^idp: no client nope\n$/);
+    await expectRefused(['clients', 'show', 'nope'], /^idp: no client "nope"\n$/);
+    await expectRefused(['clients', 'disable', 'nope', '--json'], /^idp: no client "nope"\n$/);
+    await expectRefused(['clients', 'delete', 'nope'], /^idp: no client "nope"\n$/);
+    await expectRefused(['clients', 'rotate-secret', 'nope'], /^idp: no client "nope"\n$/);
     await expectRefused(['clients', 'rotate-secret', 'nope', '--grace', 'soon'], /^idp: --grace "soon"/);
-    await expectRefused(['clients', 'create', '--name', 'x', '--scope', 'read', '--tenant', 'no-such-tenant'], /^idp: no tenant no-such-tenant\n$/);
+    await expectRefused(['clients', 'create', '--name', 'x', '--scope', 'read', '--tenant', 'no-such-tenant'], /^idp: no tenant "no-such-tenant"\n$/);
     await expectRefused(['clients', 'create', '--name', 'x', '--scope', 'bad"scope'], /^idp: --scope/);
     await expectRefused(['clients', 'create', '--name', 'x', '--scope', '  '], /^idp: a client needs at least one scope\n$/);
     await expectRefused(['clients', 'create', '--name', 'x', '--scope', 'read', '--audience', 'has space'], /^idp: invalid audience/);

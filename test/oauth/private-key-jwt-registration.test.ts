@@ -181,7 +181,7 @@ describe('registering private_key_jwt clients (CLI and admin API)', () => {
     const toUri = await idp('clients', 'set-keys', id, '--jwks-uri', 'http://127.0.0.1:9/keys');
     expect(toUri.stdout).toMatch(/replaced the keys of client .*: jwks_uri http:\/\/127\.0\.0\.1:9\/keys/);
     await refusedCli(['clients', 'set-keys', id], /exactly one of --jwks-file and --jwks-uri/);
-    await refusedCli(['clients', 'set-keys', 'NoSuchClient0000000000', '--jwks-file', file('x.json', jwksOf(rs))], /no client NoSuchClient0000000000/);
+    await refusedCli(['clients', 'set-keys', 'NoSuchClient0000000000', '--jwks-file', file('x.json', jwksOf(rs))], /no client "NoSuchClient0000000000"/);
 
     // A client with a secret moves to private_key_jwt: its secret stops working at once.
     const secretClient = JSON.parse((await idp('clients', 'create', '--name', 'legacy', '--scope', 'read', '--json')).stdout);

@@ -4,11 +4,12 @@ import request from 'supertest';
 import { fetchJwks, isPublicAddress, JWKS_URI_MAX_BYTES } from '../../src/clients/jwks-uri';
 import { setClientKeys, clientPolicy } from '../../src/clients/service';
 import type { Client } from '../../src/clients/repository';
-import { AssertionJtiStore, recordAssertionJti } from '../../src/oauth/assertion-jtis';
+import { AssertionJtiStore } from '../../src/oauth/assertion-jtis';
 import { ClientKeys } from '../../src/oauth/client-keys';
 import { createLogger } from '../../src/observability/logger';
 import { captureLogs, FakeClock, startTestServer, testConfig, type TestServer } from '../helpers/context';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { eventually } from './helpers';
 import { assertion, assertionForm, FORM, jwksHost, jwksOf, makeKeyClient, serveJwks, testKey, type JwksHost } from './private-key-jwt-support';
 
 const ISSUER = 'http://idp.test';
@@ -124,10 +125,7 @@ describe('private_key_jwt with a jwks_uri', () => {
       expect((await token(await sign(old, id))).status).toBe(200);
       await setClientKeys(server.services.handle.db, id, { jwksUri: `${other.url}/fresh.json` }, clientPolicy(server.services.config), { actor: 'test', now: clock.now() });
       // This instance's own write: its cache hears the notification within the notification latency.
-      const deadline = Date.now() + 2_000;
-      let status = 0;
-      while (Date.now() < deadline && (status = (await token(await sign(fresh, id))).status) !== 200) await new Promise((r) => setTimeout(r, 25));
-      expect(status).toBe(200);
+      await eventually(async () => expect((await token(await sign(fresh, id))).status).toBe(200), 2_000);
       expect((await token(await sign(old, id))).status).toBe(401);
     } finally {
       await other.close();
@@ -250,14 +248,17 @@ describe('the jti store and the key cache', () => {
   it('a jti is refused until it expires, accepted again after, and swept in batches after exp', async () => {
     const db = server.services.handle.db;
     const now = clock.now();
+    let at = now;
+    // The store the token endpoint uses, on a clock of this test's own.
+    const store = new AssertionJtiStore(db, () => at);
     const until = new Date(now.getTime() + 60_000);
-    expect(await recordAssertionJti(db, 'c1', 'j1', until, now)).toBe(true);
-    expect(await recordAssertionJti(db, 'c1', 'j1', until, now)).toBe(false);
+    expect(await store.record('c1', 'j1', until)).toBe(true);
+    expect(await store.record('c1', 'j1', until)).toBe(false);
     // Per client: another client's jti of the same value is its own.
-    expect(await recordAssertionJti(db, 'c2', 'j1', until, now)).toBe(true);
+    expect(await store.record('c2', 'j1', until)).toBe(true);
     // Once expired (not yet swept), the same jti may be used again (RFC 7523 §3: unique until exp).
-    const later = new Date(until.getTime() + 1);
-    expect(await recordAssertionJti(db, 'c1', 'j1', new Date(later.getTime() + 60_000), later)).toBe(true);
+    at = new Date(until.getTime() + 1);
+    expect(await store.record('c1', 'j1', new Date(at.getTime() + 60_000))).toBe(true);
 
     const rows = Array.from({ length: 2345 }, (_, i) => ({ client_id: 'bulk', jti: `old-${i}`, expires_at: new Date(now.getTime() - 1_000) }));
     for (let i = 0; i < rows.length; i += 500) await db.insertInto('client_assertion_jtis').values(rows.slice(i, i + 500)).execute();

@@ -231,8 +231,11 @@ describe('private_key_jwt client authentication (RFC 7523)', () => {
       expect(saml.body.error).toBe('invalid_client');
       expectRefused(await post(a, '/oauth/token', assertionForm('not-a-jwt'), nextAddress()));
       // A grant that takes no client authentication refuses an assertion as it refuses a secret.
-      const refresh = await post(a, '/oauth/token', assertionForm(jwt, { grant_type: 'refresh_token', refresh_token: 'x' }), nextAddress());
-      expect(refresh.body.error).toBe('invalid_client');
+      const exchange = await post(a, '/oauth/token', assertionForm(jwt, { grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token: 'x' }), nextAddress());
+      expect(exchange.body.error).toBe('invalid_client');
+      // The refresh grant takes an application's client (README "Sign-in for applications"): this one was not given it.
+      const refresh = await post(a, '/oauth/token', assertionForm(await assertion(key(), id(), issuer), { grant_type: 'refresh_token', refresh_token: 'x' }), nextAddress());
+      expect(refresh.body.error).toBe('unauthorized_client');
     });
 
     it('a disabled client', async () => {

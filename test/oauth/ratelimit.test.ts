@@ -1,10 +1,11 @@
 import request from 'supertest';
-import type { DatabaseHandle } from '../../src/db';
+import { sql } from 'kysely';
+import { LISTENER_APPLICATION_NAME, type DatabaseHandle } from '../../src/db';
 import { migrateToLatest } from '../../src/db/migrate';
 import { createLogger } from '../../src/observability/logger';
 import { FailureLimiter } from '../../src/ratelimit';
 import { captureLogs, FakeClock, startTestServer, testConfig, testMek, type TestServer } from '../helpers/context';
-import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { createTestDatabase, usingPostgres, type TestDatabase } from '../helpers/database';
 import { basic, eventually, makeClient } from './helpers';
 
 const FORM = 'application/x-www-form-urlencoded';
@@ -185,4 +186,24 @@ describe('FailureLimiter', () => {
     const left = await handle.db.selectFrom('rate_limit_counters').select('key').execute();
     expect(left.map((r) => r.key)).not.toContain('k:old');
   });
+
+  if (usingPostgres) {
+    it('logs a failed reload of the blocks after its notification connection is re-established', async () => {
+      const logs = captureLogs();
+      const own = await database.open();
+      const limiter = new FailureLimiter({ handle: own, logger: createLogger('warn', logs.stream), now: clock.now });
+      await limiter.start();
+      // The table is away while the listener reconnects, so the reload's query fails for real.
+      await sql`alter table rate_limit_counters rename to rate_limit_counters_away`.execute(handle.db);
+      try {
+        await sql`select pg_terminate_backend(pid) from pg_stat_activity
+                   where datname = current_database() and application_name = ${LISTENER_APPLICATION_NAME}`.execute(handle.db);
+        await eventually(async () => expect(logs.lines.map((l) => l.msg)).toContain('reloading rate-limit blocks after reconnecting failed'), 15_000);
+        expect(logs.lines.find((l) => l.msg === 'reloading rate-limit blocks after reconnecting failed')).toMatchObject({ level: 40, err: expect.stringMatching(/rate_limit_counters/) });
+      } finally {
+        await sql`alter table rate_limit_counters_away rename to rate_limit_counters`.execute(handle.db);
+        await own.close();
+      }
+    });
+  }
 });

@@ -6,8 +6,9 @@ import { loadConfig } from '../../src/config';
 import type { DatabaseHandle } from '../../src/db';
 import { startTestServer, testConfig, testMek } from '../helpers/context';
 import { createTestDatabase, usingPostgres, type TestDatabase } from '../helpers/database';
+import { clientNotificationsDelivered } from '../helpers/notifications';
 import { freePort, killAllChildren, spawnServer, stopChild, waitFor, type Child } from '../multiprocess/processes';
-import { basic, makeClient } from './helpers';
+import { basic, eventually, makeClient } from './helpers';
 
 /** POST /oauth/token on a fresh connection each time, so node:cluster hands requests to every worker. */
 function token(url: string, authorization: string): Promise<{ status: number; body: { access_token?: string; error?: string } }> {
@@ -137,8 +138,9 @@ if (usingPostgres) describe('the token endpoint with the database unreachable (P
       const client = await makeClient(app.services);
       expect((await token(app.url, client.authorization)).status).toBe(200);
       // The client's creation is announced on idp_clients and may arrive after that first request,
-      // dropping the entry it cached: let it arrive, then load the client into memory again.
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      // dropping the entry it cached and reading it again: let it arrive, and the client be in memory.
+      await clientNotificationsDelivered(app.services.handle);
+      await eventually(async () => expect(app.services.oauth.clients.peek(client.id)?.id).toBe(client.id));
       expect((await token(app.url, client.authorization)).status).toBe(200);
       await admin.query(`alter database ${name} allow_connections false`);
       await admin.query('select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()', [name]);

@@ -1,6 +1,6 @@
 import request from 'supertest';
 import { loadConfig } from '../../src/config';
-import { deleteExpiredRefreshTokens } from '../../src/users/repository';
+import { hashRefreshToken } from '../../src/users/refresh-token';
 import { FakeClock, startTestServer, type TestServer } from '../helpers/context';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { freshEmail, signUp, testEnv } from './support';
@@ -109,8 +109,11 @@ describe('sign-in and sign-up limits (configured) and refresh-token expiry', () 
     expect(expired.status).toBe(400);
     expect(expired.body.message).toMatch(/^refresh token expired 1 minute ago at .* UTC; sign in again$/);
     expect((await refresh()).body.message).toMatch(/^refresh token expired/);
-    // The sweep deletes it; it stays refused.
-    expect(await deleteExpiredRefreshTokens(server.services.handle.db, clock.now())).toBeGreaterThanOrEqual(1);
+    // The sweep the service runs deletes it; it stays refused.
+    const stored = () => server.services.handle.db.selectFrom('refresh_tokens').select('expires_at').where('token_hash', '=', hashRefreshToken(session.refresh_token)).executeTakeFirst();
+    expect(await stored()).toBeDefined();
+    await server.services.users.sweep();
+    expect(await stored()).toBeUndefined();
     expect((await refresh()).body).toEqual({ error: 'invalid_grant', message: 'refresh token is not valid; sign in again' });
   });
 });

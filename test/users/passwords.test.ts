@@ -1,6 +1,6 @@
 import request from 'supertest';
 import { loadConfig } from '../../src/config';
-import { PasswordHashing, PasswordHashingBusy } from '../../src/users/passwords';
+import { MalformedPasswordHash, PasswordHashing, PasswordHashingBusy } from '../../src/users/passwords';
 import { startTestServer, type TestServer } from '../helpers/context';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { freshEmail, signUp, testEnv } from './support';
@@ -21,7 +21,7 @@ describe('password hashing under a bounded concurrency, on low-priority threads 
     expect(hash).toMatch(/^\$argon2id\$/);
     expect(await hashing.verify(hash, 'password number 0')).toBe(true);
     expect(await hashing.verify(hash, 'password number 1')).toBe(false);
-    expect(await hashing.verify('not a hash', 'x')).toBe(false);
+    await expect(hashing.verify('not a hash', 'x')).rejects.toBeInstanceOf(MalformedPasswordHash);
     await hashing.close();
   });
 

@@ -125,6 +125,50 @@ describe('verifier kit: tokens and refusals', () => {
     });
   });
 
+  describe('maxTokenAge (issue 15)', () => {
+    const iso = (seconds: number) => new Date(seconds * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    let bounded: Verifier;
+    beforeAll(() => {
+      bounded = createVerifier({ issuer: idp.issuer, audience: API, maxTokenAge: '1h' });
+    });
+
+    it('accepts a token from the token endpoint and one within the bound', async () => {
+      await expect(bounded.verifyCredential(await clientToken(idp, service))).resolves.toMatchObject({ subject: service.id, tokenType: 'client' });
+      const now = Math.floor(Date.now() / 1000);
+      await expect(bounded.verifyCredential(await idp.services.sign(claims(idp, { iat: now - 1800, nbf: now - 1800, exp: now + 1800 }), 'at+jwt'))).resolves.toMatchObject({ tokenType: 'client' });
+    });
+
+    it('refuses a token whose exp is 100 years ahead, at once', async () => {
+      const now = Math.floor(Date.now() / 1000);
+      const exp = now + 100 * 365 * 86_400;
+      const token = await idp.services.sign(claims(idp, { exp }), 'at+jwt');
+      // Without the option, only exp bounds it.
+      await expect(verifier.verifyCredential(token)).resolves.toMatchObject({ tokenType: 'client' });
+      await expect(bounded.verifyCredential(token)).rejects.toMatchObject({
+        code: 'invalid_token',
+        reason: 'lifetime',
+        status: 401,
+        error_description: `token lifetime over maxTokenAge 3600s (issued at ${iso(now)}, expires at ${iso(exp)})`,
+      });
+    });
+
+    it('refuses a token issued too long ago, and one issued in the future', async () => {
+      const now = Math.floor(Date.now() / 1000);
+      const old = await idp.services.sign(claims(idp, { iat: now - 7200, nbf: now - 7200, exp: now + 60 }), 'at+jwt');
+      await expect(bounded.verifyCredential(old)).rejects.toMatchObject({ reason: 'expired', error_description: `token too old: issued at ${iso(now - 7200)}, over maxTokenAge 3600s ago` });
+      const ahead = await idp.services.sign(claims(idp, { iat: now + 86_400, nbf: now, exp: now + 86_400 + 60 }), 'at+jwt');
+      await expect(bounded.verifyCredential(ahead)).rejects.toMatchObject({ reason: 'not_yet_valid', error_description: `token issued in the future (iat ${iso(now + 86_400)})` });
+    });
+
+    it('takes seconds or a duration, and refuses anything else when created', () => {
+      expect(() => createVerifier({ issuer: idp.issuer, audience: API, maxTokenAge: 3600 })).not.toThrow();
+      expect(() => createVerifier({ issuer: idp.issuer, audience: API, maxTokenAge: '30m' })).not.toThrow();
+      for (const bad of [0, -1, 1.5, Number.NaN, 400 * 86_400, '', '1 hour', '1y', '1e3s', '-1h']) {
+        expect(() => createVerifier({ issuer: idp.issuer, audience: API, maxTokenAge: bad })).toThrow(/maxTokenAge/);
+      }
+    });
+  });
+
   describe('refused with a precise description', () => {
     it('expired: the expiry instant, to the second', async () => {
       const exp = Math.floor(Date.now() / 1000) - 60;
@@ -143,6 +187,18 @@ describe('verifier kit: tokens and refusals', () => {
       const nbf = Math.floor(Date.now() / 1000) + 600;
       const token = await idp.services.sign(claims(idp, { nbf }), 'at+jwt');
       await refused(token, `token not valid before ${new Date(nbf * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z')}`);
+    });
+
+    it('issued in the future: iat beyond the clock tolerance, whatever exp says (issue 15)', async () => {
+      const now = Math.floor(Date.now() / 1000);
+      const iat = now + 86_400;
+      const token = await idp.services.sign(claims(idp, { iat, nbf: now, exp: iat + 300 }), 'at+jwt');
+      await refused(token, `token issued in the future (iat ${new Date(iat * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z')})`);
+      await expect(verifier.verifyCredential(token)).rejects.toMatchObject({ reason: 'not_yet_valid', status: 401 });
+      // Within the tolerance (5 s) it passes.
+      expect((await get('/any', await idp.services.sign(claims(idp, { iat: now + 2 }), 'at+jwt'))).status).toBe(200);
+      // An iat no Date can hold is still a 401, named.
+      await refused(await idp.services.sign(claims(idp, { iat: 1e300 }), 'at+jwt'), 'token issued in the future (iat 1e+300)');
     });
 
     it('another audience: a real token for another resource', async () => {

@@ -11,6 +11,7 @@ import { authorizationOpenApi } from './authorization/openapi';
 import type { Capability } from './capability';
 import { redirectUriMatches } from './clients/redirect-uris';
 import { delegates, delegationCapability } from './delegation';
+import { delegationOpenApi } from './delegation/openapi';
 import type { Config } from './config';
 import { loadMekRing, type MekProvider } from './crypto/mek';
 import { openDatabaseWithRetry, type DatabaseHandle } from './db';
@@ -340,7 +341,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
  * their grants are listed: the document is served from the moment the server listens, before start-up
  * is done, so it is assembled from these static parts rather than from the built capabilities.
  */
-const OPENAPI_FRAGMENTS: readonly OpenApiFragment[] = [clientCredentialsOpenApi, authorizationOpenApi, usersOpenApi, apiKeysOpenApi, adminOpenApi, resourcesOpenApi];
+const OPENAPI_FRAGMENTS: readonly OpenApiFragment[] = [clientCredentialsOpenApi, authorizationOpenApi, usersOpenApi, apiKeysOpenApi, delegationOpenApi, adminOpenApi, resourcesOpenApi];
 
 /** The OpenAPI document this composition serves at /openapi.json. */
 export function openApiDocument(config: Pick<Config, 'issuer'>): oas31.OpenAPIObject {

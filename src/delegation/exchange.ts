@@ -71,8 +71,7 @@ function scopesOf(scope: string): string[] {
 
 /** The users' refusal of a token (invalid, expired, revoked, signed out) as an invalid_grant; anything else is rethrown. */
 function userTokenRefusal(error: unknown): InvalidGrant {
-  const code = error instanceof ServiceError || (error instanceof Error && error.name === 'ApiError') ? (error as { code?: unknown }).code : undefined;
-  if (code === 'invalid_token' || code === 'token_expired') return new InvalidGrant(`subject_token: ${(error as Error).message}`);
+  if (error instanceof ServiceError && (error.code === 'invalid_token' || error.code === 'token_expired')) return new InvalidGrant(`subject_token: ${error.message}`);
   throw error;
 }
 

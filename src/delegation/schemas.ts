@@ -30,14 +30,3 @@ export const delegationRequest = z
       "RFC 8693. An API key as subject_token: a short-lived JWT of its owner; client credentials and actor_token are refused. A user's access token as subject_token: " +
       'a delegated token for the authenticated client (or the actor_token\'s client), whose grant_types must include the token exchange; act names the actors, outermost first.',
   });
-
-/** RFC 8693 §2.2.1 success body, for an API key and for delegation alike; never a refresh token. */
-export const tokenExchangeResponse = z
-  .object({
-    access_token: z.string().meta({ description: 'An RS256 JWT (typ at+jwt); a delegated one carries act, client_id (the new actor), sid and the subject\'s sub and tenant_id.' }),
-    issued_token_type: z.literal(ACCESS_TOKEN_TYPE),
-    token_type: z.literal('Bearer'),
-    expires_in: z.number().int().positive(),
-    scope: z.string(),
-  })
-  .meta({ id: 'TokenExchangeResponse' });

@@ -4,10 +4,6 @@ import { looksLikeJwt } from './claims';
 import { delegationGrant, type DelegationExchangeDeps } from './exchange';
 import { delegatedAccessTokens } from './tokens';
 
-export { actorChain, type ActClaim, type DelegatedAccessClaims } from './claims';
-export type { DelegationExchangeDeps, UserTokenClaims } from './exchange';
-export type { SessionState } from './tokens';
-
 /** What delegation adds: its token kind, and its half of the token-exchange grant type. */
 export interface DelegationCapability extends Capability {
   /**

@@ -96,10 +96,17 @@ async function main(): Promise<void> {
     const service = cli('clients', 'create', '--name', 'bench service', '--scope', 'read', '--audience', 'https://api.bench') as { client_id: string; client_secret: string };
     const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
 
-    const email = `bench-${crypto.randomBytes(4).toString('hex')}@example.com`;
+    // One user per connection: the sign-in limits reserve a slot per (email, address) for each attempt
+    // in flight (README "Abuse limits and the threat model"), so one user from 16 connections would be refused.
     const password = crypto.randomBytes(18).toString('base64url');
-    const signup = await fetch(`${idp.url}/auth/v1/signup`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ email, password }) });
-    if (signup.status !== 201) throw new Error(`sign-up failed with ${signup.status}`);
+    const users: string[] = [];
+    for (let i = 0; i < connections; i++) {
+      const email = `bench-${i}-${crypto.randomBytes(4).toString('hex')}@example.com`;
+      const signup = await fetch(`${idp.url}/auth/v1/signup`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ email, password }) });
+      if (signup.status !== 201) throw new Error(`sign-up failed with ${signup.status}`);
+      users.push(email);
+    }
+    const email = users[0] as string;
 
     const verifier = crypto.randomBytes(32).toString('base64url');
     const challenge = crypto.createHash('sha256').update(verifier).digest('base64url');
@@ -111,7 +118,7 @@ async function main(): Promise<void> {
       const html = await res.text();
       return { cookie: cookieOf(res), interaction: hidden(html, 'interaction'), csrf: hidden(html, 'csrf_token') };
     };
-    const formBody = (page: { interaction: string; csrf: string }) => new URLSearchParams({ interaction: page.interaction, csrf_token: page.csrf, email, password }).toString();
+    const formBody = (page: { interaction: string; csrf: string }, user = email) => new URLSearchParams({ interaction: page.interaction, csrf_token: page.csrf, email: user, password }).toString();
 
     // A browser session, signed in once through the page.
     const page = await signInPage(app.client_id);
@@ -147,8 +154,17 @@ async function main(): Promise<void> {
         requests: [{ setupRequest: (req) => ({ ...req, body: bodies[next++ % bodies.length] }) }],
       });
     };
-    const passwordRun = (requests: number) =>
-      load({ url: `${idp.url}/auth/v1/token?grant_type=password`, connections, amount: requests, method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password }) });
+    const passwordRun = (requests: number) => {
+      let next = 0;
+      return load({
+        url: `${idp.url}/auth/v1/token?grant_type=password`,
+        connections,
+        amount: requests,
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        requests: [{ setupRequest: (req) => ({ ...req, body: JSON.stringify({ email: users[next++ % users.length], password }) }) }],
+      });
+    };
     const pageRun = async (requests: number) => {
       const pages = await pool(requests, 16, () => signInPage(thirdParty.client_id));
       let next = 0;
@@ -161,8 +177,9 @@ async function main(): Promise<void> {
         requests: [
           {
             setupRequest: (req) => {
-              const one = pages[next++ % pages.length] as (typeof pages)[number];
-              return { ...req, headers: { ...req.headers, cookie: one.cookie }, body: formBody(one) };
+              const i = next++;
+              const one = pages[i % pages.length] as (typeof pages)[number];
+              return { ...req, headers: { ...req.headers, cookie: one.cookie }, body: formBody(one, users[i % users.length]) };
             },
           },
         ],

@@ -6,11 +6,10 @@ import { ServiceError } from '../errors';
 import type { Logger } from '../observability/logger';
 import { consentPage, errorPage, messagePage, signInPage, signOutPage, type ConsentItem, type Html } from '../pages';
 import { readCredentials, type Credentials } from '../users/credentials';
-import type { ApplicationSession } from '../users/repository';
 import { cookieNames, looksLikeToken, randomToken, sameHash, setCookie, tokenHash, type CookieNames } from './cookies';
-import { PageError, RedirectError, type AuthorizationErrorCode } from './errors';
+import { PageError, RedirectError } from './errors';
 import * as repo from './repository';
-import { OIDC_SCOPES, readAuthorizationRequest, type AuthorizationClient, type AuthorizationRequest, type RequestLookups, type RequestParams } from './request';
+import { readAuthorizationRequest, type AuthorizationClient, type AuthorizationRequest, type RequestLookups, type RequestParams } from './request';
 
 export const AUTHORIZE_PATH = '/oauth/authorize';
 
@@ -433,7 +432,3 @@ export function redirectHost(uri: string): string {
     return uri;
   }
 }
-
-/** The OpenID Connect scopes are requestable by every client; re-exported for discovery. */
-export { OIDC_SCOPES };
-export type { AuthorizationErrorCode, ApplicationSession };

@@ -7,13 +7,13 @@ import type { TokenVerifier } from '../tokens/verify';
 import { AuthorizationFlow, AUTHORIZE_PATH, type FlowUsers } from './flow';
 import { GRANTS_PATH, grantsRouter, type GrantsDeps } from './grants';
 import { LOGOUT_PATH, SignOut } from './logout';
-import { OIDC_SCOPES, type AuthorizationClient, type Resource } from './request';
+import type { AuthorizationClient, Resource } from './request';
 import * as repo from './repository';
 import { pageRoutes } from './routes';
 import { authorizationCodeGrant, type TokenUsers } from './tokens';
 import { USERINFO_PATH, type UserinfoUsers } from './userinfo';
 
-export { AUTHORIZE_PATH, LOGOUT_PATH, USERINFO_PATH, GRANTS_PATH, OIDC_SCOPES };
+export { AUTHORIZE_PATH, LOGOUT_PATH, USERINFO_PATH, GRANTS_PATH };
 export type { AuthorizationClient, Resource };
 
 /** What the authorization-code flow needs, and nothing more (README: "Sign-in for applications"). */

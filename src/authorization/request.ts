@@ -1,9 +1,6 @@
 import { OIDC_SCOPES } from '../oauth';
 import { PageError, RedirectError } from './errors';
 
-/** The scopes of OpenID Connect this provider grants, requestable by every authorization-code client. */
-export { OIDC_SCOPES };
-
 export type Prompt = 'none' | 'login' | 'consent';
 
 /** A client as the authorization endpoint sees it (the client cache's `Client` has these members). */

@@ -64,7 +64,8 @@ describe('migration 2026-12-06T1000-authorization-code-clients', () => {
   });
 
   it('goes down: public clients go, the old credentials rule is back', async () => {
-    const { error } = await migrator.migrateDown();
+    // Down to the migration before it (the later ones go down first).
+    const { error } = await migrator.migrateTo('2026-11-28T1200-indexes-at-scale');
     expect(error).toBeUndefined();
     expect((await raw('select id from oauth_clients order by id')).map((r) => r.id)).toEqual(['with-keys', 'with-secret']);
     await expect(raw(`update oauth_clients set jwks = null where id = 'with-keys'`)).rejects.toThrow(/oauth_clients_credentials/);

@@ -332,7 +332,14 @@ export function openApiDocument(config: Pick<Config, 'issuer'>): oas31.OpenAPIOb
  * The HTTP server of this composition, created before start-up is done so that /healthz and
  * /readyz answer while the database is awaited; it serves the composition once `composition()` has one.
  */
-export function createServer(options: { config: Config; logger: Logger; metrics: Metrics; composition: () => Composition | undefined }): http.Server {
-  const { config, logger, metrics } = options;
-  return createHttpServer({ config, logger, metrics, openapi: openApiSnapshot(config, OPENAPI_FRAGMENTS), runtime: () => options.composition()?.runtime });
+export function createServer(options: {
+  config: Config;
+  logger: Logger;
+  metrics: Metrics;
+  composition: () => Composition | undefined;
+  /** IDP_WORKERS > 1: whether every worker of the instance is ready (/readyz answers for the instance). */
+  workersReady?: () => boolean;
+}): http.Server {
+  const { config, logger, metrics, workersReady } = options;
+  return createHttpServer({ config, logger, metrics, openapi: openApiSnapshot(config, OPENAPI_FRAGMENTS), runtime: () => options.composition()?.runtime, workersReady });
 }

@@ -9,7 +9,11 @@ import { compose, createServer, type Composition } from './compose';
 import { serveCliSocket, type CliSocketServer } from './cli/remote';
 import { logNextSteps, logWelcome } from './welcome';
 
-/** config → database → migrations → keys → app → listen → scheduler (the server listens first so /healthz and /readyz answer while the database is awaited). */
+/**
+ * config → database → migrations → keys → app → scheduler. A single process listens first, so that
+ * /healthz and /readyz answer while the database is awaited; a cluster worker listens last, once it
+ * can serve (node:cluster hands connections to every worker that listens, ready or not).
+ */
 async function main(): Promise<void> {
   let config: Config;
   try {
@@ -28,13 +32,40 @@ async function main(): Promise<void> {
   const metrics = createMetrics();
   joinClusterMetrics(metrics);
 
-  // Filled in as start-up progresses; the server answers /healthz and /readyz before they exist.
+  // Filled in as start-up progresses; a single process answers /healthz and /readyz before they exist.
   const running: { services?: Composition; scheduler?: Scheduler; cliSocket?: CliSocketServer } = {};
-  const server = createServer({ config, logger, metrics, composition: () => running.services });
+  // A worker's /readyz answers for the whole instance: the primary says how many workers are ready.
+  let workersReady = 0;
+  if (cluster.isWorker) {
+    process.on('message', (message: { type?: string; ready?: unknown }) => {
+      if (message?.type === 'idp-workers-ready' && typeof message.ready === 'number') workersReady = message.ready;
+    });
+  }
+  const server = createServer({
+    config,
+    logger,
+    metrics,
+    composition: () => running.services,
+    workersReady: cluster.isWorker ? () => workersReady >= config.workers : undefined,
+  });
   server.keepAliveTimeout = 65_000;
-  await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
-  const address = server.address() as AddressInfo;
-  logWelcome(logger, config, address);
+  let address: AddressInfo | undefined;
+  const listen = async () => {
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(config.port, config.host, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (error) {
+      fatal(logger, new Error(`cannot listen on ${config.host}:${config.port} (${(error as Error).message})`));
+    }
+    address = server.address() as AddressInfo;
+    logWelcome(logger, config, address);
+  };
+  if (!cluster.isWorker) await listen();
   // In a cluster the primary owns the management listener; a single process serves its own.
   const metricsServer = cluster.isWorker ? undefined : await listenForMetrics(config, logger, () => metrics.scrape());
 
@@ -78,8 +109,12 @@ async function main(): Promise<void> {
   running.scheduler = startScheduler({ ...services, rotationCron: config.rotationCron });
   // Embedded PGlite only: `idp` commands run here while this process holds the data directory.
   running.cliSocket = await serveCliSocket(services);
+  if (cluster.isWorker) {
+    if (stopping) return;
+    await listen();
+  }
   logger.info({ kid: services.keys.current.kid }, 'ready');
-  if (terminal) logNextSteps(logger, address);
+  if (terminal && address) logNextSteps(logger, address);
   process.send?.({ type: 'idp-ready' });
 }
 
@@ -87,10 +122,11 @@ async function main(): Promise<void> {
  * IDP_WORKERS > 1 (Postgres only): the primary process only supervises. Each worker is a whole
  * instance — the same start-up order, its own key cache, client cache and LISTEN connection, its
  * own rotation schedule (the advisory lock makes concurrent checks change the state once) — and
- * they share the listening socket through node:cluster. A worker that dies after it was ready is
- * replaced; one that cannot start stops everything with its exit code (a configuration or MEK
- * problem would only repeat). SIGTERM/SIGINT are passed on and each worker drains as a single
- * process would.
+ * they share the listening socket through node:cluster, each joining it only once ready. A worker
+ * that dies after it was ready is replaced; one that cannot start stops everything with its exit
+ * code (a configuration or MEK problem would only repeat). Every change of the ready count is sent
+ * to every worker, whose /readyz is 503 while fewer than IDP_WORKERS are ready. SIGTERM/SIGINT are
+ * passed on and each worker drains as a single process would.
  */
 async function supervise(config: Config, logger: Logger): Promise<void> {
   for (const warning of configWarnings(config)) logger.warn(warning);
@@ -100,17 +136,25 @@ async function supervise(config: Config, logger: Logger): Promise<void> {
   let stopping = false;
   let restartDelayMs = 250;
 
+  // A worker on its way out may have lost its channel already: the callback takes that error.
+  const announce = () => {
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.send({ type: 'idp-workers-ready', ready: ready.size }, () => undefined);
+  };
+
   const fork = () => {
     const worker = cluster.fork();
     worker.on('message', (message: { type?: string }) => {
       if (message?.type !== 'idp-ready') return;
       ready.add(worker.id);
       restartDelayMs = 250;
+      logger.info({ pid: worker.process.pid, ready: ready.size, workers: config.workers }, 'worker ready');
+      announce();
     });
   };
 
   cluster.on('exit', (worker, code, signal) => {
     const wasReady = ready.delete(worker.id);
+    if (wasReady) announce();
     if (stopping) {
       if (Object.keys(cluster.workers ?? {}).length === 0) {
         metricsServer?.close();

@@ -1,5 +1,5 @@
 import type { Router } from 'express';
-import { parseInput as parse } from '../http/api-error';
+import { parseInput as parse } from '../http/input';
 import { auditView, listAudit } from './audit';
 import { auditQuery } from './schemas';
 import { pageStart, type Guard } from './http';

@@ -15,7 +15,8 @@ import {
   setClientKeys,
   type ClientKeysInput,
 } from '../clients/service';
-import { ApiError, parseInput as parse } from '../http/api-error';
+import { ApiError } from '../http/api-error';
+import { parseInput as parse } from '../http/input';
 import { createClientBody, patchClientBody, rotateSecretBody } from './schemas';
 import { clientError, change, type Guard } from './http';
 

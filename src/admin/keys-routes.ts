@@ -1,5 +1,5 @@
 import type { Router } from 'express';
-import { parseInput as parse } from '../http/api-error';
+import { parseInput as parse } from '../http/input';
 import { keyView } from '../keys/view';
 import { revokeKeyBody, rotateKeysBody } from './schemas';
 import { keyError, type Guard } from './http';

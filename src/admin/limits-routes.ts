@@ -1,5 +1,6 @@
 import type { Router } from 'express';
-import { ApiError, requestId } from '../http/api-error';
+import { ApiError } from '../http/api-error';
+import { requestId } from '../http/request';
 import { blockView, clearBlock, isLimitKey } from '../ratelimit/operators';
 import { type Guard } from './http';
 

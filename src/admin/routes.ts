@@ -1,5 +1,8 @@
 import { Router, type Request, type Response } from 'express';
-import { ApiError, apiErrorHandler, bearerToken, checkQuery, readJsonBody, withRequestId } from '../http/api-error';
+import { ApiError, apiErrorHandler } from '../http/api-error';
+import { withRequestId } from '../http/request';
+import { bearerToken, checkQuery } from '../http/input';
+import { readJsonBody } from '../http/json-body';
 import type { Logger } from '../observability/logger';
 import type { Permission } from './permissions';
 import { allows } from './tokens';

@@ -1,7 +1,8 @@
 import crypto from 'node:crypto';
 import { quoted } from '../text';
 import type { Router } from 'express';
-import { ApiError, parseInput as parse } from '../http/api-error';
+import { ApiError } from '../http/api-error';
+import { parseInput as parse } from '../http/input';
 import { createTenant, findTenant, listTenants, setTenantDisabled, tenantView } from '../tenants/repository';
 import { createTenantBody } from './schemas';
 import { tenantError, audit, type Guard } from './http';

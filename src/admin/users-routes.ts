@@ -1,7 +1,9 @@
 import type { Router } from 'express';
 import { quoted } from '../text';
 import { recordAudit } from '../audit';
-import { ApiError, requestId, parseInput as parse } from '../http/api-error';
+import { ApiError } from '../http/api-error';
+import { requestId } from '../http/request';
+import { parseInput as parse } from '../http/input';
 import { findTenant } from '../tenants/repository';
 import { findUser, listUsers, publicUser, revokeUserSessions, updateUser } from '../users/repository';
 import { normaliseEmail } from '../users/credentials';

@@ -1,5 +1,7 @@
 import { Router, type Request, type Response } from 'express';
-import { ApiError, requestId, parseInput as parse } from '../http/api-error';
+import { ApiError } from '../http/api-error';
+import { requestId } from '../http/request';
+import { parseInput as parse } from '../http/input';
 import { apiKeyError, exactMount, keyIdParam, pageCursor, requestedExpiry } from './http';
 import { adminCreateApiKeyBody, adminListApiKeysQuery, revokeApiKeyBody } from './schemas';
 import type { ApiKeyOwner, ApiKeys } from './service';

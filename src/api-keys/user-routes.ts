@@ -1,5 +1,8 @@
 import { Router, type Request, type Response } from 'express';
-import { ApiError, apiErrorHandler, bearerToken, readJsonBody, requestId, withRequestId, checkQueryText, parseInput as parse } from '../http/api-error';
+import { ApiError, apiErrorHandler } from '../http/api-error';
+import { requestId, withRequestId } from '../http/request';
+import { readJsonBody } from '../http/json-body';
+import { bearerToken, checkQueryText, parseInput as parse } from '../http/input';
 import type { Logger } from '../observability/logger';
 import { apiKeyError, exactMount, keyIdParam, pageCursor, requestedExpiry } from './http';
 import { userCreateApiKeyBody, userListApiKeysQuery } from './schemas';

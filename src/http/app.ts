@@ -34,6 +34,8 @@ export interface AppContext {
   openapi: OpenApiSnapshot;
   /** Undefined while the database is awaited. */
   runtime(): AppRuntime | undefined;
+  /** IDP_WORKERS > 1 only: whether every worker of this instance is ready, as the primary last said. */
+  workersReady?(): boolean;
 }
 
 const STARTING = { error: 'temporarily_unavailable', message: 'the service is starting; retry in a second' };
@@ -56,8 +58,11 @@ export function createApp(context: AppContext): express.Express {
 
   app.get('/readyz', async (_req, res) => {
     const { database, signingKey } = (await context.runtime()?.readiness()) ?? { database: false, signingKey: false };
-    const ready = database && signingKey;
-    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks: { database, signing_key: signingKey } });
+    // A worker answers for the whole instance: not ready while another one is starting or restarting.
+    const workers = context.workersReady?.();
+    const ready = database && signingKey && workers !== false;
+    const checks = workers === undefined ? { database, signing_key: signingKey } : { database, signing_key: signingKey, workers };
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks });
   });
 
   // The OpenAPI document (src/http/openapi.ts), generated once from the routes' zod schemas. Public

@@ -74,7 +74,7 @@ function corePaths(fragments: readonly OpenApiFragment[]): ZodOpenApiPathsObject
       get: {
         tags: ['Health'],
         operationId: 'getReadiness',
-        summary: 'Readiness: the database answers within 1 s and a current signing key is loaded',
+        summary: 'Readiness: the database answers within 1 s, a current signing key is loaded and, with IDP_WORKERS > 1, every worker is ready',
         responses: { 200: ok('Ready.', readinessBody), 503: ok('Not ready; checks says what is missing.', readinessBody) },
       },
     },

@@ -30,6 +30,7 @@ export const readinessBody = z
     checks: z.object({
       database: z.boolean().meta({ description: 'the database answered within 1 s' }),
       signing_key: z.boolean().meta({ description: 'a current signing key is loaded' }),
+      workers: z.boolean().optional().meta({ description: 'IDP_WORKERS > 1 only: every worker process of the instance is ready' }),
     }),
   })
   .meta({ id: 'Readiness' });

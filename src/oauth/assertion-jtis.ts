@@ -1,6 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/schema';
 import { deleteInBatches } from '../db/sweep';
+import { textProblem } from '../text';
 
 /**
  * The replay guard of client assertions (README: "private_key_jwt"): a `jti` is accepted once per client until its
@@ -9,6 +10,37 @@ import { deleteInBatches } from '../db/sweep';
 
 /** The longest `jti` accepted (a UUID is 36 characters; openid-client sends 43). */
 export const MAX_JTI_LENGTH = 256;
+
+/**
+ * A `jti` the store will not record: empty, over MAX_JTI_LENGTH characters, or text Postgres cannot
+ * hold (a NUL character; a lone surrogate, which would be stored as U+FFFD and never match again).
+ * The assertion carrying it is invalid (`message` is the cause, for the log only).
+ */
+export class UnrecordableJti extends Error {
+  readonly code = 'ERR_UNRECORDABLE_JTI';
+  constructor(message: string) {
+    super(message);
+    this.name = 'UnrecordableJti';
+  }
+}
+
+/** Why `jti` cannot be recorded, or undefined when it can. */
+export function jtiProblem(jti: string): string | undefined {
+  if (jti === '') return 'jti is empty';
+  if (jti.length > MAX_JTI_LENGTH) return `jti is over ${MAX_JTI_LENGTH} characters`;
+  const problem = textProblem(jti);
+  return problem === undefined ? undefined : `jti ${problem}`;
+}
+
+/**
+ * A statement the database refused because of a value in it, rather than because it could not run:
+ * SQLSTATE class 22 (data exception), 23 (integrity constraint) or 54 (program limit, e.g. an index
+ * row too large). Such a failure belongs to one row of a batch; a lost connection belongs to all.
+ */
+function isRowError(error: unknown): boolean {
+  const code = error !== null && typeof error === 'object' ? (error as { code?: unknown }).code : undefined;
+  return typeof code === 'string' && /^(22|23|54)[0-9A-Z]{3}$/.test(code);
+}
 
 /** One accepted assertion's replay guard: its client, its `jti`, and until when a replay must be refused. */
 export interface AssertionJti {
@@ -71,8 +103,14 @@ export class AssertionJtiStore {
     private readonly now: () => Date,
   ) {}
 
-  /** True when this `jti` is new for this client (it is now recorded until `expiresAt`); false for a replay. */
+  /**
+   * True when this `jti` is new for this client (it is now recorded until `expiresAt`); false for a
+   * replay. Rejects with UnrecordableJti for a `jti` that may not be stored (checked before it joins
+   * a batch, so it never reaches the database), and with the database's error when it is unreachable.
+   */
   record(clientId: string, jti: string, expiresAt: Date): Promise<boolean> {
+    const problem = jtiProblem(jti);
+    if (problem !== undefined) return Promise.reject(new UnrecordableJti(problem));
     return new Promise((resolve, reject) => {
       this.waiting.push({ clientId, jti, expiresAt, resolve, reject });
       if (this.inFlight < MAX_IN_FLIGHT) void this.flush();
@@ -91,15 +129,37 @@ export class AssertionJtiStore {
           else distinct.set(keyOf(entry), entry);
         }
         for (const entry of repeated) entry.resolve(false);
-        try {
-          const fresh = await recordBatch(this.db, [...distinct.values()], this.now());
-          for (const [key, entry] of distinct) entry.resolve(fresh.has(key));
-        } catch (error) {
-          for (const entry of distinct.values()) entry.reject(error);
-        }
+        await this.recordIsolating([...distinct.values()]);
       }
     } finally {
       this.inFlight--;
+    }
+  }
+
+  /**
+   * Records distinct entries in one statement. Should the database refuse it because of a value
+   * (isRowError), the batch is halved and each half tried again, down to the one row at fault, which
+   * alone is refused (UnrecordableJti): the other rows, of any client, are recorded as usual, for
+   * about 2·log2(n) more statements per bad row. Any other failure (the database unreachable) is
+   * every remaining row's.
+   */
+  private async recordIsolating(entries: Waiting[]): Promise<void> {
+    const parts = [entries];
+    for (let part = parts.pop(); part !== undefined; part = parts.pop()) {
+      try {
+        const fresh = await recordBatch(this.db, part, this.now());
+        for (const entry of part) entry.resolve(fresh.has(keyOf(entry)));
+      } catch (error) {
+        if (!isRowError(error)) {
+          for (const entry of [part, ...parts.splice(0)].flat()) entry.reject(error);
+        } else if (part.length === 1) {
+          const code = (error as { code: string }).code;
+          (part[0] as Waiting).reject(new UnrecordableJti(`the database refused to record it (SQLSTATE ${code})`));
+        } else {
+          const middle = Math.ceil(part.length / 2);
+          parts.push(part.slice(middle), part.slice(0, middle));
+        }
+      }
     }
   }
 }

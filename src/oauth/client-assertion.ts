@@ -1,7 +1,6 @@
 import { compactVerify, decodeJwt, decodeProtectedHeader } from 'jose';
 import { CLIENT_ASSERTION_ALGORITHMS, type ClientKey } from '../clients/jwks';
 import type { Client } from '../clients/repository';
-import { MAX_JTI_LENGTH } from './assertion-jtis';
 import { ClientKeysUnavailable, type ClientKeys } from './client-keys';
 
 /** RFC 7523 §2.2: the one `client_assertion_type` accepted. */
@@ -65,7 +64,7 @@ const ALGORITHMS: readonly string[] = CLIENT_ASSERTION_ALGORITHMS;
  *   endpoint URL or the URL of the endpoint called;
  * - `exp` present, not past (beyond the tolerance) and at most 5 minutes ahead (plus the tolerance);
  *   `iat` and `nbf`, when present, not in the future beyond the tolerance;
- * - `jti` present, a string of 1 to 256 characters.
+ * - `jti` present, a non-empty string (the replay store refuses one it cannot record).
  */
 export class ClientAssertionVerifier {
   constructor(private readonly options: ClientAssertionVerifierOptions) {}
@@ -142,8 +141,8 @@ export class ClientAssertionVerifier {
       if (typeof nbf !== 'number' || !Number.isFinite(nbf)) throw new AssertionRefused('nbf is not a number');
       if (nbf > now + tolerance) throw new AssertionRefused(`nbf ${iso(nbf)} is in the future (now ${iso(now)}, tolerance ${tolerance}s)`);
     }
+    // What a jti may hold (length, storable text) is the replay store's to judge: src/oauth/assertion-jtis.ts.
     if (typeof jti !== 'string' || jti === '') throw new AssertionRefused('jti is missing');
-    if (jti.length > MAX_JTI_LENGTH) throw new AssertionRefused(`jti is over ${MAX_JTI_LENGTH} characters`);
     return { jti, replayGuardUntil: new Date(Math.ceil(exp + tolerance) * 1000) };
   }
 }

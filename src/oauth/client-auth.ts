@@ -3,6 +3,7 @@ import { ISSUED_CLIENT_ID, PRESENTED_CLIENT_ID } from '../clients/client-id';
 import type { Client } from '../clients/repository';
 import { hashClientSecret } from '../clients/secret';
 import { fingerprint, type AbuseLimits } from '../ratelimit/policies';
+import { UnrecordableJti } from './assertion-jtis';
 import { AssertionRefused, assertionClientId, JWT_BEARER_ASSERTION_TYPE, type ClientAssertionVerifier } from './client-assertion';
 import { InvalidClient, InvalidRequest, TemporarilyUnavailable, TooManyFailures } from './errors';
 import type { FormParams } from './form';
@@ -100,7 +101,7 @@ export interface ClientAuthenticatorOptions {
   assertions: ClientAssertionVerifier;
   /**
    * Records an accepted assertion's `jti` until `until`; false for a replay (src/oauth/assertion-jtis.ts).
-   * Rejects when the database cannot be reached.
+   * Rejects with UnrecordableJti for a `jti` it may not store, otherwise when the database cannot be reached.
    */
   recordJti(clientId: string, jti: string, until: Date): Promise<boolean>;
   now: () => Date;
@@ -180,6 +181,10 @@ export class ClientAuthenticator {
     try {
       fresh = await this.options.recordJti(client.id, accepted.jti, accepted.replayGuardUntil);
     } catch (error) {
+      // A jti that cannot be recorded makes the assertion invalid: a counted failure, never a 503 that invites retries.
+      if (error instanceof UnrecordableJti) {
+        return this.fail(address, client.id, new InvalidClient('client authentication failed', `client assertion of ${client.id} refused: ${error.message}`));
+      }
       throw new TemporarilyUnavailable('the assertion replay guard is unreachable; retry shortly', `jti store: ${(error as Error).message}`);
     }
     if (!fresh) return this.fail(address, client.id, new InvalidClient('client authentication failed', `client assertion of ${client.id} replayed (jti already used)`));

@@ -1,6 +1,7 @@
 import { Router, type NextFunction, type Request, type Response } from 'express';
 import { ServiceError } from '../errors';
-import { requestId, parseInput as parse } from '../http/api-error';
+import { requestId } from '../http/request';
+import { parseInput as parse } from '../http/input';
 import type { Resources } from './service';
 import { createResourceBody } from './schemas';
 import { resourceView } from './view';

@@ -1,5 +1,8 @@
 import { Router, type Request, type Response } from 'express';
-import { ApiError, apiErrorHandler, bearerToken, checkQueryText, jsonBody, requestId, withRequestId } from '../http/api-error';
+import { ApiError, apiErrorHandler } from '../http/api-error';
+import { requestId, withRequestId } from '../http/request';
+import { bearerToken, checkQueryText } from '../http/input';
+import { jsonBody } from '../http/json-body';
 import type { Logger } from '../observability/logger';
 import { readCredentials } from './credentials';
 import { publicUser } from './repository';

@@ -212,7 +212,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
       sign,
       verifier,
       settings: config,
-      client: async (id) => oauth.clients.get(id),
+      client: (id) => oauth.client(id),
       redirectUriMatches,
       resource: (url) => resources.service.get(url),
       users,
@@ -280,7 +280,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
         return {
           issuer: config.issuer,
           jwks_uri: `${config.issuer}/.well-known/jwks.json`,
-          ...oauthMetadata(config.issuer, scopes, registry.grantTypes()),
+          ...oauthMetadata(config.issuer, scopes, registry.grantTypes(), config.clientIdMetadataDocuments),
           ...Object.assign({}, ...capabilities.map((c) => c.discovery?.() ?? {})),
         };
       },

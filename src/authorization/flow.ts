@@ -172,6 +172,8 @@ export class AuthorizationFlow {
       scopes: request.scopes.map(scopeOf),
       resources: request.resources.map((url, i) => ({ text: resources[i]?.name ?? url, code: url })),
       ...(client.registeredBy !== 'operator' && { unvetted: client.registeredBy }),
+      // Its id is the URL of its document: the host (with its port) is who vouches for the name above.
+      ...(client.registeredBy === 'metadata_document' && { documentHost: new URL(client.id).host }),
       userEmail: user.email,
     };
   }

@@ -96,7 +96,7 @@ export async function readAuthorizationRequest(params: RequestParams, lookups: R
   if (clientId === undefined) throw new PageError('The application did not say who it is (client_id is missing).');
   if (clientId.length > MAX.clientId) throw new PageError('The application is not known here (client_id).');
   const client = await lookups.client(clientId);
-  if (!client) throw new PageError('The application is not known here (unknown client_id).', 400, `unknown client`);
+  if (!client) throw new PageError('The application is not known here (unknown client_id, or its client metadata document could not be used).', 400, `unknown client`);
   if (client.disabledAt !== null || client.tenantDisabled) throw new PageError('This application has been disabled.', 400, `client ${client.id} disabled`);
   const sentRedirect = params.get('redirect_uri');
   let redirectUri: string;
@@ -221,12 +221,14 @@ function isAbsoluteWithoutFragment(text: string): boolean {
 
 /**
  * The scopes to grant. The OpenID Connect scopes always may be asked for; any other must belong to
- * a requested resource and, for an operator-created client, be among its allowed scopes. Without
+ * a requested resource and, for an operator-created client or a self-registered one that registered
+ * a `scope`, be among its scopes. Without
  * `scope`, the requested resources' scopes that the client may have.
  */
 function readScopes(text: string | undefined, client: AuthorizationClient, resources: Resource[]): string[] {
   const offered = new Set(resources.flatMap((r) => [...r.scopes]));
-  const clientAllows = (scope: string) => client.registeredBy !== 'operator' || client.scopes.includes(scope);
+  // A self-registered client is held to the scope it registered (RFC 7591 `scope`, or its metadata document's), when it gave one.
+  const clientAllows = (scope: string) => (client.registeredBy !== 'operator' && client.scopes.length === 0) || client.scopes.includes(scope);
   if (text === undefined) return [...offered].filter(clientAllows);
   if (text.length > MAX.scope) throw new RedirectError('invalid_scope', `scope is over ${MAX.scope} characters`);
   const scopes = [...new Set(text.split(' ').filter((s) => s !== ''))];

@@ -164,6 +164,11 @@ const SETTINGS = {
    * by this setting, not by the number of clients.
    */
   clientCacheSize: (env) => integer(env, 'IDP_CLIENT_CACHE_SIZE', 10_000, 1, 10_000_000),
+  /**
+   * `IDP_CLIENT_ID_METADATA_DOCUMENTS`, `on` (default) or `off`: whether a `client_id` that is a URL
+   * is fetched as a client ID metadata document (README: "Client ID Metadata Documents").
+   */
+  clientIdMetadataDocuments: (env) => oneOf(env, 'IDP_CLIENT_ID_METADATA_DOCUMENTS', ['on', 'off'] as const, 'on', (text) => text === 'on'),
   /** `IDP_ACCESS_TOKEN_TTL`, default 1h. */
   accessTokenTtlMs: (env) => duration(env, 'IDP_ACCESS_TOKEN_TTL', HOUR),
   /** `IDP_REFRESH_TOKEN_TTL`, default 7d. */

@@ -157,7 +157,7 @@ function sameAsStored(client: Client, doc: MetadataDocument): boolean {
   );
 }
 
-async function storeDocumentClient(db: Kysely<Database>, id: string, doc: MetadataDocument, now: Date): Promise<boolean> {
+async function storeDocumentClient(db: Kysely<Database>, id: string, doc: MetadataDocument, audience: string, now: Date): Promise<boolean> {
   const fields = {
     name: doc.name,
     scopes: JSON.stringify(doc.scopes),
@@ -177,7 +177,8 @@ async function storeDocumentClient(db: Kysely<Database>, id: string, doc: Metada
       secret_hash: null,
       previous_secret_hash: null,
       previous_secret_expires_at: null,
-      audiences: JSON.stringify([]),
+      // Unused for such a client (it may ask for registered resources only); the column needs one.
+      audiences: JSON.stringify([audience]),
       tenant_id: null,
       token_ttl_seconds: null,
       disabled_at: null,
@@ -195,6 +196,8 @@ export interface MetadataDocumentClientsOptions extends MetadataDocumentRules {
   db: Kysely<Database>;
   /** The client cache: the row, fresh through its notifications; `forget` after the row was written. */
   clients: { get(id: string): Client | undefined | Promise<Client | undefined>; forget(id: string): void };
+  /** IDP_CLIENT_AUDIENCE: the row's audience (a client row holds at least one). */
+  defaultAudience: string;
   /** IDP_CLIENT_CACHE_SIZE: the most documents whose freshness is remembered. */
   maxEntries: number;
   logger: Logger;
@@ -281,7 +284,7 @@ export class MetadataDocumentClients {
     const stored = await this.options.clients.get(id);
     if (stored && stored.registeredBy !== 'metadata_document') throw new MetadataDocumentRefused(`client ${id} exists and was not registered by a metadata document`);
     if (!stored || !sameAsStored(stored, doc)) {
-      await storeDocumentClient(this.options.db, id, doc, this.options.now());
+      await storeDocumentClient(this.options.db, id, doc, this.options.defaultAudience, this.options.now());
       this.options.clients.forget(id);
     }
     const now = this.options.now().getTime();

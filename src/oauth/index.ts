@@ -61,7 +61,7 @@ export async function startOAuth(deps: OAuthDeps): Promise<OAuthServices> {
     now,
   });
   const documents = config.clientIdMetadataDocuments
-    ? new MetadataDocumentClients({ db: handle.db, clients, maxEntries: config.clientCacheSize, production: config.production, logger, now })
+    ? new MetadataDocumentClients({ db: handle.db, clients, defaultAudience: config.clientDefaultAudience, maxEntries: config.clientCacheSize, production: config.production, logger, now })
     : undefined;
   const documentClient = documents && ((id: string) => documents.resolve(id));
   const client = async (id: string) => {

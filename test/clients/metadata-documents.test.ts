@@ -108,14 +108,15 @@ describe('Client ID Metadata Documents', () => {
       expect(token.body.access_token).toEqual(expect.any(String));
     });
     const stored = await findClient(handle.db, id);
-    expect(stored).toMatchObject({ registeredBy: 'metadata_document', firstParty: false, tokenEndpointAuthMethod: 'none', grantTypes: ['authorization_code', 'refresh_token'] });
+    expect(stored).toMatchObject({ registeredBy: 'metadata_document', firstParty: false, tokenEndpointAuthMethod: 'none', grantTypes: ['authorization_code'] });
+    // client_credentials, asked for, was dropped.
     // Cache-Control max-age=600: the authorize request, the page's post and the token request used one fetch.
     expect(host.hits.get(path)).toBe(1);
   });
 
   it('a private_key_jwt client by its document authenticates with its keys, and never gets client_credentials', async () => {
     const key = testKey('ES256');
-    const id = publish((clientId) => ({ client_id: clientId, redirect_uris: [callback.url], token_endpoint_auth_method: 'private_key_jwt', jwks: jwksOf(key), grant_types: ['client_credentials', 'authorization_code'] }));
+    const id = publish((clientId) => ({ client_id: clientId, redirect_uris: [callback.url], token_endpoint_auth_method: 'private_key_jwt', jwks: jwksOf(key), grant_types: ['client_credentials', 'authorization_code', 'refresh_token'] }));
     const tokenRequest = async (grant: Record<string, string>) =>
       request(server.url)
         .post('/oauth/token')

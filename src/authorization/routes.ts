@@ -1,5 +1,6 @@
 import { Router, type Request, type Response } from 'express';
-import { checkQuery, requestId } from '../http/api-error';
+import { checkQuery } from '../http/input';
+import { requestId } from '../http/request';
 import type { Logger } from '../observability/logger';
 import { MAX_BODY_BYTES } from '../oauth/form';
 import { errorPage, sendPage, STYLESHEET, STYLESHEET_PATH } from '../pages';

@@ -51,6 +51,8 @@ export interface FlowDeps {
   users: FlowUsers;
   lookups: RequestLookups;
   settings: FlowSettings;
+  /** A code counts as a use of its client (what the sweep of unused dynamically registered clients reads). */
+  recordClientUse?(clientId: string): void;
 }
 
 /** A browser session usable now, with its user. */
@@ -389,6 +391,7 @@ export class AuthorizationFlow {
       now,
       expiresAt: new Date(now.getTime() + this.deps.settings.authCodeTtlMs),
     });
+    this.deps.recordClientUse?.(client.id);
     return code;
   }
 

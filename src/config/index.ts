@@ -222,6 +222,20 @@ const SETTINGS = {
       windowMs: duration(env, 'IDP_SIGNUP_WINDOW', HOUR),
     }),
   /**
+   * `IDP_DYNAMIC_REGISTRATION`, default `off`: RFC 7591 registration at POST /oauth/register (README
+   * "Dynamic client registration"): `off` (404), `token` (an initial access token: an admin token
+   * with `clients:register`) or `open` (anyone, within the registration limit).
+   */
+  dynamicRegistration: (env) => oneOf(env, 'IDP_DYNAMIC_REGISTRATION', ['off', 'token', 'open'] as const, 'off', (text) => text),
+  /** `IDP_DYNAMIC_CLIENT_TTL`, default 30d: a dynamically registered client not used for this long is deleted by the sweep. */
+  dynamicClientTtlMs: (env) => duration(env, 'IDP_DYNAMIC_CLIENT_TTL', 30 * DAY),
+  /** Registration limit, every registration counted: `IDP_REGISTRATIONS_PER_IP` (20) per `IDP_REGISTRATION_WINDOW` (1h). */
+  registrationLimits: (env) =>
+    Object.freeze({
+      perIp: integer(env, 'IDP_REGISTRATIONS_PER_IP', 20, 1, 1_000_000),
+      windowMs: duration(env, 'IDP_REGISTRATION_WINDOW', HOUR),
+    }),
+  /**
    * Password hashing (argon2id) under a bounded concurrency, so floods never starve the token
    * endpoint: `IDP_PASSWORD_HASH_CONCURRENCY` (1 per process) hashes at once, at most
    * `IDP_PASSWORD_HASH_QUEUE` (32) waiting; past it, 503 with Retry-After.

@@ -172,6 +172,7 @@ export const authorizationServerMetadataBody = z
     prompt_values_supported: z.array(z.string()),
     request_parameter_supported: z.literal(false),
     request_uri_parameter_supported: z.literal(false),
+    registration_endpoint: z.string().optional().meta({ description: 'RFC 7591 dynamic client registration, when IDP_DYNAMIC_REGISTRATION is token or open.' }),
   })
   .meta({ id: 'AuthorizationServerMetadata', description: 'RFC 8414, and OpenID Connect Discovery 1.0 (the same document at both addresses).' });
 

@@ -8,8 +8,8 @@ import { quoted } from '../text';
  *
  * - `https` only in production (`http` is accepted outside production, for tests and development);
  *   no user info, no fragment, at most 2048 characters.
- * - In production no private, loopback, link-local or otherwise reserved destination: a literal
- *   address is checked at registration and before the request, a host name at every connection.
+ * - In production no destination in any IANA special-purpose range (src/clients/special-purpose-addresses.ts):
+ *   a literal address is checked at registration and before the request, a host name at every connection.
  * - One request: a 2 s deadline over everything (resolution, connection, headers, body), at most
  *   64 KiB of body (counted as it streams, and cut), redirects never followed (a 3xx is a refusal).
  */

@@ -2,6 +2,7 @@ import dns from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
+import { describeSpecialPurpose, isPublicAddress } from './special-purpose-addresses';
 
 /**
  * The one way the server fetches a URL a client gave it (a `jwks_uri`, a client ID metadata
@@ -11,64 +12,11 @@ import net from 'node:net';
  * - One GET: a deadline over everything (resolution, connection, headers, body), a body cap (counted
  *   as it streams, and cut), redirects never followed (a 3xx is a refusal), only 200 accepted, the
  *   body parsed as JSON; the answer's `Cache-Control` max-age is handed back for the caller's cache.
- * - In production no private, loopback, link-local or otherwise reserved destination: the caller
- *   checks a literal address before the request (`isPublicAddress`), and a host name is checked at
+ * - In production no destination in any IANA special-purpose range (src/clients/special-purpose-addresses.ts):
+ *   the caller checks a literal address before the request (`productionHostRefusal`), and a host name is checked at
  *   every connection, on every address it resolves to, inside the socket's own lookup (so a name
  *   cannot resolve to a public address for the check and to 127.0.0.1 for the connection).
  */
-
-/**
- * Special-purpose ranges (RFC 6890 and its updates) that may never be reached in production, one
- * list per family: Node's BlockList matches an IPv4 address against IPv6 rules as its mapped form,
- * so `::ffff:0:0/96` in a shared list would match every IPv4 address.
- * Seam: the IANA special-purpose address registry, as a table of its own, replaces these two lists
- * here and nowhere else (`isPublicAddress` is the only reader).
- */
-const RESERVED_V4 = new net.BlockList();
-const RESERVED_V6 = new net.BlockList();
-for (const [network, prefix] of [
-  ['0.0.0.0', 8], // "this network"
-  ['10.0.0.0', 8], // private
-  ['100.64.0.0', 10], // carrier-grade NAT
-  ['127.0.0.0', 8], // loopback
-  ['169.254.0.0', 16], // link-local (cloud metadata services live here)
-  ['172.16.0.0', 12], // private
-  ['192.0.0.0', 24], // IETF protocol assignments
-  ['192.0.2.0', 24], // documentation
-  ['192.88.99.0', 24], // 6to4 relay anycast
-  ['192.168.0.0', 16], // private
-  ['198.18.0.0', 15], // benchmarking
-  ['198.51.100.0', 24], // documentation
-  ['203.0.113.0', 24], // documentation
-  ['224.0.0.0', 4], // multicast
-  ['240.0.0.0', 4], // reserved, and broadcast
-] as const) {
-  RESERVED_V4.addSubnet(network, prefix, 'ipv4');
-}
-for (const [network, prefix] of [
-  ['::', 128], // unspecified
-  ['::1', 128], // loopback
-  ['::ffff:0:0', 96], // IPv4-mapped: would reach any IPv4 address, private ones included
-  ['64:ff9b::', 96], // NAT64
-  ['64:ff9b:1::', 48], // local NAT64
-  ['100::', 64], // discard
-  ['2001::', 23], // IETF protocol assignments (Teredo among them)
-  ['2001:db8::', 32], // documentation
-  ['2002::', 16], // 6to4: embeds any IPv4 address
-  ['fc00::', 7], // unique local
-  ['fe80::', 10], // link-local
-  ['fec0::', 10], // site-local (deprecated)
-  ['ff00::', 8], // multicast
-] as const) {
-  RESERVED_V6.addSubnet(network, prefix, 'ipv6');
-}
-
-/** True for an address a production server may fetch from: not private, loopback, link-local or reserved. */
-export function isPublicAddress(address: string): boolean {
-  const family = net.isIP(address);
-  if (family === 0) return false;
-  return family === 4 ? !RESERVED_V4.check(address, 'ipv4') : !RESERVED_V6.check(address, 'ipv6');
-}
 
 /** The host of a URL as an address or name (IPv6 literals without their brackets). */
 export function hostOf(url: URL): string {
@@ -78,8 +26,10 @@ export function hostOf(url: URL): string {
 /** Why a URL's host may not be fetched in production (a literal reserved address, localhost), or undefined. */
 export function productionHostRefusal(url: URL): string | undefined {
   const host = hostOf(url);
-  if (net.isIP(host) !== 0 && !isPublicAddress(host)) return `${host}: a private, loopback or reserved address`;
-  if (host === 'localhost' || host.endsWith('.localhost')) return 'localhost';
+  if (net.isIP(host) !== 0 && !isPublicAddress(host)) return `${describeSpecialPurpose(host)}: a private, loopback or reserved address`;
+  // `localhost.` is the same name (a trailing dot only makes it absolute).
+  const name = host.toLowerCase().replace(/\.$/, '');
+  if (name === 'localhost' || name.endsWith('.localhost')) return 'localhost';
   return undefined;
 }
 
@@ -116,7 +66,7 @@ const publicOnlyLookup: net.LookupFunction = (hostname, options, callback) => {
     if (error) return (callback as (error: Error) => void)(error);
     const refused = addresses.find((a) => !isPublicAddress(a.address));
     if (addresses.length === 0 || refused) {
-      const why = refused ? `${hostname} resolves to ${refused.address}, a private, loopback or reserved address` : `${hostname} has no address`;
+      const why = refused ? `${hostname} resolves to ${describeSpecialPurpose(refused.address)}, a private, loopback or reserved address` : `${hostname} has no address`;
       return (callback as (error: Error) => void)(Object.assign(new Error(why), { code: 'ERR_PRIVATE_ADDRESS' }));
     }
     if (options.all) return (callback as (error: null, addresses: dns.LookupAddress[]) => void)(null, addresses);

@@ -12,6 +12,7 @@ import type { Capability } from './capability';
 import { redirectUriMatches } from './clients/redirect-uris';
 import { delegates, delegationCapability } from './delegation';
 import { delegationOpenApi } from './delegation/openapi';
+import { clientPolicy } from './clients/service';
 import type { Config } from './config';
 import { loadMekRing, type MekProvider } from './crypto/mek';
 import { openDatabaseWithRetry, type DatabaseHandle } from './db';
@@ -37,6 +38,8 @@ import { createOAuthRegistry, grantPerRequest, type OAuthRegistry } from './oaut
 import { FailureLimiter } from './ratelimit';
 import { AbuseLimits } from './ratelimit/policies';
 import { resourcesCapability } from './resources';
+import { registrationCapability } from './registration';
+import { registrationOpenApi } from './registration/openapi';
 import { tenantIsActive } from './tenants/repository';
 import { createSigner, type Signer } from './tokens/sign';
 import { TokenVerifier } from './tokens/verify';
@@ -98,6 +101,8 @@ export interface Composition {
   cursors: CursorCodec;
   /** The grants and token kinds the OAuth endpoints serve. */
   registry: OAuthRegistry;
+  /** The capabilities' sweeps, run every SWEEP_INTERVAL_MS (each idempotent; tests and tools may run one at once). */
+  sweeps: ReadonlyArray<{ name: string; run(): Promise<void> }>;
   /** What the HTTP server serves once start-up is done. */
   runtime: AppRuntime;
   now: () => Date;
@@ -215,9 +220,10 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
       sign,
       verifier,
       settings: config,
-      client: async (id) => oauth.clients.get(id),
+      client: (id) => oauth.client(id),
       redirectUriMatches,
       resource: (url) => resources.service.get(url),
+      recordClientUse: (id) => oauth.clients.recordUse(id),
       users,
     });
     const delegation = delegationCapability({
@@ -235,6 +241,16 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
     // authentication; a user's access token is delegated to the authenticated client.
     const apiKeyExchange = tokenExchangeGrant({ apiKeys, limits, settings: config, sign, now });
     const tokenExchange = grantPerRequest([apiKeyExchange, delegation.exchange], (params) => (delegates(params) ? delegation.exchange : apiKeyExchange));
+    const registration = registrationCapability({
+      db: handle.db,
+      logger,
+      now,
+      settings: config,
+      policy: clientPolicy(config),
+      reserve: (address) => limits.registrationAttempt(address),
+      knownResourceScopes: (scopes) => resources.service.knownScopes(scopes),
+      adminTokens,
+    });
     const capabilities: Capability[] = [
       {
         name: 'api-keys',
@@ -258,6 +274,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
         tokenKinds: [clientAccessTokens({ db: handle.db, verifier, findClient: (id) => oauth.clients.get(id), now })],
       },
       resources,
+      registration,
       {
         name: 'admin',
         routes: [
@@ -300,7 +317,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
         return {
           issuer: config.issuer,
           jwks_uri: `${config.issuer}/.well-known/jwks.json`,
-          ...oauthMetadata(config.issuer, scopes, registry.grantTypes()),
+          ...oauthMetadata(config.issuer, scopes, registry.grantTypes(), config.clientIdMetadataDocuments),
           ...Object.assign({}, ...capabilities.map((c) => c.discovery?.() ?? {})),
         };
       },
@@ -326,6 +343,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
       apiKeys,
       cursors,
       registry,
+      sweeps,
       runtime,
       now,
       close: closeOpened,
@@ -339,13 +357,17 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
 /**
  * The OpenAPI fragments of the capabilities compose() mounts (each beside its routes), in the order
  * their grants are listed: the document is served from the moment the server listens, before start-up
- * is done, so it is assembled from these static parts rather than from the built capabilities.
+ * is done, so it is assembled from these parts and the configuration rather than from the built
+ * capabilities.
  */
-const OPENAPI_FRAGMENTS: readonly OpenApiFragment[] = [clientCredentialsOpenApi, authorizationOpenApi, usersOpenApi, apiKeysOpenApi, delegationOpenApi, adminOpenApi, resourcesOpenApi];
+function openApiFragments(config: Pick<Config, 'dynamicRegistration'>): readonly OpenApiFragment[] {
+  // POST /oauth/register is listed only when registration is on, and described as the mode serves it.
+  return [clientCredentialsOpenApi, authorizationOpenApi, usersOpenApi, apiKeysOpenApi, delegationOpenApi, adminOpenApi, resourcesOpenApi, registrationOpenApi(config.dynamicRegistration)];
+}
 
 /** The OpenAPI document this composition serves at /openapi.json. */
-export function openApiDocument(config: Pick<Config, 'issuer'>): oas31.OpenAPIObject {
-  return buildOpenApiDocument(config, OPENAPI_FRAGMENTS);
+export function openApiDocument(config: Pick<Config, 'issuer' | 'dynamicRegistration'>): oas31.OpenAPIObject {
+  return buildOpenApiDocument(config, openApiFragments(config));
 }
 
 /**
@@ -361,5 +383,5 @@ export function createServer(options: {
   workersReady?: () => boolean;
 }): http.Server {
   const { config, logger, metrics, workersReady } = options;
-  return createHttpServer({ config, logger, metrics, openapi: openApiSnapshot(config, OPENAPI_FRAGMENTS), runtime: () => options.composition()?.runtime, workersReady });
+  return createHttpServer({ config, logger, metrics, openapi: openApiSnapshot(config, openApiFragments(config)), runtime: () => options.composition()?.runtime, workersReady });
 }

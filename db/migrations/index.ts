@@ -10,6 +10,7 @@ import * as indexesAtScale from './2026-11-28T1200-indexes-at-scale';
 import * as rateLimitPending from './2026-12-01T1200-rate-limit-pending';
 import * as authorizationCodeClients from './2026-12-06T1000-authorization-code-clients';
 import * as authorizationCode from './2026-12-06T1100-authorization-code';
+import * as dynamicRegistration from './2026-12-10T1000-dynamic-registration';
 
 /** Every migration, by dated name; the migrator applies them in name order. */
 export const migrations: Record<string, Migration> = {
@@ -24,4 +25,5 @@ export const migrations: Record<string, Migration> = {
   '2026-12-01T1200-rate-limit-pending': rateLimitPending,
   '2026-12-06T1000-authorization-code-clients': authorizationCodeClients,
   '2026-12-06T1100-authorization-code': authorizationCode,
+  '2026-12-10T1000-dynamic-registration': dynamicRegistration,
 };

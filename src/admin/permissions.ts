@@ -1,10 +1,12 @@
-/** Every permission of the admin API (README: "HTTP"); each route is guarded by exactly one of them. */
+/** Every permission of admin tokens (README: "HTTP"); each route is guarded by exactly one of them. */
 export const PERMISSIONS = [
   'keys:read',
   'keys:rotate',
   'keys:revoke',
   'clients:read',
   'clients:write',
+  /** Not an /admin/v1 route: the initial access token of POST /oauth/register with IDP_DYNAMIC_REGISTRATION=token. */
+  'clients:register',
   'users:read',
   'users:write',
   'tenants:read',

@@ -51,6 +51,8 @@ export interface FlowDeps {
   users: FlowUsers;
   lookups: RequestLookups;
   settings: FlowSettings;
+  /** A code counts as a use of its client (what the sweep of unused dynamically registered clients reads). */
+  recordClientUse?(clientId: string): void;
 }
 
 /** A browser session usable now, with its user. */
@@ -172,6 +174,8 @@ export class AuthorizationFlow {
       scopes: request.scopes.map(scopeOf),
       resources: request.resources.map((url, i) => ({ text: resources[i]?.name ?? url, code: url })),
       ...(client.registeredBy !== 'operator' && { unvetted: client.registeredBy }),
+      // Its id is the URL of its document: the host (with its port) is who vouches for the name above.
+      ...(client.registeredBy === 'metadata_document' && { documentHost: new URL(client.id).host }),
       userEmail: user.email,
     };
   }
@@ -387,6 +391,7 @@ export class AuthorizationFlow {
       now,
       expiresAt: new Date(now.getTime() + this.deps.settings.authCodeTtlMs),
     });
+    this.deps.recordClientUse?.(client.id);
     return code;
   }
 

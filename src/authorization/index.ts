@@ -38,6 +38,8 @@ export interface AuthorizationDeps {
   redirectUriMatches(registered: readonly string[], requested: string): boolean;
   /** A registered resource by its URL. */
   resource(url: string): Promise<Resource | undefined>;
+  /** Records that a client was given a code (its last_used_at, at most once a minute); never waits or fails. */
+  recordClientUse?(clientId: string): void;
   /** The user accounts: the shared sign-in check, application sessions and their tokens, token verification. */
   users: FlowUsers & TokenUsers & UserinfoUsers & { authenticate: GrantsDeps['authenticate'] };
 }
@@ -59,6 +61,7 @@ export function authorizationCapability(deps: AuthorizationDeps): Capability {
     users: deps.users,
     lookups: { client: deps.client, redirectUriMatches: deps.redirectUriMatches, resource: deps.resource },
     settings: deps.settings,
+    recordClientUse: deps.recordClientUse,
   });
   const signOut = new SignOut({ db: deps.db, now: () => deps.now(), verifier: deps.verifier, client: deps.client, flow });
   return {

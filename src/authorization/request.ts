@@ -96,7 +96,7 @@ export async function readAuthorizationRequest(params: RequestParams, lookups: R
   if (clientId === undefined) throw new PageError('The application did not say who it is (client_id is missing).');
   if (clientId.length > MAX.clientId) throw new PageError('The application is not known here (client_id).');
   const client = await lookups.client(clientId);
-  if (!client) throw new PageError('The application is not known here (unknown client_id).', 400, `unknown client`);
+  if (!client) throw new PageError('The application is not known here (unknown client_id, or its client metadata document could not be used).', 400, `unknown client`);
   if (client.disabledAt !== null || client.tenantDisabled) throw new PageError('This application has been disabled.', 400, `client ${client.id} disabled`);
   const sentRedirect = params.get('redirect_uri');
   let redirectUri: string;
@@ -220,23 +220,30 @@ function isAbsoluteWithoutFragment(text: string): boolean {
 }
 
 /**
- * The scopes to grant. The OpenID Connect scopes always may be asked for; any other must belong to
- * a requested resource and, for an operator-created client, be among its allowed scopes. Without
- * `scope`, the requested resources' scopes that the client may have.
+ * The scopes to grant. The OpenID Connect scopes may be asked for; any other must belong to a
+ * requested resource and, for an operator-created client, be among its allowed scopes. A client
+ * that registered itself with a `scope` (README: "Dynamic client registration", "Client ID Metadata
+ * Documents") is held to it, the
+ * OpenID Connect scopes included; without one, to these rules alone. Without `scope`, the requested
+ * resources' scopes that the client may have.
  */
 function readScopes(text: string | undefined, client: AuthorizationClient, resources: Resource[]): string[] {
   const offered = new Set(resources.flatMap((r) => [...r.scopes]));
-  const clientAllows = (scope: string) => client.registeredBy !== 'operator' || client.scopes.includes(scope);
+  const registered = client.registeredBy !== 'operator';
+  const clientAllows = (scope: string) => (registered && client.scopes.length === 0) || client.scopes.includes(scope);
   if (text === undefined) return [...offered].filter(clientAllows);
   if (text.length > MAX.scope) throw new RedirectError('invalid_scope', `scope is over ${MAX.scope} characters`);
   const scopes = [...new Set(text.split(' ').filter((s) => s !== ''))];
   for (const scope of scopes) {
     if (!SCOPE_TOKEN.test(scope)) throw new RedirectError('invalid_scope', 'scope is malformed (RFC 6749 §3.3)');
-    if (OIDC_SCOPES.includes(scope)) continue;
+    if (OIDC_SCOPES.includes(scope)) {
+      if (registered && !clientAllows(scope)) throw new RedirectError('invalid_scope', `scope ${clipped(scope)} is not among the scopes this client registered`);
+      continue;
+    }
     if (!offered.has(scope)) {
       throw new RedirectError('invalid_scope', `scope ${clipped(scope)} is not a scope of a requested resource (ask for it with resource=<the API's URL>)`);
     }
-    if (!clientAllows(scope)) throw new RedirectError('invalid_scope', `scope ${clipped(scope)} is not allowed for this client`);
+    if (!clientAllows(scope)) throw new RedirectError('invalid_scope', `scope ${clipped(scope)} is not ${registered ? 'among the scopes this client registered' : 'allowed for this client'}`);
   }
   return scopes;
 }

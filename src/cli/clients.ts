@@ -265,7 +265,7 @@ export function registerClientCommands(program: Command, context: CliContext): v
     .action(async (opts: OutputOptions) => {
       const list = (await withDb((db) => listClients(db))).map(clientView);
       const rows = list.map((c) => ({ ...c, scopes: c.scopes.join(' '), audiences: c.audiences.join(' ') }));
-      context.print(opts, list, table(rows, ['client_id', 'name', 'scopes', 'audiences', 'tenant_id', 'disabled_at', 'created_at']));
+      context.print(opts, list, table(rows, ['client_id', 'name', 'scopes', 'audiences', 'tenant_id', 'registered_by', 'disabled_at', 'created_at']));
     });
 
   clients

@@ -126,6 +126,14 @@ export class ClientCache {
     });
   }
 
+  /** Drops one client (its row was just written here): its next use reads it again, not waiting for the notification. */
+  forget(id: string): void {
+    this.entries.delete(id);
+    const read = this.loading.get(id);
+    if (read) read.stale = true;
+    this.loading.delete(id);
+  }
+
   /** Drops everything. */
   clear(): void {
     for (const read of this.loading.values()) read.stale = true;

@@ -1,5 +1,5 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
-import type { ClientRegistrar, Database, StoredClientJwks, TokenEndpointAuthMethod } from '../db/schema';
+import type { ClientRegistrar, Database, StoredClientJwks, StoredRegistrationMetadata, TokenEndpointAuthMethod } from '../db/schema';
 import { resolveGrantTypes } from './grant-types';
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -8,6 +8,10 @@ type Db = Kysely<Database> | Transaction<Database>;
 export interface Client {
   id: string;
   name: string;
+  /**
+   * The scopes it may request. A dynamically registered client's are those it registered (RFC 7591
+   * `scope`), and none when it registered none: it is then bounded by the flow's rules alone.
+   */
   scopes: readonly string[];
   /** Allowed `aud` values; the first is the default. */
   audiences: readonly string[];
@@ -113,6 +117,8 @@ export interface NewClientRow {
   grantTypes?: readonly string[] | null;
   firstParty?: boolean;
   registeredBy?: ClientRegistrar;
+  /** A dynamic registration's other metadata (README: "Dynamic client registration"). */
+  registrationMetadata?: StoredRegistrationMetadata;
   scopes: readonly string[];
   audiences: readonly string[];
   tenantId: string | null;
@@ -144,6 +150,7 @@ export async function insertClient(db: Db, client: NewClientRow): Promise<void> 
       grant_types: client.grantTypes ? JSON.stringify(client.grantTypes) : null,
       first_party: client.firstParty ?? false,
       registered_by: client.registeredBy ?? 'operator',
+      registration_metadata: client.registrationMetadata ? JSON.stringify(client.registrationMetadata) : null,
     })
     .execute();
 }

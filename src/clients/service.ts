@@ -1,9 +1,10 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { adminAudience } from '../tokens/audiences';
 import { recordAudit, type Actor } from '../audit';
 import type { Config } from '../config';
 import { formatDuration, parseDuration } from '../config/duration';
-import type { ClientRegistrar, Database, TokenEndpointAuthMethod } from '../db/schema';
+import type { ClientRegistrar, Database, StoredRegistrationMetadata, TokenEndpointAuthMethod } from '../db/schema';
+import { deleteInBatches } from '../db/sweep';
 import { findTenant } from '../tenants/repository';
 import { checkName, InvalidNameError, quoted } from '../text';
 import { CLIENT_CREDENTIALS, CLIENT_GRANT_TYPES, AUTHORIZATION_CODE, resolveGrantTypes } from './grant-types';
@@ -90,6 +91,8 @@ export interface NewClient extends FlowSettings {
   tokenTtlSeconds?: number | null;
   /** Who registers it; default `operator` (the CLI and the admin API). */
   registeredBy?: ClientRegistrar;
+  /** What a dynamic registration said beyond the other fields (README: "Dynamic client registration"). */
+  registrationMetadata?: StoredRegistrationMetadata;
 }
 
 /** RFC 6749 §3.3 scope-token: %x21 / %x23-5B / %x5D-7E. */
@@ -103,8 +106,12 @@ export function parseScope(text: string): string[] | undefined {
   return scopes.every((s) => SCOPE_TOKEN.test(s)) ? [...new Set(scopes)] : undefined;
 }
 
-function validScopes(scopes: readonly string[]): string[] {
-  if (scopes.length === 0) throw new ClientError('ERR_CLIENT_INVALID', 'a client needs at least one scope');
+/**
+ * `none`: a client that did not register a scope (README: "Dynamic client registration") has no list
+ * of its own; it may request what the authorization-code flow offers every such client.
+ */
+function validScopes(scopes: readonly string[], none: 'allowed' | 'refused' = 'refused'): string[] {
+  if (scopes.length === 0 && none === 'refused') throw new ClientError('ERR_CLIENT_INVALID', 'a client needs at least one scope');
   for (const scope of scopes) {
     if (!SCOPE_TOKEN.test(scope)) throw new ClientError('ERR_CLIENT_INVALID', `invalid scope ${quoted(scope)} (RFC 6749 §3.3: printable ASCII, no space, quote or backslash)`);
   }
@@ -257,11 +264,11 @@ type NewCredentials =
 
 async function insertNewClient(db: Kysely<Database>, input: NewClient, credentials: NewCredentials, policy: ClientPolicy, change: ChangeContext): Promise<Client> {
   const name = validName(input.name);
-  const scopes = validScopes(input.scopes);
+  const registeredBy = input.registeredBy ?? 'operator';
+  const scopes = validScopes(input.scopes, registeredBy === 'operator' ? 'refused' : 'allowed');
   const audiences = validAudiences(input.audiences && input.audiences.length > 0 ? input.audiences : [policy.defaultAudience], policy);
   const tokenTtlSeconds = validTtl(input.tokenTtlSeconds, policy);
   const flow = validFlowSettings(input, policy);
-  const registeredBy = input.registeredBy ?? 'operator';
   const redirectUris = flow.redirectUris ?? [];
   const postLogoutRedirectUris = flow.postLogoutRedirectUris ?? [];
   const grantTypes = flow.grantTypes ?? null;
@@ -286,6 +293,7 @@ async function insertNewClient(db: Kysely<Database>, input: NewClient, credentia
       grantTypes,
       firstParty,
       registeredBy,
+      registrationMetadata: input.registrationMetadata,
       now: change.now,
     });
     const keyDetails = credentials.keys ? { auth_method: 'private_key_jwt', ...credentials.keys.details } : credentials.method === 'none' ? { auth_method: 'none' } : {};
@@ -295,6 +303,7 @@ async function insertNewClient(db: Kysely<Database>, input: NewClient, credentia
       ...(grantTypes !== null && { grant_types: grantTypes }),
       ...(firstParty && { first_party: true }),
       ...(registeredBy !== 'operator' && { registered_by: registeredBy }),
+      ...input.registrationMetadata,
     };
     await recordAudit(trx, { ...audit(change, 'client.created', id), details: { name, scopes, audiences, tenant_id: tenantId, ...keyDetails, ...flowDetails } });
   });
@@ -422,6 +431,26 @@ export async function deleteClient(db: Kysely<Database>, id: string, change: Cha
     if (!(await deleteClientRow(trx, id))) throw notFound(id);
     await recordAudit(trx, audit(change, 'client.deleted', id));
   });
+}
+
+/**
+ * Deletes the dynamically registered clients (README: "Dynamic client registration") not used for
+ * `ttlMs`: neither at the token endpoint nor for a code since their last_used_at, or since their
+ * creation when never used. In batches, each deletion audited (`client.deleted` by `schedule`) in
+ * its batch's transaction. Operator-created clients are never touched. Returns how many went.
+ */
+export async function sweepUnusedDynamicClients(db: Kysely<Database>, now: Date, ttlMs: number): Promise<number> {
+  const cutoff = new Date(now.getTime() - ttlMs);
+  const reason = `not used for ${formatDuration(ttlMs)} (IDP_DYNAMIC_CLIENT_TTL)`;
+  return deleteInBatches(
+    db,
+    { table: 'oauth_clients', key: 'id', where: sql`registered_by = 'dynamic' and coalesce(last_used_at, created_at) < ${cutoff}` },
+    {
+      onDeleted: async (trx, ids) => {
+        for (const id of ids) await recordAudit(trx, { actor: 'schedule', action: 'client.deleted', target: id, reason, at: now, details: { registered_by: 'dynamic' } });
+      },
+    },
+  );
 }
 
 function notFound(id: string): ClientError {

@@ -164,6 +164,11 @@ const SETTINGS = {
    * by this setting, not by the number of clients.
    */
   clientCacheSize: (env) => integer(env, 'IDP_CLIENT_CACHE_SIZE', 10_000, 1, 10_000_000),
+  /**
+   * `IDP_CLIENT_ID_METADATA_DOCUMENTS`, `on` (default) or `off`: whether a `client_id` that is a URL
+   * is fetched as a client ID metadata document (README: "Client ID Metadata Documents").
+   */
+  clientIdMetadataDocuments: (env) => oneOf(env, 'IDP_CLIENT_ID_METADATA_DOCUMENTS', ['on', 'off'] as const, 'on', (text) => text === 'on'),
   /** `IDP_ACCESS_TOKEN_TTL`, default 1h. */
   accessTokenTtlMs: (env) => duration(env, 'IDP_ACCESS_TOKEN_TTL', HOUR),
   /** `IDP_REFRESH_TOKEN_TTL`, default 7d. */
@@ -215,6 +220,20 @@ const SETTINGS = {
     Object.freeze({
       perIp: integer(env, 'IDP_SIGNUPS_PER_IP', 20, 1, 1_000_000),
       windowMs: duration(env, 'IDP_SIGNUP_WINDOW', HOUR),
+    }),
+  /**
+   * `IDP_DYNAMIC_REGISTRATION`, default `off`: RFC 7591 registration at POST /oauth/register (README
+   * "Dynamic client registration"): `off` (404), `token` (an initial access token: an admin token
+   * with `clients:register`) or `open` (anyone, within the registration limit).
+   */
+  dynamicRegistration: (env) => oneOf(env, 'IDP_DYNAMIC_REGISTRATION', ['off', 'token', 'open'] as const, 'off', (text) => text),
+  /** `IDP_DYNAMIC_CLIENT_TTL`, default 30d: a dynamically registered client not used for this long is deleted by the sweep. */
+  dynamicClientTtlMs: (env) => duration(env, 'IDP_DYNAMIC_CLIENT_TTL', 30 * DAY),
+  /** Registration limit, every registration counted: `IDP_REGISTRATIONS_PER_IP` (20) per `IDP_REGISTRATION_WINDOW` (1h). */
+  registrationLimits: (env) =>
+    Object.freeze({
+      perIp: integer(env, 'IDP_REGISTRATIONS_PER_IP', 20, 1, 1_000_000),
+      windowMs: duration(env, 'IDP_REGISTRATION_WINDOW', HOUR),
     }),
   /**
    * Password hashing (argon2id) under a bounded concurrency, so floods never starve the token

@@ -198,6 +198,17 @@ export interface OAuthClientsTable {
   token_endpoint_auth_method: ColumnType<TokenEndpointAuthMethod, TokenEndpointAuthMethod | undefined, TokenEndpointAuthMethod>;
   /** Written at most once a minute per client by its use; not announced to the client caches. */
   last_used_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  /** What an RFC 7591 registration said beyond the other columns; null for an operator's client. */
+  registration_metadata: ColumnType<StoredRegistrationMetadata | null, string | null | undefined, string | null>;
+}
+
+/** README "Dynamic client registration": the registered metadata no other column holds. */
+export interface StoredRegistrationMetadata {
+  logo_uri?: string;
+  client_uri?: string;
+  contacts?: string[];
+  software_id?: string;
+  software_version?: string;
 }
 
 export type TokenEndpointAuthMethod = 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt' | 'none';

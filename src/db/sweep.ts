@@ -1,4 +1,4 @@
-import { sql, type Kysely, type RawBuilder } from 'kysely';
+import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
 import type { Database } from './schema';
 
 /** Rows deleted by one statement of a sweep, by default. */
@@ -18,6 +18,11 @@ export interface SweepOptions {
   batchSize?: number;
   /** Pause between two statements, default 10 ms: other queries get the connection, the locks and the disk. */
   pauseMs?: number;
+  /**
+   * Called with the keys each statement deleted, in that statement's transaction (an audit event per
+   * row lands with its deletion, or neither does). Without it a batch is a single statement.
+   */
+  onDeleted?(trx: Transaction<Database>, keys: string[]): Promise<void>;
 }
 
 /**
@@ -35,10 +40,17 @@ export async function deleteInBatches(db: Kysely<Database>, target: BatchedDelet
   let total = 0;
   for (;;) {
     // `= any(array(...))`: the inner select is run once and the delete finds its rows by primary key.
-    const result = await sql`
+    const statement = sql<{ key: string }>`
       delete from ${table} where ${key} = any(array(
-        select ${key} from ${table} where ${target.where} limit ${batchSize} for update skip locked))`.execute(db);
-    const deleted = Number(result.numAffectedRows ?? 0n);
+        select ${key} from ${table} where ${target.where} limit ${batchSize} for update skip locked))`;
+    const onDeleted = options.onDeleted;
+    const deleted = onDeleted
+      ? await db.transaction().execute(async (trx) => {
+          const { rows } = await sql<{ key: string }>`${statement} returning ${key}::text as key`.execute(trx);
+          if (rows.length > 0) await onDeleted(trx, rows.map((row) => row.key));
+          return rows.length;
+        })
+      : Number((await statement.execute(db)).numAffectedRows ?? 0n);
     total += deleted;
     if (deleted < batchSize) return total;
     await new Promise((resolve) => setTimeout(resolve, pauseMs));

@@ -1,5 +1,6 @@
 import type { ClientCache } from '../clients/cache';
 import { ISSUED_CLIENT_ID, PRESENTED_CLIENT_ID } from '../clients/client-id';
+import { MetadataDocumentRefused } from '../clients/metadata-documents';
 import type { Client } from '../clients/repository';
 import { hashClientSecret } from '../clients/secret';
 import { fingerprint, type AbuseLimits } from '../ratelimit/policies';
@@ -105,6 +106,12 @@ export interface ClientAuthenticatorOptions {
    */
   recordJti(clientId: string, jti: string, until: Date): Promise<boolean>;
   now: () => Date;
+  /**
+   * The client of a client id URL (README: "Client ID Metadata Documents"), its document fetched when
+   * not fresh; undefined for any other id. Rejects with MetadataDocumentRefused when the document
+   * cannot be had or does not qualify. Absent when metadata documents are off.
+   */
+  documentClient?: (id: string) => Promise<Client | undefined>;
 }
 
 /**
@@ -132,9 +139,14 @@ export class ClientAuthenticator {
     }
     let client: Client | undefined;
     try {
-      // An id this server cannot have issued is unknown without asking the database (nor failing when it is unreachable).
-      client = ISSUED_CLIENT_ID.test(credentials.clientId) ? await this.options.clients.get(credentials.clientId) : undefined;
+      // An id this server cannot have issued is unknown without asking the database (nor failing when it is unreachable),
+      // unless it is a client id URL.
+      if (ISSUED_CLIENT_ID.test(credentials.clientId)) client = await this.options.clients.get(credentials.clientId);
+      else client = await this.options.documentClient?.(credentials.clientId);
     } catch (error) {
+      if (error instanceof MetadataDocumentRefused) {
+        return this.fail(address, undefined, new InvalidClient('client authentication failed', error.message));
+      }
       // A client not in memory while the database is unreachable: the caller should retry, not see a 500.
       throw new TemporarilyUnavailable('the client store is unreachable; retry shortly', `client lookup failed: ${(error as Error).message}`);
     }

@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { ClientCache } from '../clients/cache';
-import { listAllowedScopes } from '../clients/repository';
+import { MetadataDocumentClients, MetadataDocumentRefused } from '../clients/metadata-documents';
+import { listAllowedScopes, type Client } from '../clients/repository';
 import type { Config } from '../config';
 import type { DatabaseHandle } from '../db';
 import { deleteInBatches } from '../db/sweep';
@@ -23,6 +24,12 @@ export interface OAuthServices {
   /** Parsed public keys of private_key_jwt clients (inline, or fetched from their jwks_uri). */
   clientKeys: ClientKeys;
   authenticator: ClientAuthenticator;
+  /**
+   * A client by id: a client id URL through its metadata document (README: "Client ID Metadata
+   * Documents", when on), any other from the client cache. A document that cannot be had or does
+   * not qualify gives undefined, like an unknown id (the cause is logged).
+   */
+  client(id: string): Promise<Client | undefined>;
   /** Deletes expired `jti` deny-list entries, expired client-assertion `jti`s and failure counters whose window has passed. */
   sweep(): Promise<void>;
   stop(): void;
@@ -53,6 +60,17 @@ export async function startOAuth(deps: OAuthDeps): Promise<OAuthServices> {
     audiences: (path) => audiences.get(path) ?? (audiences.get(TOKEN_PATH) as readonly string[]),
     now,
   });
+  const documents = config.clientIdMetadataDocuments
+    ? new MetadataDocumentClients({ db: handle.db, clients, defaultAudience: config.clientDefaultAudience, maxEntries: config.clientCacheSize, production: config.production, logger, now })
+    : undefined;
+  const documentClient = documents && ((id: string) => documents.resolve(id));
+  const client = async (id: string) => {
+    if (!documents?.isClientIdUrl(id)) return clients.get(id);
+    return documents.resolve(id).catch((error: unknown) => {
+      if (error instanceof MetadataDocumentRefused) return undefined;
+      throw error;
+    });
+  };
   const jtis = new AssertionJtiStore(handle.db, now);
   const authenticator = new ClientAuthenticator({
     clients,
@@ -60,6 +78,7 @@ export async function startOAuth(deps: OAuthDeps): Promise<OAuthServices> {
     assertions,
     recordJti: (clientId, jti, until) => jtis.record(clientId, jti, until),
     now,
+    ...(documentClient && { documentClient }),
   });
   const sweep = async () => {
     await deleteInBatches(handle.db, { table: 'revoked_access_tokens', key: 'jti', where: sql`expires_at < ${now()}` });
@@ -74,6 +93,7 @@ export async function startOAuth(deps: OAuthDeps): Promise<OAuthServices> {
     clients,
     clientKeys,
     authenticator,
+    client,
     sweep,
     stop() {
       clearInterval(timer);
@@ -83,7 +103,7 @@ export async function startOAuth(deps: OAuthDeps): Promise<OAuthServices> {
 }
 
 /** The OAuth members of the RFC 8414 metadata (merged into `authorizationServerMetadata`). */
-export function oauthMetadata(issuer: string, scopesSupported: readonly string[], grantTypes: readonly string[]): Record<string, unknown> {
+export function oauthMetadata(issuer: string, scopesSupported: readonly string[], grantTypes: readonly string[], metadataDocuments = false): Record<string, unknown> {
   return {
     token_endpoint: `${issuer}${TOKEN_PATH}`,
     introspection_endpoint: `${issuer}${INTROSPECTION_PATH}`,
@@ -96,6 +116,8 @@ export function oauthMetadata(issuer: string, scopesSupported: readonly string[]
     revocation_endpoint_auth_methods_supported: PUBLIC_CLIENT_AUTH_METHODS,
     revocation_endpoint_auth_signing_alg_values_supported: CLIENT_ASSERTION_ALGORITHMS,
     scopes_supported: scopesSupported,
+    // README: "Client ID Metadata Documents".
+    client_id_metadata_document_supported: metadataDocuments,
     // RFC 8414 requires the member; there is no authorization endpoint, so no response type is supported.
     response_types_supported: [],
   };

@@ -163,6 +163,7 @@ export const authorizationServerMetadataBody = z
       .array(z.string())
       .max(100)
       .meta({ description: 'openid, email, offline_access, the scopes of registered resources and of enabled clients without a tenant, in code-point order, at most 100' }),
+    client_id_metadata_document_supported: z.boolean().meta({ description: 'A client_id that is an https URL names its client ID metadata document (IDP_CLIENT_ID_METADATA_DOCUMENTS).' }),
     response_types_supported: z.array(z.literal('code')),
     authorization_endpoint: z.string(),
     userinfo_endpoint: z.string(),
@@ -176,6 +177,7 @@ export const authorizationServerMetadataBody = z
     prompt_values_supported: z.array(z.string()),
     request_parameter_supported: z.literal(false),
     request_uri_parameter_supported: z.literal(false),
+    registration_endpoint: z.string().optional().meta({ description: 'RFC 7591 dynamic client registration, when IDP_DYNAMIC_REGISTRATION is token or open.' }),
   })
   .meta({ id: 'AuthorizationServerMetadata', description: 'RFC 8414, and OpenID Connect Discovery 1.0 (the same document at both addresses).' });
 

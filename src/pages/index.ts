@@ -158,6 +158,8 @@ export interface ConsentPage {
   resources: ConsentItem[];
   /** The client registered itself (dynamic registration or a metadata document): nobody vetted it. */
   unvetted?: 'dynamic' | 'metadata_document';
+  /** A metadata-document client: the host (and port) of its client id URL, where its document is published. */
+  documentHost?: string;
   userEmail: string;
   form: FormState;
 }
@@ -168,7 +170,7 @@ export function consentPage(page: ConsentPage): { title: string; body: Html } {
     title: `Allow ${page.clientName}?`,
     body: html`<p><strong>${page.clientName}</strong> (answers go to <strong>${page.redirectHost}</strong>) asks to use your account <strong>${page.userEmail}</strong>:</p>
 ${page.unvetted
-  ? html`<p class="warning" role="note">This application registered itself${page.unvetted === 'metadata_document' ? ' by publishing a client metadata document' : ''}: no administrator has reviewed it. Allow it only if you started this sign-in and trust <strong>${page.redirectHost}</strong>.</p>`
+  ? html`<p class="warning" role="note">This application registered itself${page.documentHost !== undefined ? html` by publishing a client metadata document at <strong>${page.documentHost}</strong>` : page.unvetted === 'metadata_document' ? ' by publishing a client metadata document' : ''}: no administrator has reviewed it. Allow it only if you started this sign-in and trust <strong>${page.redirectHost}</strong>.</p>`
   : ''}
 ${page.scopes.length > 0 ? html`<ul class="grants" aria-label="Permissions">${page.scopes.map(item)}</ul>` : html`<p class="muted">No permissions beyond signing you in.</p>`}
 ${page.resources.length > 0 ? html`<p>for these APIs:</p><ul class="grants" aria-label="APIs">${page.resources.map(item)}</ul>` : ''}

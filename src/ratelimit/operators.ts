@@ -21,7 +21,7 @@ export function blockView(block: ActiveBlock, now: Date): BlockView {
 }
 
 /** Keys are namespaced printable text (`oauth:ip:203.0.113.7`); anything else cannot name a counter. */
-const LIMIT_KEY = /^(oauth|signin|signup|apikey):[\x21-\x7e]{1,600}$/;
+const LIMIT_KEY = /^(oauth|signin|signup|register|apikey):[\x21-\x7e]{1,600}$/;
 
 export function isLimitKey(key: string): boolean {
   return LIMIT_KEY.test(key);

@@ -3,7 +3,7 @@ import type { Config } from '../config';
 import { limitedAddress } from '../http/client-address';
 import type { FailureLimiter, FailureRule, Reservation } from './index';
 
-export type AbuseLimitSettings = Pick<Config, 'tokenFailureLimits' | 'signInFailureLimits' | 'signUpLimits' | 'rateLimitAllowlist'>;
+export type AbuseLimitSettings = Pick<Config, 'tokenFailureLimits' | 'signInFailureLimits' | 'signUpLimits' | 'registrationLimits' | 'rateLimitAllowlist'>;
 
 /**
  * The abuse limits of README: "Abuse limits" as policies over the shared failure counter. The rule behind every
@@ -15,12 +15,13 @@ export type AbuseLimitSettings = Pick<Config, 'tokenFailureLimits' | 'signInFail
  *   on all three at once before its hash and counted only if it fails; a refused attempt is counted
  *   nowhere, so however many race, one address adds at most `perEmailIp` failures to an email's
  *   count and can never reach the per-email limit alone;
- * - sign-up reserves a slot per address before its hash;
+ * - sign-up reserves a slot per address before its hash, and a dynamic client registration one
+ *   before its insert;
  * - addresses on `IDP_RATE_LIMIT_ALLOWLIST` are exempt from the per-address limits only.
  *
  * Keys (what `idp limits list` shows): `oauth:ip:<address>`, `oauth:client:<client id>`,
  * `signin:pair:<address>|<email>`, `signin:ip:<address>`, `signin:email:<email>`,
- * `signup:ip:<address>`, `apikey:ip:<address>`. IPv6 addresses are counted per /64.
+ * `signup:ip:<address>`, `register:ip:<address>`, `apikey:ip:<address>`. IPv6 addresses are counted per /64.
  */
 export class AbuseLimits {
   private readonly oauthIp: FailureRule;
@@ -29,6 +30,7 @@ export class AbuseLimits {
   private readonly signInIp: FailureRule;
   private readonly signInEmail: FailureRule;
   private readonly signUpIp: FailureRule;
+  private readonly registerIp: FailureRule;
 
   constructor(
     private readonly limiter: FailureLimiter,
@@ -41,6 +43,7 @@ export class AbuseLimits {
     this.signInIp = { limit: signIn.perIp, windowMs: signIn.windowMs };
     this.signInEmail = { limit: signIn.perEmail, windowMs: signIn.windowMs };
     this.signUpIp = { limit: signUp.perIp, windowMs: signUp.windowMs };
+    this.registerIp = { limit: settings.registrationLimits.perIp, windowMs: settings.registrationLimits.windowMs };
   }
 
   /**
@@ -83,6 +86,11 @@ export class AbuseLimits {
   /** Reserves a sign-up slot for the address before its hash: refused (with the seconds to wait) when none is left. */
   signUpAttempt(address: string): Promise<Reservation> {
     return this.limiter.reserve(this.addressKeys('signup', address).map((key) => ({ key, rule: this.signUpIp })));
+  }
+
+  /** Reserves a dynamic client registration for the address before its insert: refused (with the seconds to wait) when none is left. */
+  registrationAttempt(address: string): Promise<Reservation> {
+    return this.limiter.reserve(this.addressKeys('register', address).map((key) => ({ key, rule: this.registerIp })));
   }
 
   private signInKeys(email: string, address: string) {

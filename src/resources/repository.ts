@@ -53,3 +53,13 @@ export async function listResourceScopes(db: Db, limit: number): Promise<string[
      limit ${limit}`.execute(db);
   return result.rows.map((r) => r.scope);
 }
+
+/** Of `scopes`, those at least one registered resource has. */
+export async function knownResourceScopes(db: Db, scopes: readonly string[]): Promise<string[]> {
+  if (scopes.length === 0) return [];
+  const result = await sql<{ scope: string }>`
+    select distinct s.scope
+      from resources r cross join lateral jsonb_array_elements_text(r.scopes) as s(scope)
+     where s.scope in (select jsonb_array_elements_text(${JSON.stringify(scopes)}::jsonb))`.execute(db);
+  return result.rows.map((r) => r.scope);
+}

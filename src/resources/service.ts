@@ -4,7 +4,7 @@ import { parseScope } from '../clients/service';
 import type { Database } from '../db/schema';
 import { ServiceError } from '../errors';
 import { checkName, InvalidNameError } from '../text';
-import { deleteResource, findResource, insertResource, listResources, listResourceScopes, type Resource } from './repository';
+import { deleteResource, findResource, insertResource, knownResourceScopes, listResources, listResourceScopes, type Resource } from './repository';
 
 export const MAX_RESOURCE_URL_LENGTH = 2048;
 export const MAX_RESOURCE_SCOPES = 100;
@@ -90,6 +90,11 @@ export class Resources {
   /** Their scopes, distinct, in code-point order, at most `limit`. */
   scopes(limit: number): Promise<string[]> {
     return listResourceScopes(this.deps.db, limit);
+  }
+
+  /** Of `scopes`, those at least one registered resource has. */
+  knownScopes(scopes: readonly string[]): Promise<string[]> {
+    return knownResourceScopes(this.deps.db, scopes);
   }
 
   async create(input: NewResource, change: ResourceChange): Promise<Resource> {

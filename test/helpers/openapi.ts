@@ -201,9 +201,12 @@ export class OpenApiChecker {
 
 let shared: OpenApiChecker | undefined;
 
-/** The checker of the document this source tree generates (the schemas do not depend on the issuer). */
+/**
+ * The checker of the document this source tree generates (the schemas do not depend on the issuer),
+ * with registration in `token` mode: POST /oauth/register with every answer either mode may give.
+ */
 export function openApiChecker(): OpenApiChecker {
-  shared ??= new OpenApiChecker(openApiDocument({ issuer: 'http://idp.test' }) as OpenApiDocument);
+  shared ??= new OpenApiChecker(openApiDocument({ issuer: 'http://idp.test', dynamicRegistration: 'token' }) as OpenApiDocument);
   return shared;
 }
 

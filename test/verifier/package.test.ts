@@ -55,7 +55,7 @@ describe('verifier kit: the @rs256-idp/verifier package', () => {
       .readdirSync(path.join(ROOT, 'src/verifier'))
       .filter((f) => f.endsWith('.ts'))
       .flatMap((f) => [`dist/${f.replace(/\.ts$/, '.js')}`, `dist/${f.replace(/\.ts$/, '.d.ts')}`]);
-    expect(packed.files.map((f) => f.path).sort()).toEqual([...kit, 'package.json'].sort());
+    expect(packed.files.map((f) => f.path).sort()).toEqual([...kit, 'README.md', 'package.json'].sort());
     const installed = JSON.parse(fs.readFileSync(path.join(app, 'node_modules/@rs256-idp/verifier/package.json'), 'utf8')) as Record<string, unknown>;
     expect(installed.dependencies).toEqual({ jose: '^5.10.0' });
     expect(fs.readdirSync(path.join(app, 'node_modules')).sort()).toEqual(['.package-lock.json', '@rs256-idp', 'jose']);

@@ -3,7 +3,7 @@ const js = require('@eslint/js');
 const tseslint = require('typescript-eslint');
 
 module.exports = tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', '.idp/**', 'coverage/**', '*.js', '*.cjs', 'test/fixtures/**'] },
+  { ignores: ['dist/**', 'packages/*/dist/**', 'node_modules/**', '.idp/**', 'coverage/**', '*.js', '*.cjs', 'test/fixtures/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

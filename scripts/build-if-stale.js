@@ -9,12 +9,14 @@
  *
  *   node scripts/build-if-stale.js [--force] [<dist entry point> [args...]]
  *
- * - Stale when a file or directory under src/, db/ or scripts/ (or tsconfig*.json) is newer than
- *   dist/.build-stamp, or the stamp is missing. Directories count too: deleting or renaming a
- *   source changes its directory's mtime.
- * - Building runs `tsc -p tsconfig.build.json` (incremental); the stamp takes the time the build
- *   started, so an edit made during a build makes the next call build again. Concurrent callers
- *   wait for one build (a lock directory) instead of compiling into dist/ at the same time.
+ * - Stale when a file or directory under src/, db/ or scripts/ (or a tsconfig) is newer than
+ *   dist/.build-stamp, or the stamp or a build's output is missing. Directories count too:
+ *   deleting or renaming a source changes its directory's mtime.
+ * - Building runs `tsc -p tsconfig.build.json`, then `tsc -p packages/verifier/tsconfig.json` (the
+ *   verifier kit's standalone package, compiled from src/verifier into packages/verifier/dist),
+ *   both incremental; the stamp takes the time the build started, so an edit made during a build
+ *   makes the next call build again. Concurrent callers wait for one build (a lock directory)
+ *   instead of compiling into dist/ at the same time.
  * - A failed build prints tsc's errors and exits with its code: never a silent run of stale code.
  * - With an entry point, the script then runs it in this same process (one Node start-up, not
  *   two), with process.argv as if it had been started directly: `node dist/src/cli/main.js args…`.
@@ -25,7 +27,13 @@ const { spawnSync } = require('node:child_process');
 
 const ROOT = path.resolve(__dirname, '..');
 const SOURCES = ['src', 'db', 'scripts'];
-const CONFIGS = ['tsconfig.json', 'tsconfig.build.json'];
+const PACKAGE_TSCONFIG = path.join('packages', 'verifier', 'tsconfig.json');
+const CONFIGS = ['tsconfig.json', 'tsconfig.build.json', PACKAGE_TSCONFIG];
+/** What each build compiles; a missing output makes the build stale whatever the stamp says. */
+const BUILDS = [
+  { tsconfig: 'tsconfig.build.json', output: path.join('dist', 'src', 'main.js') },
+  { tsconfig: PACKAGE_TSCONFIG, output: path.join('packages', 'verifier', 'dist', 'index.js') },
+];
 const STAMP = path.join(ROOT, 'dist', '.build-stamp');
 const LOCK = path.join(ROOT, 'dist', '.build-lock');
 const LOCK_STALE_MS = 5 * 60_000;
@@ -55,10 +63,11 @@ function newestSource(root) {
   return newest;
 }
 
-/** True when dist/ is older than a source, or was never stamped. */
+/** True when dist/ is older than a source, was never stamped, or a build's output is missing. */
 function isStale(root = ROOT) {
   const stamp = fs.statSync(path.join(root, 'dist', '.build-stamp'), { throwIfNoEntry: false });
-  return !stamp || newestSource(root) > stamp.mtimeMs;
+  if (!stamp || BUILDS.some((b) => !fs.existsSync(path.join(root, b.output)))) return true;
+  return newestSource(root) > stamp.mtimeMs;
 }
 
 function sleep(ms) {
@@ -92,8 +101,11 @@ function build() {
       process.stderr.write('build-if-stale: dist/ is missing and typescript is not installed: run `npm install`\n');
       return 1;
     }
-    const result = spawnSync(process.execPath, [tsc, '-p', path.join(ROOT, 'tsconfig.build.json')], { cwd: ROOT, stdio: 'inherit' });
-    const code = result.status ?? 1;
+    let code = 0;
+    for (const { tsconfig } of BUILDS) {
+      code = spawnSync(process.execPath, [tsc, '-p', path.join(ROOT, tsconfig)], { cwd: ROOT, stdio: 'inherit' }).status ?? 1;
+      if (code !== 0) break;
+    }
     if (code === 0) {
       fs.writeFileSync(STAMP, `${started.toISOString()}\n`);
       fs.utimesSync(STAMP, started, started);

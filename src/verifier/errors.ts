@@ -114,23 +114,38 @@ export interface ErrorResponse {
   body: { error: VerifierErrorCode; error_description: string };
 }
 
+/** The parameters of a `WWW-Authenticate: Bearer` challenge besides the error's own. */
+export interface Challenge {
+  realm?: string;
+  /** RFC 9728 §5.1: where the protected resource's metadata is (set by `protectedResource`). */
+  resourceMetadata?: string;
+  /** The scope the route needs (RFC 6750 §3); an InsufficientScope's own `scope` takes precedence. */
+  scope?: string;
+}
+
 /**
- * The one serializer: any VerifierError → status, headers and body. `WWW-Authenticate` is sent on
- * 400, 401 and 403; RFC 6750 §3 allows only %x20-21 / %x23-5B / %x5D-7E inside its quoted values,
- * so there double quotes become single quotes and anything else outside that range is dropped.
- * The JSON body carries the description unchanged.
+ * The one serializer: any VerifierError → status, headers and body. `challenge` is the realm, or
+ * the challenge's parameters. `WWW-Authenticate` is sent on 400, 401 and 403, its parameters in
+ * this order: `realm`, `resource_metadata`, `error`, `error_description` (none without a
+ * credential: RFC 6750 §3.1), `scope`. RFC 6750 §3 allows only %x20-21 / %x23-5B / %x5D-7E inside
+ * its quoted values, so there double quotes become single quotes and anything else outside that
+ * range is dropped. The JSON body carries the description unchanged.
  */
-export function errorResponse(error: VerifierError, realm: string): ErrorResponse {
+export function errorResponse(error: VerifierError, challenge: string | Challenge): ErrorResponse {
+  const { realm, resourceMetadata, scope }: Challenge = typeof challenge === 'string' ? { realm: challenge } : challenge;
   const headers: Record<string, string> = { 'Cache-Control': 'no-store', 'Content-Type': 'application/json' };
   if (error instanceof TemporarilyUnavailable) {
     headers['Retry-After'] = String(error.retryAfter);
   } else {
-    const params = [`realm="${headerValue(realm)}"`];
+    const params: string[] = [];
+    if (realm !== undefined) params.push(`realm="${headerValue(realm)}"`);
+    if (resourceMetadata !== undefined) params.push(`resource_metadata="${headerValue(resourceMetadata)}"`);
     if (!(error instanceof MissingCredentials)) {
       params.push(`error="${error.code}"`, `error_description="${headerValue(error.description)}"`);
     }
-    if (error instanceof InsufficientScope && error.scope !== undefined) params.push(`scope="${headerValue(error.scope)}"`);
-    headers['WWW-Authenticate'] = `Bearer ${params.join(', ')}`;
+    const required = (error instanceof InsufficientScope ? error.scope : undefined) ?? scope;
+    if (required !== undefined) params.push(`scope="${headerValue(required)}"`);
+    headers['WWW-Authenticate'] = params.length === 0 ? 'Bearer' : `Bearer ${params.join(', ')}`;
   }
   return { status: error.status, headers, body: { error: error.code, error_description: error.description } };
 }

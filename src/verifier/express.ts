@@ -1,5 +1,6 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { errorResponse, VerifierError } from './errors';
+import { errorResponse, VerifierError, type Challenge } from './errors';
+import { protectedResourceOf } from './protected-resource';
 import { checkRequirements, type AuthInfo, type AuthRequirements, type Verifier } from './verifier';
 
 declare global {
@@ -15,7 +16,7 @@ declare global {
 export interface RequireAuthOptions extends AuthRequirements {
   /** The verifier built once with `createVerifier`. */
   verifier: Verifier;
-  /** `realm` of `WWW-Authenticate`. @default the verifier's realm */
+  /** `realm` of `WWW-Authenticate`. @default the verifier's realm; none behind `protectedResource` */
   realm?: string;
   /**
    * Called with every refusal before it is answered, e.g. to log `error.cause` (the private detail
@@ -32,6 +33,10 @@ export interface RequireAuthOptions extends AuthRequirements {
  * needed and unreachable, and the same `{error, error_description}` as a JSON body. Anything that
  * is not a VerifierError (a bug) goes to `next(error)`.
  *
+ * Behind `protectedResource` (README: "Protecting an MCP server") the challenge is
+ * `Bearer resource_metadata="<its metadata URL>"` instead of the realm, with the route's `scope`
+ * on every refusal, so that a client can find the authorization server and the scopes to ask for.
+ *
  * ```ts
  * app.get('/invoices', requireAuth({ verifier, scopes: ['invoices:read'] }), handler);
  * ```
@@ -42,9 +47,12 @@ export function requireAuth(options: RequireAuthOptions): RequestHandler {
   }
   const { verifier, realm = options.verifier.realm, onError, ...rest } = options;
   const requirements = checkRequirements(rest);
+  const scope = requirements.scopes !== undefined && requirements.scopes.length > 0 ? requirements.scopes.join(' ') : undefined;
   const refuse = (error: VerifierError, req: Request, res: Response) => {
     onError?.(error, req);
-    const { status, headers, body } = errorResponse(error, realm);
+    const resource = protectedResourceOf(req);
+    const challenge: string | Challenge = resource === undefined ? realm : { realm: options.realm, resourceMetadata: resource.metadataUrl, scope };
+    const { status, headers, body } = errorResponse(error, challenge);
     res.status(status).set(headers).json(body);
   };
   return (req: Request, res: Response, next: NextFunction): void => {

@@ -1,7 +1,9 @@
 /**
- * The verifier kit (README: "Protecting an API"): what a resource server needs to accept this identity provider's
- * access tokens and API keys. Public entry point `<package>/verifier`; depends on jose and Node
- * only (Express is needed for types only, by `requireAuth`), never on the server.
+ * The verifier kit (README: "Protecting an API", "Protecting an MCP server"): what a resource server
+ * needs to accept this identity provider's access tokens and API keys. Public entry points
+ * `<package>/verifier` and the standalone package `@rs256-idp/verifier` (packages/verifier, built
+ * from this folder); depends on jose and Node only (Express is needed for types only, by
+ * `requireAuth` and `protectedResource`), never on the server.
  *
  * ```ts
  * import { createVerifier, requireAuth } from 'rs256-idp/verifier';
@@ -12,6 +14,12 @@
 export { createVerifier, Verifier, type AuthInfo, type AuthRequirements, type VerifierStatus } from './verifier';
 export { requireAuth, type RequireAuthOptions } from './express';
 export {
+  protectedResource,
+  protectedResourceMetadataUrl,
+  type ProtectedResourceMetadata,
+  type ProtectedResourceOptions,
+} from './protected-resource';
+export {
   errorResponse,
   InsufficientScope,
   InvalidRequest,
@@ -19,6 +27,7 @@ export {
   MissingCredentials,
   TemporarilyUnavailable,
   VerifierError,
+  type Challenge,
   type ErrorResponse,
   type InvalidTokenReason,
   type VerifierErrorCode,

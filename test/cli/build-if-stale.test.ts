@@ -24,6 +24,7 @@ describe('build-if-stale', () => {
     for (const file of ['src/main.ts', 'src/cli/main.ts', 'db/migrations/index.ts', 'scripts/bench-cli.ts', 'tsconfig.json', 'tsconfig.build.json']) touch(file, past);
     for (const dir of ['src/cli', 'src', 'db/migrations', 'db', 'scripts']) fs.utimesSync(path.join(root, dir), past, past);
     touch('dist/.build-stamp', built);
+    for (const output of ['dist/src/main.js', 'packages/verifier/dist/index.js']) touch(output, built);
   });
   afterEach(() => fs.rmSync(root, { recursive: true, force: true }));
 
@@ -36,7 +37,12 @@ describe('build-if-stale', () => {
     expect(isStale(root)).toBe(true);
   });
 
-  it.each(['src/cli/main.ts', 'db/migrations/index.ts', 'scripts/bench-cli.ts', 'tsconfig.build.json'])('is stale when %s is edited', (file) => {
+  it('is stale when the verifier package was not built (packages/verifier/dist removed)', () => {
+    fs.rmSync(path.join(root, 'packages/verifier/dist'), { recursive: true });
+    expect(isStale(root)).toBe(true);
+  });
+
+  it.each(['src/cli/main.ts', 'db/migrations/index.ts', 'scripts/bench-cli.ts', 'tsconfig.build.json', 'packages/verifier/tsconfig.json'])('is stale when %s is edited', (file) => {
     touch(file, new Date());
     expect(isStale(root)).toBe(true);
   });

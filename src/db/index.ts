@@ -121,6 +121,10 @@ async function openPostgres(databaseUrl: string, options: DatabaseOptions): Prom
   });
   // An idle client losing its connection must not crash the process; the next query reconnects.
   pool.on('error', (error) => logger.warn({ err: error.message }, 'database connection lost'));
+  // A checked-out connection that the server ends between two statements (a restart, an operator's
+  // pg_terminate_backend) emits 'error' on the client itself, where the pool's listener is not: without
+  // one of its own, that event would end the process. The query that uses it next fails instead.
+  pool.on('connect', (client) => client.on('error', (error) => logger.warn({ err: error.message }, 'database connection lost while in use')));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 
   const listeners: Array<{ channel: string; handler: NotificationHandler; onReconnect?: () => void }> = [];

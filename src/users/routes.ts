@@ -61,7 +61,9 @@ export function userRoutes(options: { accounts: () => UserAccounts | undefined; 
 
   router.post('/logout', async (req, res) => {
     const service = accounts();
-    await service.logout(await service.authenticate(bearerToken(req)), origin(req));
+    // Any access token of the session signs it out: one from /auth/v1, or an application's from the
+    // authorization-code flow (README "Delegation": every token delegated from the session ends with it).
+    await service.logout(await service.authenticateAnyAudience(bearerToken(req)), origin(req));
     res.status(204).end();
   });
 

@@ -230,6 +230,15 @@ describe('delegation: a user → agent A → agent B chain', () => {
       await atTool('/calendar', otherHop).expect(200);
     });
 
+    it('ending the user session at /auth/v1/logout with the application\'s access token ends every token delegated from it', async () => {
+      const subject = await userToken();
+      const { hop1, hop2 } = await chain(subject.access_token);
+      expect(await active(hop2)).toBe(true);
+      await request(issuer).post('/auth/v1/logout').set('Authorization', `Bearer ${subject.access_token}`).expect(204);
+      for (const token of [subject.access_token, hop1, hop2]) expect(await active(token)).toBe(false);
+      await atTool('/calendar', hop2).expect(401);
+    });
+
     it('revoking the refresh token of the session (its client) ends the tokens delegated from the session', async () => {
       const subject = await userToken('openid offline_access calendar:read');
       const hop = (await exchange(issuer, agentA, subject.access_token, { scope: 'calendar:read', resource: TOOLS }).expect(200)).body.access_token as string;

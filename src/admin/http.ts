@@ -8,7 +8,6 @@ import type { Config } from '../config';
 import type { Database } from '../db/schema';
 import { ApiError } from '../http/api-error';
 import { requestId } from '../http/request';
-import type { CursorCodec, CursorKind } from '../http/cursor';
 import { KeyLifecycleError, type KeyLifecycle } from '../keys/lifecycle';
 import type { FailureLimiter } from '../ratelimit';
 import { TenantError } from '../tenants/repository';
@@ -47,14 +46,6 @@ export function checkParameters(req: Request): void {
     const rule = PARAMETERS[name];
     if (rule && !rule.pattern.test(value)) throw new ApiError('invalid_request', `path parameter ${name} must be ${rule.what}`);
   }
-}
-
-/** The keyset position of a `cursor` query parameter, or a 400 for anything this API did not hand out. */
-export function pageStart(cursors: CursorCodec, kind: CursorKind, cursor: string | undefined) {
-  if (cursor === undefined) return undefined;
-  const position = cursors.decode(kind, cursor);
-  if (!position) throw new ApiError('invalid_request', 'cursor: not a cursor returned by this endpoint (pass next_cursor back unchanged)');
-  return position;
 }
 
 export function keyError(error: unknown): never {

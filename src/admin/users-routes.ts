@@ -8,7 +8,8 @@ import { findTenant } from '../tenants/repository';
 import { findUser, listUsers, publicUser, revokeUserSessions, updateUser } from '../users/repository';
 import { normaliseEmail } from '../users/credentials';
 import { listUsersQuery, patchUserBody } from './schemas';
-import { pageStart, type Guard } from './http';
+import { type Guard } from './http';
+import { pagePosition } from '../http/cursor';
 
 /** /admin/v1/users. */
 export function userRoutes(router: Router, guard: Guard): void {
@@ -20,7 +21,7 @@ export function userRoutes(router: Router, guard: Guard): void {
         email: query.email === undefined ? undefined : normaliseEmail(query.email),
         tenantId: query.tenant_id,
         limit: query.limit,
-        after: pageStart(deps.cursors, 'users', query.cursor),
+        after: pagePosition(deps.cursors, 'users', query.cursor),
       });
       res.json({ users: page.users.map(publicUser), next_cursor: page.next ? deps.cursors.encode('users', page.next) : null });
     }),

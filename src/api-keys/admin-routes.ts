@@ -2,7 +2,8 @@ import { Router, type Request, type Response } from 'express';
 import { ApiError } from '../http/api-error';
 import { requestId } from '../http/request';
 import { parseInput as parse } from '../http/input';
-import { apiKeyError, exactMount, keyIdParam, pageCursor, requestedExpiry } from './http';
+import { apiKeyError, exactMount, keyIdParam, requestedExpiry } from './http';
+import { pagePosition } from '../http/cursor';
 import { adminCreateApiKeyBody, adminListApiKeysQuery, revokeApiKeyBody } from './schemas';
 import type { ApiKeyOwner, ApiKeys } from './service';
 import type { CursorCodec } from '../http/cursor';
@@ -51,7 +52,7 @@ export function apiKeyAdminRoutes(guard: ApiKeyAdminGuard, base = ADMIN_API_KEYS
         clientId: query.client_id,
         tenantId: query.tenant_id,
         limit: query.limit,
-        cursor: pageCursor(deps.cursors, query.cursor),
+        cursor: pagePosition(deps.cursors, 'api-keys', query.cursor),
       });
       const now = deps.now();
       res.json({ api_keys: page.rows.map((row) => apiKeyView(row, now)), next_cursor: page.next ? deps.cursors.encode('api-keys', page.next) : null });

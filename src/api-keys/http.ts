@@ -3,7 +3,6 @@ import { parseDuration } from '../config/duration';
 import { ApiError } from '../http/api-error';
 import { API_KEY_ID } from './format';
 import { ApiKeyError } from './service';
-import type { CursorCodec, KeysetPosition } from '../http/cursor';
 import { quoted } from '../text';
 
 /** Shared pieces of the two HTTP surfaces of API keys (/auth/v1/api-keys, /admin/v1/api-keys). */
@@ -31,13 +30,6 @@ export function requestedExpiry(body: { expires_in?: string; expires_at?: string
     return new Date(now.getTime() + ms);
   }
   return body.expires_at === undefined ? undefined : new Date(body.expires_at);
-}
-
-export function pageCursor(cursors: CursorCodec, text: string | undefined): KeysetPosition | undefined {
-  if (text === undefined) return undefined;
-  const cursor = cursors.decode('api-keys', text);
-  if (!cursor) throw new ApiError('invalid_request', 'cursor: not a cursor returned by this endpoint');
-  return cursor;
 }
 
 /** A key id from the path; anything that cannot be one is not found without a query. */

@@ -4,7 +4,8 @@ import { requestId, withRequestId } from '../http/request';
 import { readJsonBody } from '../http/json-body';
 import { bearerToken, checkQueryText, parseInput as parse } from '../http/input';
 import type { Logger } from '../observability/logger';
-import { apiKeyError, exactMount, keyIdParam, pageCursor, requestedExpiry } from './http';
+import { apiKeyError, exactMount, keyIdParam, requestedExpiry } from './http';
+import { pagePosition } from '../http/cursor';
 import { userCreateApiKeyBody, userListApiKeysQuery } from './schemas';
 import type { ApiKeys } from './service';
 import type { CursorCodec } from '../http/cursor';
@@ -57,7 +58,7 @@ export function apiKeyUserRoutes(options: { deps: () => ApiKeyUserDeps | undefin
   router.get('/', async (req: Request, res: Response) => {
     const { deps, userId } = await caller(req);
     const query = parse(userListApiKeysQuery, req.query, 'query');
-    const page = await deps.apiKeys.list({ userId, limit: query.limit, cursor: pageCursor(deps.cursors, query.cursor) });
+    const page = await deps.apiKeys.list({ userId, limit: query.limit, cursor: pagePosition(deps.cursors, 'api-keys', query.cursor) });
     const now = deps.now();
     res.json({ api_keys: page.rows.map((row) => apiKeyView(row, now)), next_cursor: page.next ? deps.cursors.encode('api-keys', page.next) : null });
   });

@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import { z } from 'zod';
 import type { MekProvider } from '../crypto/mek';
+import { ApiError } from './api-error';
 
 /** A position in a keyset page over (timestamp, id), newest first. */
 export interface KeysetPosition {
@@ -87,4 +88,15 @@ export class CursorCodec {
     // UUIDs compare in lower case; base62 ids are case-sensitive.
     return { at: new Date(parsed.data.at), id: ROW_ID[kind] === UUID ? parsed.data.id.toLowerCase() : parsed.data.id };
   }
+}
+
+/**
+ * The keyset position of a list's `cursor` query parameter (undefined on the first page), or a 400
+ * for anything this endpoint did not hand out: the one reading of a cursor every paged list shares.
+ */
+export function pagePosition(cursors: CursorCodec, kind: CursorKind, text: string | undefined): KeysetPosition | undefined {
+  if (text === undefined) return undefined;
+  const position = cursors.decode(kind, text);
+  if (!position) throw new ApiError('invalid_request', 'cursor: not a cursor returned by this endpoint (pass next_cursor back unchanged)');
+  return position;
 }

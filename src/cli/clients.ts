@@ -4,6 +4,7 @@ import type { Kysely } from 'kysely';
 import { findClient, listClients } from '../clients/repository';
 import { clientView, type ClientView } from '../clients/view';
 import { MAX_INLINE_JWKS_BYTES } from '../clients/jwks';
+import { MAX_JSON_DEPTH, nestedDeeperThan } from '../json-depth';
 import {
   changeClient,
   ClientError,
@@ -45,11 +46,14 @@ function keysOption(opts: { jwksFile?: string; jwksUri?: string }): ClientKeysIn
     if (error instanceof CliError) throw error;
     throw new CliError(`--jwks-file ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
   }
+  let jwks: unknown;
   try {
-    return { jwks: JSON.parse(text) as unknown };
+    jwks = JSON.parse(text);
   } catch {
     throw new CliError(`--jwks-file ${file} is not JSON (a JSON Web Key Set {"keys": [...]} is expected)`);
   }
+  if (nestedDeeperThan(jwks)) throw new CliError(`--jwks-file ${file} is nested more than ${MAX_JSON_DEPTH} levels deep (a JSON Web Key Set {"keys": [...]} is expected)`);
+  return { jwks };
 }
 
 /** How a client's keys read in one line: the jwks_uri, or the kids of its JWKS. */

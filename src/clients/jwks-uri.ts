@@ -4,6 +4,7 @@ import https from 'node:https';
 import net from 'node:net';
 import { maxAgeOf } from '../verifier/http';
 import { JwksError } from './jwks';
+import { describeSpecialPurpose, isPublicAddress } from './special-purpose-addresses';
 import { quoted } from '../text';
 
 /**
@@ -12,7 +13,8 @@ import { quoted } from '../text';
  *
  * - `https` only in production (`http` is accepted outside production, for tests and development);
  *   no user info, no fragment, at most 2048 characters.
- * - In production no private, loopback, link-local or otherwise reserved destination: a literal
+ * - In production no destination in any IANA special-purpose range (private, loopback, link-local,
+ *   documentation, NAT64, IPv4-compatible and -translated IPv6, ...: src/clients/special-purpose-addresses.ts): a literal
  *   address is checked at registration and before the request, a host name at every connection,
  *   on every address it resolves to, inside the socket's own lookup (so a name cannot resolve to a
  *   public address for the check and to 127.0.0.1 for the connection).
@@ -25,57 +27,6 @@ export const JWKS_URI_TIMEOUT_MS = 2_000;
 /** The largest JWKS read from a jwks_uri. */
 export const JWKS_URI_MAX_BYTES = 64 * 1024;
 const MAX_URI_LENGTH = 2048;
-
-/**
- * Special-purpose ranges (RFC 6890 and its updates) that a jwks_uri may never reach in production,
- * one list per family: Node's BlockList matches an IPv4 address against IPv6 rules as its mapped
- * form, so `::ffff:0:0/96` in a shared list would match every IPv4 address.
- */
-const RESERVED_V4 = new net.BlockList();
-const RESERVED_V6 = new net.BlockList();
-for (const [network, prefix] of [
-  ['0.0.0.0', 8], // "this network"
-  ['10.0.0.0', 8], // private
-  ['100.64.0.0', 10], // carrier-grade NAT
-  ['127.0.0.0', 8], // loopback
-  ['169.254.0.0', 16], // link-local (cloud metadata services live here)
-  ['172.16.0.0', 12], // private
-  ['192.0.0.0', 24], // IETF protocol assignments
-  ['192.0.2.0', 24], // documentation
-  ['192.88.99.0', 24], // 6to4 relay anycast
-  ['192.168.0.0', 16], // private
-  ['198.18.0.0', 15], // benchmarking
-  ['198.51.100.0', 24], // documentation
-  ['203.0.113.0', 24], // documentation
-  ['224.0.0.0', 4], // multicast
-  ['240.0.0.0', 4], // reserved, and broadcast
-] as const) {
-  RESERVED_V4.addSubnet(network, prefix, 'ipv4');
-}
-for (const [network, prefix] of [
-  ['::', 128], // unspecified
-  ['::1', 128], // loopback
-  ['::ffff:0:0', 96], // IPv4-mapped: would reach any IPv4 address, private ones included
-  ['64:ff9b::', 96], // NAT64
-  ['64:ff9b:1::', 48], // local NAT64
-  ['100::', 64], // discard
-  ['2001::', 23], // IETF protocol assignments (Teredo among them)
-  ['2001:db8::', 32], // documentation
-  ['2002::', 16], // 6to4: embeds any IPv4 address
-  ['fc00::', 7], // unique local
-  ['fe80::', 10], // link-local
-  ['fec0::', 10], // site-local (deprecated)
-  ['ff00::', 8], // multicast
-] as const) {
-  RESERVED_V6.addSubnet(network, prefix, 'ipv6');
-}
-
-/** True for an address a production server may fetch a client's keys from: not private, loopback, link-local or reserved. */
-export function isPublicAddress(address: string): boolean {
-  const family = net.isIP(address);
-  if (family === 0) return false;
-  return family === 4 ? !RESERVED_V4.check(address, 'ipv4') : !RESERVED_V6.check(address, 'ipv6');
-}
 
 /** The rules that depend on where we run. */
 export interface JwksUriRules {
@@ -102,8 +53,10 @@ export function checkJwksUri(text: string, rules: JwksUriRules): string {
   if (url.hash !== '') throw new JwksError('jwks_uri may not hold a fragment');
   if (rules.production) {
     const host = hostAddress(url);
-    if (net.isIP(host) !== 0 && !isPublicAddress(host)) throw new JwksError(`jwks_uri may not point at ${host}: a private, loopback or reserved address`);
-    if (host === 'localhost' || host.endsWith('.localhost')) throw new JwksError('jwks_uri may not point at localhost in production');
+    if (net.isIP(host) !== 0 && !isPublicAddress(host)) throw new JwksError(`jwks_uri may not point at ${describeSpecialPurpose(host)}: a private, loopback or reserved address`);
+    // `localhost.` is the same name (a trailing dot only makes it absolute).
+    const name = host.toLowerCase().replace(/\.$/, '');
+    if (name === 'localhost' || name.endsWith('.localhost')) throw new JwksError('jwks_uri may not point at localhost in production');
   }
   if (url.href.length > MAX_URI_LENGTH) throw new JwksError(`jwks_uri is over ${MAX_URI_LENGTH} characters`);
   return url.href;
@@ -130,7 +83,7 @@ const publicOnlyLookup: net.LookupFunction = (hostname, options, callback) => {
     if (error) return (callback as (error: Error) => void)(error);
     const refused = addresses.find((a) => !isPublicAddress(a.address));
     if (addresses.length === 0 || refused) {
-      const why = refused ? `${hostname} resolves to ${refused.address}, a private, loopback or reserved address` : `${hostname} has no address`;
+      const why = refused ? `${hostname} resolves to ${describeSpecialPurpose(refused.address)}, a private, loopback or reserved address` : `${hostname} has no address`;
       return (callback as (error: Error) => void)(Object.assign(new Error(why), { code: 'ERR_JWKS_URI_PRIVATE_ADDRESS' }));
     }
     if (options.all) return (callback as (error: null, addresses: dns.LookupAddress[]) => void)(null, addresses);

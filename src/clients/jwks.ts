@@ -1,5 +1,6 @@
 import crypto, { type KeyObject } from 'node:crypto';
 import type { StoredClientJwks } from '../db/schema';
+import { MAX_JSON_DEPTH, nestedDeeperThan } from '../json-depth';
 import { quoted } from '../text';
 
 /**
@@ -94,6 +95,11 @@ function importKey(jwk: Record<string, unknown>, where: string): { stored: Recor
   return { stored, key: { kid: stored.kid, kty, algorithms: Object.freeze(algorithms), key } };
 }
 
+/** Refuses a JWKS nested deeper than any JWKS is (before JSON.stringify or a message could recurse into it). */
+function checkDepth(value: unknown): void {
+  if (nestedDeeperThan(value)) throw new JwksError(`the JWKS is nested more than ${MAX_JSON_DEPTH} levels deep; a JSON Web Key Set {"keys": [...]} is expected`);
+}
+
 function keysOf(value: unknown): unknown[] {
   if (!isRecord(value) || !Array.isArray(value.keys)) throw new JwksError('not a JSON Web Key Set: an object with a "keys" array is expected');
   for (const [index, jwk] of value.keys.entries()) {
@@ -118,6 +124,7 @@ function checkUniqueKids(keys: readonly ClientKey[]): void {
  * the parsed keys. Throws JwksError with one line naming the problem.
  */
 export function checkClientJwks(value: unknown): { jwks: StoredClientJwks; keys: ClientKey[] } {
+  checkDepth(value);
   const size = Buffer.byteLength(JSON.stringify(value ?? null));
   if (size > MAX_INLINE_JWKS_BYTES) throw new JwksError(`the JWKS is ${size} bytes; at most ${MAX_INLINE_JWKS_BYTES} are accepted`);
   const entries = keysOf(value);
@@ -142,6 +149,7 @@ export function checkClientJwks(value: unknown): { jwks: StoredClientJwks; keys:
  * MAX_CLIENT_KEYS usable keys, a key that does not parse or a repeated kid refuse the whole set.
  */
 export function readPublishedJwks(value: unknown): ClientKey[] {
+  checkDepth(value);
   const keys: ClientKey[] = [];
   for (const [index, jwk] of keysOf(value).entries()) {
     if (unusable(jwk as Record<string, unknown>) !== undefined) continue;

@@ -1,5 +1,6 @@
 import type { Request, RequestHandler } from 'express';
 import type { z } from 'zod';
+import { MAX_JSON_DEPTH } from '../json-depth';
 import { quoted, textProblem } from '../text';
 import { ApiError } from './api-error';
 
@@ -7,23 +8,30 @@ import { ApiError } from './api-error';
 
 /**
  * Refuses input that Postgres cannot store as text (a NUL character, a lone surrogate) anywhere in
- * `value`: strings, object keys, nested arrays. Iterative, so a deeply nested body cannot exhaust
- * the stack. `where` names the input in the message (`body`, `query`); the value itself is never echoed.
+ * `value`: strings, object keys, nested arrays; and input nested more than MAX_JSON_DEPTH levels deep,
+ * before anything recursive (JSON.stringify, zod) can run out of stack on it. Iterative, so a deeply
+ * nested body cannot exhaust the stack here either. `where` names the input in the message (`body`,
+ * `query`); the value itself is never echoed.
  */
 export function checkInputText(value: unknown, where: string): void {
-  const pending: Array<{ value: unknown; path: string }> = [{ value, path: '' }];
+  const pending: Array<{ value: unknown; path: string; depth: number }> = [{ value, path: '', depth: 0 }];
   for (let item = pending.pop(); item !== undefined; item = pending.pop()) {
     const { value: current, path } = item;
     if (typeof current === 'string') {
       const problem = textProblem(current);
       if (problem) throw new ApiError('invalid_request', `${where}${path ? ` ${quoted(path)}` : ''}: ${problem}`);
-    } else if (Array.isArray(current)) {
-      current.forEach((element, index) => pending.push({ value: element, path: `${path}[${index}]` }));
-    } else if (current !== null && typeof current === 'object') {
+      continue;
+    }
+    if (current === null || typeof current !== 'object') continue;
+    const depth = item.depth + 1;
+    if (depth > MAX_JSON_DEPTH) throw new ApiError('invalid_request', `${where} is nested more than ${MAX_JSON_DEPTH} levels deep`);
+    if (Array.isArray(current)) {
+      current.forEach((element, index) => pending.push({ value: element, path: `${path}[${index}]`, depth }));
+    } else {
       for (const [key, element] of Object.entries(current)) {
         const keyProblem = textProblem(key);
         if (keyProblem) throw new ApiError('invalid_request', `${where}: a key ${keyProblem}`);
-        pending.push({ value: element, path: path ? `${path}.${key}` : key });
+        pending.push({ value: element, path: path ? `${path}.${key}` : key, depth });
       }
     }
   }

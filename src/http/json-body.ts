@@ -18,8 +18,9 @@ const CHARSET = /;[ \t]*charset[ \t]*=[ \t]*"?([^";\s]*)"?/i;
  *   `text/plain` POST never reaches a handler; a request without a body may omit the header;
  * - a `Content-Length` over 64 KiB: 413 at once, and the connection is closed rather than drained;
  *   a chunked body is cut off the same way when it passes 64 KiB;
- * - anything that is not UTF-8 JSON with an object or array at the top, or that holds a string
- *   Postgres cannot store (a NUL character, a lone surrogate) anywhere in its keys or values: 400.
+ * - anything that is not UTF-8 JSON with an object or array at the top, that holds a string
+ *   Postgres cannot store (a NUL character, a lone surrogate) anywhere in its keys or values, or
+ *   that is nested more than MAX_JSON_DEPTH (32) levels deep: 400.
  */
 export async function readJsonBody(req: Request, _res?: Response): Promise<void> {
   req.body = undefined;

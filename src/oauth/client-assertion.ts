@@ -2,6 +2,7 @@ import { compactVerify, decodeJwt, decodeProtectedHeader } from 'jose';
 import { CLIENT_ASSERTION_ALGORITHMS, type ClientKey } from '../clients/jwks';
 import type { Client } from '../clients/repository';
 import { ClientKeysUnavailable, type ClientKeys } from './client-keys';
+import { MAX_JSON_DEPTH, nestedDeeperThan } from '../json-depth';
 
 /** RFC 7523 §2.2: the one `client_assertion_type` accepted. */
 export const JWT_BEARER_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
@@ -111,6 +112,8 @@ export class ClientAssertionVerifier {
     } catch {
       throw new AssertionRefused('the claims are not a JSON object');
     }
+    // The messages below quote claims with JSON.stringify, which would run out of stack on a deep one.
+    if (nestedDeeperThan(claims)) throw new AssertionRefused(`the claims are nested more than ${MAX_JSON_DEPTH} levels deep`);
     return this.checkClaims(client, claims, endpointPath);
   }
 

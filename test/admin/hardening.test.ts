@@ -220,6 +220,62 @@ describe('admin API and HTTP hardening', () => {
     });
   });
 
+  describe('deeply nested JSON (issue 15)', () => {
+    /** `prefix` + `levels` nested arrays (or `{"a":` objects) + `suffix`, one JSON text. */
+    const nested = (prefix: string, levels: number, suffix: string, kind: 'array' | 'object' = 'array') =>
+      kind === 'array' ? `${prefix}${'['.repeat(levels)}${']'.repeat(levels)}${suffix}` : `${prefix}${'{"a":'.repeat(levels)}1${'}'.repeat(levels)}${suffix}`;
+    /** The most levels of `kind` that fit, with prefix and suffix, in a 64 KiB body. */
+    const deepest = (prefix: string, suffix: string, kind: 'array' | 'object') =>
+      Math.floor((64 * 1024 - prefix.length - suffix.length - (kind === 'array' ? 0 : 1)) / (kind === 'array' ? 2 : 6));
+    const bodies = (prefix: string, suffix: string) => {
+      const cases = [nested(prefix, 33, suffix), nested(prefix, 5_000, suffix), nested(prefix, 5_000, suffix, 'object')];
+      for (const kind of ['array', 'object'] as const) {
+        const body = nested(prefix, deepest(prefix, suffix, kind), suffix, kind);
+        expect(body.length).toBeLessThanOrEqual(64 * 1024);
+        expect(body.length).toBeGreaterThan(64 * 1024 - 6);
+        cases.push(body);
+      }
+      return cases;
+    };
+    const send = (method: string, path: string, body: string, auth = true) =>
+      rawRequest(server.url, method, path, { headers: { 'Content-Type': 'application/json', ...(auth && { Authorization: `Bearer ${token}` }) }, body });
+    const expectRefused = (res: Awaited<ReturnType<typeof send>>, what: string) => {
+      expect({ what, status: res.status }).toEqual({ what, status: 400 });
+      expect(res.body).toEqual({ error: 'invalid_request', message: 'body is nested more than 32 levels deep' });
+    };
+
+    it('refuses a deep jwks in POST /admin/v1/clients with 400, creating nothing', async () => {
+      const before = await count('oauth_clients');
+      const prefix = '{"name":"deep","scopes":"read","token_endpoint_auth_method":"private_key_jwt","jwks":';
+      for (const body of bodies(prefix, '}')) expectRefused(await send('POST', '/admin/v1/clients', body), `${body.length} bytes`);
+      for (const body of bodies(`${prefix}{"keys":`, '}}')) expectRefused(await send('POST', '/admin/v1/clients', body), `${body.length} bytes in keys`);
+      expect(await count('oauth_clients')).toBe(before);
+      // 32 levels are read (and the JWKS then refused for what it is, not for its depth).
+      const shallow = await send('POST', '/admin/v1/clients', nested(prefix, 31, '}'));
+      expect(shallow.status).toBe(400);
+      expect((shallow.body as { message: string }).message).toMatch(/JSON Web Key Set/);
+      expect(await count('oauth_clients')).toBe(before);
+    });
+
+    it('refuses a deep jwks in PATCH /admin/v1/clients/{id} with 400, leaving the client as it was', async () => {
+      const created = await admin().post('/clients', { name: 'shallow', scopes: 'read' });
+      expect(created.status).toBe(201);
+      const path = `/admin/v1/clients/${created.body.client_id}`;
+      const row = () => handle.db.selectFrom('oauth_clients').selectAll().where('id', '=', created.body.client_id).executeTakeFirstOrThrow();
+      const before = await row();
+      for (const body of bodies('{"token_endpoint_auth_method":"private_key_jwt","jwks":', '}')) expectRefused(await send('PATCH', path, body), `${body.length} bytes`);
+      expect(await row()).toEqual(before);
+    });
+
+    it('refuses the same depth at every JSON endpoint, e.g. POST /auth/v1/signup', async () => {
+      const before = await count('users');
+      for (const body of bodies('{"email":"deep@example.com","password":"correct horse battery","x":', '}')) {
+        expectRefused(await send('POST', '/auth/v1/signup', body, false), `${body.length} bytes`);
+      }
+      expect(await count('users')).toBe(before);
+    });
+  });
+
   describe('discovery scopes (item 16)', () => {
     const metadata = async () => {
       const res = await request(server.url).get('/.well-known/oauth-authorization-server');

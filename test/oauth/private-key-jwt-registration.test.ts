@@ -116,6 +116,9 @@ describe('registering private_key_jwt clients (CLI and admin API)', () => {
     await refusedCli([...base, '--jwks-file', path.join(dir, 'missing.json')], /--jwks-file .*missing\.json: ENOENT/);
     await refusedCli([...base, '--jwks-file', file('text.json', 'not json')], /is not JSON/);
     await refusedCli([...base, '--jwks-file', file('big.json', ' '.repeat(17 * 1024))], /over 16384 bytes/);
+    // Issue 15: as deep as fits in 16 KiB (JSON.stringify would run out of stack on it), and one level past the bound.
+    await refusedCli([...base, '--jwks-file', file('deep.json', `{"keys":${'['.repeat(8_000)}${']'.repeat(8_000)}}`)], /deep\.json is nested more than 32 levels deep/);
+    await refusedCli([...base, '--jwks-file', file('deep-33.json', `{"keys":[${'{"a":'.repeat(31)}1${'}'.repeat(31)}]}`)], /nested more than 32 levels deep/);
     await refusedCli([...base, '--jwks-file', file('private.json', { keys: [rs.privateJwk] })], /holds private key material \(d, p, q, dp, dq, qi\)/);
     await refusedCli([...base, '--jwks-file', file('ec-private.json', { keys: [es.privateJwk] })], /holds private key material \(d\)/);
     await refusedCli([...base, '--jwks-file', file('oct.json', { keys: [{ kty: 'oct', k: 'c2VjcmV0' }] })], /private key material \(k\)/);
@@ -181,6 +184,7 @@ describe('registering private_key_jwt clients (CLI and admin API)', () => {
     const toUri = await idp('clients', 'set-keys', id, '--jwks-uri', 'http://127.0.0.1:9/keys');
     expect(toUri.stdout).toMatch(/replaced the keys of client .*: jwks_uri http:\/\/127\.0\.0\.1:9\/keys/);
     await refusedCli(['clients', 'set-keys', id], /exactly one of --jwks-file and --jwks-uri/);
+    await refusedCli(['clients', 'set-keys', id, '--jwks-file', file('deep-set.json', `{"keys":${'['.repeat(8_000)}${']'.repeat(8_000)}}`)], /nested more than 32 levels deep/);
     await refusedCli(['clients', 'set-keys', 'NoSuchClient0000000000', '--jwks-file', file('x.json', jwksOf(rs))], /no client "NoSuchClient0000000000"/);
 
     // A client with a secret moves to private_key_jwt: its secret stops working at once.

@@ -1,7 +1,8 @@
 import dns from 'node:dns/promises';
 import os from 'node:os';
 import request from 'supertest';
-import { fetchJwks, isPublicAddress, JWKS_URI_MAX_BYTES } from '../../src/clients/jwks-uri';
+import { fetchJwks, JWKS_URI_MAX_BYTES } from '../../src/clients/jwks-uri';
+import { isPublicAddress } from '../../src/clients/special-purpose-addresses';
 import { setClientKeys, clientPolicy } from '../../src/clients/service';
 import type { Client } from '../../src/clients/repository';
 import { AssertionJtiStore } from '../../src/oauth/assertion-jtis';

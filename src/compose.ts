@@ -11,6 +11,8 @@ import { authorizationOpenApi } from './authorization/openapi';
 import type { Capability } from './capability';
 import { redirectUriMatches } from './clients/redirect-uris';
 import { clientPolicy } from './clients/service';
+import { delegates, delegationCapability } from './delegation';
+import { delegationOpenApi } from './delegation/openapi';
 import type { Config } from './config';
 import { loadMekRing, type MekProvider } from './crypto/mek';
 import { openDatabaseWithRetry, type DatabaseHandle } from './db';
@@ -32,7 +34,7 @@ import type { Metrics } from './observability/metrics';
 import { clientAccessTokens } from './oauth/access-tokens';
 import { clientCredentialsGrant } from './oauth/client-credentials';
 import { oauthMetadata, scopesSupported, startOAuth, type OAuthServices } from './oauth';
-import { createOAuthRegistry, type OAuthRegistry } from './oauth/registry';
+import { createOAuthRegistry, grantPerRequest, type OAuthRegistry } from './oauth/registry';
 import { FailureLimiter } from './ratelimit';
 import { AbuseLimits } from './ratelimit/policies';
 import { resourcesCapability } from './resources';
@@ -43,6 +45,7 @@ import { createSigner, type Signer } from './tokens/sign';
 import { TokenVerifier } from './tokens/verify';
 import { USER_SCOPE } from './users/access-token';
 import { refreshTokenGrant, userAccessTokens, userRefreshTokens } from './users/oauth';
+import { findSessionWithUser } from './users/repository';
 import { PasswordHashing } from './users/passwords';
 import { userRoutes } from './users/routes';
 import { UserAccounts } from './users/service';
@@ -233,15 +236,32 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
       knownResourceScopes: (scopes) => resources.service.knownScopes(scopes),
       adminTokens,
     });
+    const delegation = delegationCapability({
+      db: handle.db,
+      logger,
+      now,
+      sign,
+      verifier,
+      settings: config,
+      client: (id) => oauth.clients.get(id),
+      session: (sid) => findSessionWithUser(handle.db, sid),
+      userAccess: (token) => users.authenticateAnyAudience(token),
+    });
+    // One grant type, two grants (README "Delegation"): an API key as subject_token takes no client
+    // authentication; a user's access token is delegated to the authenticated client.
+    const apiKeyExchange = tokenExchangeGrant({ apiKeys, limits, settings: config, sign, now });
+    const tokenExchange = grantPerRequest([apiKeyExchange, delegation.exchange], (params) => (delegates(params) ? delegation.exchange : apiKeyExchange));
     const capabilities: Capability[] = [
       {
         name: 'api-keys',
-        grants: [tokenExchangeGrant({ apiKeys, limits, settings: config, sign, now })],
+        grants: [tokenExchange],
         tokenKinds: [apiKeyTokens({ db: handle.db, apiKeys, verifier, now }), exchangedAccessTokens({ db: handle.db, apiKeys, verifier, now })],
         routes: [{ path: '/auth/v1/api-keys', handler: apiKeyUserRoutes({ deps: () => ({ apiKeys, users, cursors, now }), logger }) }],
       },
       // Before `users`: /auth/v1/grants is matched before /auth/v1.
       authorization,
+      // Its tokens carry `act` and no `token_type`: no other kind claims them.
+      delegation,
       {
         name: 'users',
         grants: [refreshTokenGrant(userTokenDeps)],
@@ -342,7 +362,16 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
  */
 function openApiFragments(config: Pick<Config, 'dynamicRegistration'>): readonly OpenApiFragment[] {
   // POST /oauth/register is listed only when registration is on, and described as the mode serves it.
-  return [clientCredentialsOpenApi, authorizationOpenApi, usersOpenApi, apiKeysOpenApi, adminOpenApi, resourcesOpenApi, registrationOpenApi(config.dynamicRegistration)];
+  return [
+    clientCredentialsOpenApi,
+    authorizationOpenApi,
+    usersOpenApi,
+    apiKeysOpenApi,
+    delegationOpenApi,
+    adminOpenApi,
+    resourcesOpenApi,
+    registrationOpenApi(config.dynamicRegistration),
+  ];
 }
 
 /** The OpenAPI document this composition serves at /openapi.json. */

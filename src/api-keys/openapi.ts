@@ -8,8 +8,6 @@ import {
   apiKeyViewBody,
   createdApiKeyBody,
   revokeApiKeyBody,
-  tokenExchangeRequest,
-  tokenExchangeResponse,
   userCreateApiKeyBody,
   userListApiKeysQuery,
 } from './schemas';
@@ -96,15 +94,11 @@ function apiKeyRoutes(prefix: '/auth/v1/api-keys' | '/admin/v1/api-keys'): ZodOp
   };
 }
 
-/** API keys (/auth/v1/api-keys, /admin/v1/api-keys) and their exchange at the token endpoint, in the OpenAPI document (src/http/openapi.ts). */
+/**
+ * API keys (/auth/v1/api-keys, /admin/v1/api-keys) in the OpenAPI document (src/http/openapi.ts).
+ * Their exchange at the token endpoint shares its grant type with delegation: src/delegation/openapi.ts documents both.
+ */
 export const apiKeysOpenApi: OpenApiFragment = {
   tags: ['API keys', 'Admin: API keys'],
-  tokenGrants: [
-    {
-      request: tokenExchangeRequest,
-      response: tokenExchangeResponse,
-      description: '`urn:ietf:params:oauth:grant-type:token-exchange` (RFC 8693: an API key for a JWT; no client authentication)',
-    },
-  ],
   paths: { ...apiKeyRoutes('/auth/v1/api-keys'), ...apiKeyRoutes('/admin/v1/api-keys') },
 };

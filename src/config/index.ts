@@ -285,6 +285,11 @@ const SETTINGS = {
    * "Configuration"): a relying party checks an ID token once, as it receives it.
    */
   idTokenTtlMs: (env) => duration(env, 'IDP_ID_TOKEN_TTL', 10 * MINUTE),
+  /**
+   * `IDP_MAX_DELEGATION_DEPTH`, default 3 (1 to 10): the most actors one delegated token may carry in
+   * its nested `act` chain (README "Delegation"); a deeper exchange is refused.
+   */
+  maxDelegationDepth: (env) => integer(env, 'IDP_MAX_DELEGATION_DEPTH', 3, 1, 10),
   /** `IDP_BRAND_NAME`, default `Sign in`: the name the hosted pages show above each page's heading and in its title. */
   brandName: (env) => {
     const text = read(env, 'IDP_BRAND_NAME') ?? 'Sign in';

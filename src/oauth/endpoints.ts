@@ -118,8 +118,9 @@ const token: Endpoint = async (req, deps) => {
   const form = await readForm(req);
   const grantType = form.get('grant_type');
   if (grantType === undefined) throw new InvalidRequest('missing grant_type');
-  const grant = deps.registry.findGrant(grantType);
-  if (!grant) throw new UnsupportedGrantType(`unsupported grant_type ${quoted(grantType)}`);
+  const registered = deps.registry.findGrant(grantType);
+  if (!registered) throw new UnsupportedGrantType(`unsupported grant_type ${quoted(grantType)}`);
+  const grant = registered.select?.(form) ?? registered;
   let client;
   // Read again by `authenticated`; only grants that do not require authentication pay for it here.
   const presented = grant.clientAuthentication !== 'required' && readClientCredentials(req.headers.authorization, form) !== undefined;
@@ -127,8 +128,10 @@ const token: Endpoint = async (req, deps) => {
     client = await authenticated(req, form, deps, TOKEN_PATH, true);
     // README: "Grant types": each client uses only the grants it was given (RFC 6749 §5.2), and a
     // public client only those that need no client credentials (never client_credentials).
-    if (client.authMethod === 'none' && grant.publicClients !== true) throw new UnauthorizedClient(`a public client may not use grant_type ${grantType}`);
-    if (!client.grantTypes.includes(grantType)) throw new UnauthorizedClient(`this client may not use grant_type ${grantType}`);
+    if (client.authMethod === 'none' && grant.publicClients !== true) {
+      throw new UnauthorizedClient(`a public client may not use grant_type ${grantType}`, `public client ${client.id} refused grant_type ${grantType}`);
+    }
+    if (!client.grantTypes.includes(grantType)) throw new UnauthorizedClient(`this client may not use grant_type ${grantType}`, `client ${client.id} is not allowed grant_type ${grantType}`);
   } else if (presented) {
     throw new InvalidClient(`grant_type ${grantType} takes no client authentication`);
   }

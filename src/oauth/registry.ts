@@ -1,5 +1,5 @@
 import { withinTenant } from './tenant-boundary';
-import type { ActiveIntrospection, Grant, TokenKind, TokenKindRequest } from './types';
+import type { ActiveIntrospection, FormParams, Grant, TokenKind, TokenKindRequest } from './types';
 
 /**
  * The OAuth endpoints' registry, built once by the composition root from the capabilities it
@@ -55,4 +55,29 @@ export function createOAuthRegistry(parts: { grants: readonly Grant[]; tokenKind
 
 function tenantOf(result: ActiveIntrospection): string | undefined {
   return typeof result.tenant_id === 'string' ? result.tenant_id : undefined;
+}
+
+/**
+ * One grant type served by several grants, `choose` picking the grant of each request from its form
+ * (README "Delegation": `token-exchange` takes an API key without client authentication, or a user's
+ * access token from an authenticated client). The endpoint asks `select` before it authenticates
+ * anyone, so each grant keeps its own authentication rule and refusals. The registry still holds one
+ * grant per type.
+ */
+export function grantPerRequest(grants: readonly Grant[], choose: (params: FormParams) => Grant): Grant {
+  const [first] = grants;
+  if (!first || grants.some((grant) => grant.grantType !== first.grantType)) throw new Error('grantPerRequest: give one or more grants of one grant type');
+  const select = (params: FormParams) => {
+    const grant = choose(params);
+    if (!grants.includes(grant)) throw new Error('grantPerRequest: choose returned a grant it was not given');
+    return grant;
+  };
+  return {
+    grantType: first.grantType,
+    parameters: [...new Set(grants.flatMap((grant) => grant.parameters))],
+    // Never read: the endpoint takes the selected grant's. The strictest, should anything call it unselected.
+    clientAuthentication: 'required',
+    select,
+    handler: (request) => select(request.params).handler(request),
+  };
 }

@@ -98,6 +98,11 @@ export const activeIntrospection = z
     role: z.string().optional().meta({ description: 'user access tokens' }),
     tenant_id: z.string().optional().meta({ description: 'absent: the token has no tenant' }),
     api_key_id: z.string().optional().meta({ description: 'exchanged access tokens: the API key exchanged' }),
+    act: z
+      .object({ sub: z.string() })
+      .catchall(z.unknown())
+      .optional()
+      .meta({ description: 'delegated tokens (RFC 8693 §4.1): the current actor\'s client id, the one before it nested in act, and so on' }),
   })
   .meta({ id: 'ActiveIntrospection' });
 

@@ -52,6 +52,12 @@ export interface Grant {
    * client_credentials is never for a client without credentials (`unauthorized_client`).
    */
   publicClients?: boolean;
+  /**
+   * A grant type served by several grants (RFC 8693 token exchange: an API key, or a user's access
+   * token to delegate): the one for this request, chosen from its form before anything else, whose
+   * `clientAuthentication`, `publicClients` and `handler` then apply. See `grantPerRequest`.
+   */
+  select?(params: FormParams): Grant;
   handler(request: GrantRequest): Promise<TokenResponse>;
 }
 

@@ -21,3 +21,9 @@ export async function denyAccessToken(db: Db, token: { jti: string; clientId: st
     .onConflict((oc) => oc.column('jti').doNothing())
     .execute();
 }
+
+/** Whether any of `jtis` is revoked: one query, for a token and the tokens it was delegated from. */
+export async function anyAccessTokenRevoked(db: Db, jtis: readonly string[]): Promise<boolean> {
+  if (jtis.length === 0) return false;
+  return (await db.selectFrom('revoked_access_tokens').select('jti').where('jti', 'in', jtis).limit(1).executeTakeFirst()) !== undefined;
+}

@@ -23,6 +23,11 @@ export interface AuthInfo {
   readonly clientId?: string;
   /** Application roles from the verifier's role map. */
   readonly roles: readonly string[];
+  /**
+   * A delegated token's actors (RFC 8693 `act`): client ids, the current one first, then the one it
+   * acts for, and so on; `[]` when the caller is not acting for anyone.
+   */
+  readonly actor: readonly string[];
   /** Every claim of the JWT, or every member of the API key's introspection answer. */
   readonly claims: Readonly<Record<string, unknown>>;
 }
@@ -37,6 +42,11 @@ export interface AuthRequirements {
   permissions?: readonly string[];
   roles?: readonly string[];
   tokenTypes?: readonly TokenKind[];
+  /**
+   * Delegation: absent, delegated tokens and others alike; `[]`, no delegated token; client ids,
+   * only a delegated token with every one of them in its actor chain.
+   */
+  actors?: readonly string[];
 }
 
 export interface VerifierStatus {
@@ -73,6 +83,18 @@ function scopesOf(scope: unknown): readonly string[] {
 }
 
 const EMPTY: readonly string[] = Object.freeze([]);
+
+/** RFC 8693 §4.1 `act`, nested, as client ids outermost first; a malformed one is refused (never read as "not delegated"). */
+function actorsOf(act: unknown): readonly string[] {
+  if (act === undefined) return EMPTY;
+  const chain: string[] = [];
+  for (let level: unknown = act; level !== undefined; level = (level as { act?: unknown }).act) {
+    const sub = typeof level === 'object' && level !== null && chain.length < 64 ? (level as { sub?: unknown }).sub : undefined;
+    if (typeof sub !== 'string' || sub === '') throw new InvalidToken('claims', 'invalid claim "act"');
+    chain.push(sub);
+  }
+  return Object.freeze(chain);
+}
 
 function deepFreeze<T>(value: T): T {
   if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
@@ -166,6 +188,14 @@ export class Verifier {
     }
     if (roles !== undefined && roles.length > 0 && !roles.some((r) => auth.roles.includes(r))) {
       throw new InsufficientScope(roles.length === 1 ? `missing role "${roles[0]}"` : `missing role: one of "${roles.join('", "')}"`);
+    }
+    const { actors } = requirements;
+    if (actors !== undefined) {
+      if (actors.length === 0 && auth.actor.length > 0) throw new InsufficientScope(`delegated tokens are not accepted here (acting: "${auth.actor.map(shown).join('", "')}")`);
+      const missing = actors.filter((a) => !auth.actor.includes(a));
+      if (missing.length > 0) {
+        throw new InsufficientScope(auth.actor.length === 0 ? `a delegated token is required (actor "${missing.join('", "')}")` : `actor "${missing.join('", "')}" not in the delegation chain`);
+      }
     }
   }
 
@@ -284,7 +314,8 @@ export class Verifier {
       permissions: stringList(claims.permissions),
       tenantId,
     });
-    const auth: AuthInfo = clientId === undefined ? { subject, tokenType, scopes, tenantId, roles, claims } : { subject, tokenType, scopes, tenantId, clientId, roles, claims };
+    const actor = actorsOf(claims.act);
+    const auth: AuthInfo = clientId === undefined ? { subject, tokenType, scopes, tenantId, roles, actor, claims } : { subject, tokenType, scopes, tenantId, clientId, roles, actor, claims };
     return Object.freeze(auth);
   }
 
@@ -355,11 +386,11 @@ export function createVerifier(options: VerifierOptions): Verifier {
 
 /** Checks a route's requirements once, when the route is declared; misuse throws a TypeError. */
 export function checkRequirements(requirements: AuthRequirements): AuthRequirements {
-  const lists: Array<keyof AuthRequirements> = ['scopes', 'permissions', 'roles', 'tokenTypes'];
+  const lists: Array<keyof AuthRequirements> = ['scopes', 'permissions', 'roles', 'tokenTypes', 'actors'];
   for (const name of lists) {
     const value = requirements[name];
     if (value === undefined) continue;
-    if (!Array.isArray(value) || !value.every((v) => typeof v === 'string' && v !== '')) {
+    if (!Array.isArray(value) || !value.every((v: unknown) => typeof v === 'string' && v !== '')) {
       throw new TypeError(`requireAuth: ${name} must be an array of non-empty strings`);
     }
   }

@@ -50,6 +50,15 @@ describe('configuration', () => {
     expect(loadConfig({ IDP_DYNAMIC_REGISTRATION: 'open' }).dynamicRegistration).toBe('open');
   });
 
+  it('IDP_MAX_DELEGATION_DEPTH: 3 by default, 1 to 10', () => {
+    expect(loadConfig({}).maxDelegationDepth).toBe(3);
+    expect(loadConfig({ IDP_MAX_DELEGATION_DEPTH: '1' }).maxDelegationDepth).toBe(1);
+    expect(loadConfig({ IDP_MAX_DELEGATION_DEPTH: '10' }).maxDelegationDepth).toBe(10);
+    for (const text of ['0', '11', '2.5', 'deep']) {
+      expect(problem({ IDP_MAX_DELEGATION_DEPTH: text })).toMatchObject({ variable: 'IDP_MAX_DELEGATION_DEPTH', message: expect.stringContaining('whole number from 1 to 10') });
+    }
+  });
+
   it.each([
     [{ IDP_KEY_PREPUBLISH: '9m', IDP_JWKS_MAX_AGE: '300' }, 'IDP_KEY_PREPUBLISH', 'under 2 × IDP_JWKS_MAX_AGE'],
     [{ IDP_KEY_ROTATION_INTERVAL: '1h', IDP_KEY_PREPUBLISH: '2h' }, 'IDP_KEY_ROTATION_INTERVAL', 'under IDP_KEY_PREPUBLISH'],

@@ -1,7 +1,7 @@
 import request from 'supertest';
 import type { Client } from '../../src/clients/repository';
 import { InvalidGrant } from '../../src/oauth/errors';
-import { createOAuthRegistry } from '../../src/oauth/registry';
+import { createOAuthRegistry, grantPerRequest } from '../../src/oauth/registry';
 import type { Grant, TokenKind } from '../../src/oauth/types';
 import { exchange, FORM, introspect, makeKey, TOKEN_EXCHANGE } from '../api-keys/support';
 import { startTestServer, testConfig, type TestServer } from '../helpers/context';
@@ -48,6 +48,23 @@ describe('the OAuth registry', () => {
     expect(await reversed.introspect('x-special-1', { client })).toEqual({ active: true, answered_by: 'general' });
   });
 
+  it('serves one grant type by several grants, the form choosing (grantPerRequest), and refuses a mix of grant types', async () => {
+    const byKey = { ...grant('urn:test:x'), parameters: ['key'], handler: async () => ({ access_token: 'k', token_type: 'Bearer' as const, expires_in: 1 }) };
+    const byJwt: Grant = { ...grant('urn:test:x'), parameters: ['jwt', 'key'], clientAuthentication: 'required', handler: async () => ({ access_token: 'j', token_type: 'Bearer', expires_in: 1 }) };
+    const both = grantPerRequest([byKey, byJwt], (params) => (params.has('jwt') ? byJwt : byKey));
+    expect(both).toMatchObject({ grantType: 'urn:test:x', parameters: ['key', 'jwt'] });
+    expect(both.select?.(new Map([['jwt', '1']]))).toBe(byJwt);
+    expect(both.select?.(new Map([['key', '1']]))).toBe(byKey);
+    const request = (params: Array<[string, string]>) => ({ params: new Map(params), client: undefined, ip: '127.0.0.1' });
+    expect((await both.handler(request([['jwt', '1']]))).access_token).toBe('j');
+    expect((await both.handler(request([]))).access_token).toBe('k');
+    expect(createOAuthRegistry({ grants: [both], tokenKinds: [] }).grantTypes()).toEqual(['urn:test:x']);
+    expect(() => grantPerRequest([byKey, grant('urn:test:y')], () => byKey)).toThrow('one grant type');
+    expect(() => grantPerRequest([], () => byKey)).toThrow('one grant type');
+    const stray = grantPerRequest([byKey], () => byJwt);
+    expect(() => stray.select?.(new Map())).toThrow('not given');
+  });
+
   it('refuses a grant type or a token kind given twice', () => {
     expect(() => createOAuthRegistry({ grants: [grant('urn:test:a'), grant('urn:test:a')], tokenKinds: [] })).toThrow('given twice');
     expect(() => createOAuthRegistry({ grants: [], tokenKinds: [kind('k', () => undefined), kind('k', () => undefined)] })).toThrow('given twice');
@@ -72,11 +89,11 @@ describe('the registry the composition root builds', () => {
   });
 
   it('serves every grant of the mounted capabilities, client_credentials first', () => {
-    expect(app.services.registry.grantTypes()).toEqual(['client_credentials', 'refresh_token', TOKEN_EXCHANGE]);
+    expect(app.services.registry.grantTypes()).toEqual(['client_credentials', 'authorization_code', 'refresh_token', TOKEN_EXCHANGE]);
   });
 
   it('asks the most specific token kinds first: API keys and exchanged tokens before client access tokens', () => {
-    expect(app.services.registry.tokenKindOrder).toEqual(['api_key', 'exchanged_access_token', 'user_access_token', 'user_refresh_token', 'client_access_token']);
+    expect(app.services.registry.tokenKindOrder).toEqual(['api_key', 'exchanged_access_token', 'delegated_access_token', 'user_access_token', 'user_refresh_token', 'client_access_token']);
   });
 
   // The defect: the client-access-token kind recognised an exchanged token of a client-owned key

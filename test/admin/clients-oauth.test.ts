@@ -105,7 +105,9 @@ describe('admin clients, user tokens at /oauth/*, tenants', () => {
       .auth(acme.client_id, acme.client_secret)
       .type('form')
       .send({ grant_type: 'refresh_token', refresh_token: first.body.refresh_token });
-    expect(withClient.status).toBe(401);
+    // The grant takes an application's client when one authenticates (README "Grant types"): this
+    // client-credentials client is authenticated, and refresh_token is not among its grants.
+    expect({ status: withClient.status, error: withClient.body.error }).toEqual({ status: 400, error: 'unauthorized_client' });
     expect((await grant('garbage')).body.error).toBe('invalid_grant');
   });
 

@@ -43,6 +43,13 @@ describe('configuration', () => {
     expect(config).toMatchObject({ authCodeTtlMs: 30_000, sessionTtlMs: 8 * 3_600_000, sessionIdleTtlMs: 8 * 3_600_000, idTokenTtlMs: 300_000, brandName: 'Acme Accounts' });
   });
 
+  it('the dynamic registration settings: defaults, and the values given', () => {
+    expect(loadConfig({})).toMatchObject({ dynamicRegistration: 'off', dynamicClientTtlMs: 30 * 86_400_000, registrationLimits: { perIp: 20, windowMs: 3_600_000 } });
+    const config = loadConfig({ IDP_DYNAMIC_REGISTRATION: 'token', IDP_DYNAMIC_CLIENT_TTL: '7d', IDP_REGISTRATIONS_PER_IP: '5', IDP_REGISTRATION_WINDOW: '10m' });
+    expect(config).toMatchObject({ dynamicRegistration: 'token', dynamicClientTtlMs: 7 * 86_400_000, registrationLimits: { perIp: 5, windowMs: 600_000 } });
+    expect(loadConfig({ IDP_DYNAMIC_REGISTRATION: 'open' }).dynamicRegistration).toBe('open');
+  });
+
   it('IDP_MAX_DELEGATION_DEPTH: 3 by default, 1 to 10', () => {
     expect(loadConfig({}).maxDelegationDepth).toBe(3);
     expect(loadConfig({ IDP_MAX_DELEGATION_DEPTH: '1' }).maxDelegationDepth).toBe(1);
@@ -162,6 +169,10 @@ describe('configuration of the hardening (README: "Configuration", "Abuse limits
     [{ IDP_ID_TOKEN_TTL: '-1m' }, 'IDP_ID_TOKEN_TTL', /positive duration/],
     [{ IDP_BRAND_NAME: 'Acme\u0007' }, 'IDP_BRAND_NAME', /control character/],
     [{ IDP_BRAND_NAME: 'x'.repeat(81) }, 'IDP_BRAND_NAME', /1 to 80 characters/],
+    [{ IDP_DYNAMIC_REGISTRATION: 'on' }, 'IDP_DYNAMIC_REGISTRATION', /not one of off, token, open/],
+    [{ IDP_DYNAMIC_CLIENT_TTL: 'never' }, 'IDP_DYNAMIC_CLIENT_TTL', /positive duration/],
+    [{ IDP_REGISTRATIONS_PER_IP: '0' }, 'IDP_REGISTRATIONS_PER_IP', /whole number/],
+    [{ IDP_REGISTRATION_WINDOW: '0s' }, 'IDP_REGISTRATION_WINDOW', /positive duration/],
   ])('refuses %j naming the variable', (env, variable, message) => {
     const error = problem(env as Record<string, string>);
     expect(error.variable).toBe(variable);

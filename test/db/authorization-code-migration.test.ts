@@ -64,7 +64,8 @@ describe('migration 2026-12-06T1100-authorization-code', () => {
     await raw(`insert into oauth_clients (id, name, secret_hash, scopes, audiences, created_at, updated_at, token_endpoint_auth_method, redirect_uris)
       values ('app2', 'App', null, '["read"]', '["https://api.test"]', now(), now(), 'none', '["http://127.0.0.1/cb"]')`);
     await raw(`insert into sessions (id, user_id, created_at, client_id) values ('66666666-6666-4666-8666-666666666666', '11111111-1111-4111-8111-111111111111', now(), 'app2')`);
-    expect((await migrator.migrateDown()).error).toBeUndefined();
+    // Down to its predecessor (later migrations go first).
+    expect((await migrator.migrateTo('2026-12-06T1000-authorization-code-clients')).error).toBeUndefined();
     expect(await raw(`select id from sessions`)).toEqual([{ id: '22222222-2222-4222-8222-222222222222' }]);
     for (const table of ['browser_sessions', 'authorization_interactions', 'consents', 'authorization_codes']) {
       expect(await raw(`select to_regclass('${table}') as t`)).toEqual([{ t: null }]);

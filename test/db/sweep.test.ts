@@ -60,6 +60,43 @@ describe(`sweeps delete in bounded statements (${usingPostgres ? 'Postgres' : 'P
     expect(counted.affected).toEqual([0]);
   });
 
+  it('onDeleted gets each statement\'s keys in its transaction: what it writes lands with the deletion, and a hook that fails leaves its batch in place', async () => {
+    await sql`insert into revoked_access_tokens (jti, client_id, expires_at, revoked_at)
+              select 'hook-' || g, 'c', ${past}, ${past} from generate_series(1, 25) g`.execute(handle.db);
+    const batches: string[][] = [];
+    const deleted = await deleteInBatches(
+      handle.db,
+      { table: 'revoked_access_tokens', key: 'jti', where: sql`jti like 'hook-%'` },
+      {
+        batchSize: 10,
+        pauseMs: 0,
+        onDeleted: async (trx, keys) => {
+          batches.push(keys);
+          await trx.insertInto('audit_events').values({ occurred_at: new Date(), actor: 'test', action: 'hook.deleted', target: keys.join(','), details: '{}' }).execute();
+        },
+      },
+    );
+    expect(deleted).toBe(25);
+    expect(batches.map((b) => b.length)).toEqual([10, 10, 5]);
+    expect(batches.flat().sort()).toEqual(Array.from({ length: 25 }, (_, i) => `hook-${i + 1}`).sort());
+    const events = await handle.db.selectFrom('audit_events').select('target').where('action', '=', 'hook.deleted').execute();
+    expect(events).toHaveLength(3);
+
+    await sql`insert into revoked_access_tokens (jti, client_id, expires_at, revoked_at) values ('kept-1', 'c', ${past}, ${past}), ('kept-2', 'c', ${past}, ${past})`.execute(handle.db);
+    const failing = deleteInBatches(
+      handle.db,
+      { table: 'revoked_access_tokens', key: 'jti', where: sql`jti like 'kept-%'` },
+      {
+        onDeleted: async () => {
+          throw new Error('the audit log is unavailable');
+        },
+      },
+    );
+    await expect(failing).rejects.toThrow('the audit log is unavailable');
+    const kept = await handle.db.selectFrom('revoked_access_tokens').select('jti').where('jti', 'like', 'kept-%').orderBy('jti').execute();
+    expect(kept.map((r) => r.jti)).toEqual(['kept-1', 'kept-2']);
+  });
+
   it('expired refresh tokens, by the accounts service: only the expired ones, whatever their number', async () => {
     const server = await startTestServer(testConfig(database), handle);
     try {

@@ -46,8 +46,9 @@ describe('OpenAPI document (GET /openapi.json) against real responses', () => {
   beforeAll(async () => {
     database = await createTestDatabase();
     handle = await database.open();
-    // A low per-client failure limit (so a block can be listed and lifted), the test's address never blocked per address.
-    env = testEnv(database, { IDP_TOKEN_FAILURES_PER_CLIENT: '2', IDP_RATE_LIMIT_ALLOWLIST: '127.0.0.1,::1' });
+    // A low per-client failure limit (so a block can be listed and lifted), the test's address never blocked per address;
+    // registration in `token` mode, whose operation documents the most answers.
+    env = testEnv(database, { IDP_TOKEN_FAILURES_PER_CLIENT: '2', IDP_RATE_LIMIT_ALLOWLIST: '127.0.0.1,::1', IDP_DYNAMIC_REGISTRATION: 'token' });
     config = loadConfig(env);
     server = await startTestServer(config, handle);
     superToken = (await adminToken(env, handle, '--super', '--description', 'openapi test')).token;
@@ -134,6 +135,7 @@ describe('OpenAPI document (GET /openapi.json) against real responses', () => {
           '/oauth/token',
           '/oauth/introspect',
           '/oauth/revoke',
+          '/oauth/register',
           '/.well-known/jwks.json',
           '/.well-known/oauth-authorization-server',
           '/.well-known/openid-configuration',
@@ -224,6 +226,25 @@ describe('OpenAPI document (GET /openapi.json) against real responses', () => {
       documented(await form(server.url, '/oauth/revoke', { token }, client.authorization), 200);
       documented(await form(server.url, '/oauth/revoke', { token }), 401);
       methodNotAllowed(await request(server.url).put('/oauth/revoke'));
+    });
+
+    it('POST /oauth/register (IDP_DYNAMIC_REGISTRATION=token)', async () => {
+      const metadata = { redirect_uris: ['https://app.example/callback'], client_name: 'Registered', scope: 'openid' };
+      const register = (body: unknown, token: string | null = superToken, url = server.url) => {
+        const req = request(url).post('/oauth/register');
+        return (token === null ? req : req.set('Authorization', bearer(token))).send(body as object);
+      };
+      expect(documented(await register(metadata), 201).body.client_secret).toEqual(expect.any(String));
+      documented(await register({ ...metadata, token_endpoint_auth_method: 'none' }), 201);
+      documented(await register({ ...metadata, redirect_uris: ['http://app.example/callback'] }), 400);
+      documented(await register({ ...metadata, grant_types: ['client_credentials'] }), 400);
+      documented(await register(metadata, null), 401);
+      documented(await register(metadata, 'not-a-token'), 401);
+      const reader = await adminToken(env, handle, '--permission', 'clients:read');
+      documented(await register(metadata, reader.token), 403);
+      documented(await request(server.url).post('/oauth/register').set('Authorization', bearer(superToken)).set('Content-Type', 'text/plain').send('{}'), 415);
+      documented(await register({ ...metadata, padding: 'p'.repeat(70 * 1024) }), 413);
+      documented(await register(metadata, superToken, starting.url), 503);
     });
 
     it('/auth/v1: sign-up, sign-in, refresh, the user, sign-out', async () => {

@@ -1,0 +1,113 @@
+import crypto from 'node:crypto';
+import request from 'supertest';
+import { tokenHash } from '../../src/authorization/cookies';
+import { insertCode } from '../../src/authorization/repository';
+import { loadConfig } from '../../src/config';
+import type { DatabaseHandle } from '../../src/db';
+import { makeCodeClient } from '../authorization/support';
+import { FakeClock, startTestServer, type TestServer } from '../helpers/context';
+import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { basic, eventually } from '../oauth/helpers';
+import { FORM } from '../oauth/private-key-jwt-support';
+import { signUp, testEnv } from '../users/support';
+import { register } from './support';
+
+const MINUTE = 60_000;
+const CALLBACK = 'https://app.example/callback';
+
+/**
+ * README "Dynamic client registration": a dynamically registered client not used for
+ * IDP_DYNAMIC_CLIENT_TTL (its creation counting for a client never used) is deleted by the
+ * composition's periodic sweep, audited; a client used within it and any operator-created client are
+ * kept. A fake clock stands in for the hours.
+ */
+describe('the sweep of dynamically registered clients left unused (IDP_DYNAMIC_CLIENT_TTL)', () => {
+  let database: TestDatabase;
+  let handle: DatabaseHandle;
+  let server: TestServer;
+  let off: TestServer;
+  const clock = new FakeClock();
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    handle = await database.open();
+    const env = testEnv(database, { IDP_DYNAMIC_REGISTRATION: 'open', IDP_DYNAMIC_CLIENT_TTL: '1h' });
+    server = await startTestServer(loadConfig(env), handle, clock.now);
+    // Registration turned off later: what was registered while it was on is still swept.
+    off = await startTestServer(loadConfig({ ...env, IDP_DYNAMIC_REGISTRATION: 'off' }), handle, clock.now);
+  });
+  afterAll(async () => {
+    await off?.close();
+    await server?.close();
+    await database?.drop();
+  });
+
+  const sweepOf = (target: TestServer) => {
+    const sweep = target.services.sweeps.find((s) => s.name.startsWith('registration'));
+    if (!sweep) throw new Error('the composition runs no registration sweep');
+    return () => sweep.run();
+  };
+  const exists = async (id: string) => (await handle.db.selectFrom('oauth_clients').select('id').where('id', '=', id).executeTakeFirst()) !== undefined;
+  const token = (fields: Record<string, string>, authorization?: string) => {
+    const req = request(server.url).post('/oauth/token').set('Content-Type', FORM);
+    return (authorization ? req.set('Authorization', authorization) : req).send(new URLSearchParams(fields).toString());
+  };
+
+  /** A code for `clientId` as the authorization endpoint stores it, redeemed at the token endpoint: a use of the client. */
+  async function useClient(clientId: string, secret: string): Promise<void> {
+    const user = await signUp(server.url);
+    const code = crypto.randomBytes(32).toString('base64url');
+    const verifier = crypto.randomBytes(32).toString('base64url');
+    const now = clock.now();
+    await insertCode(handle.db, {
+      codeHash: tokenHash(code),
+      clientId,
+      userId: user.user.id,
+      redirectUri: CALLBACK,
+      redirectUriSent: true,
+      codeChallenge: crypto.createHash('sha256').update(verifier).digest('base64url'),
+      scopes: ['openid'],
+      resources: [],
+      nonce: null,
+      authTime: now,
+      browserSessionId: null,
+      now,
+      expiresAt: new Date(now.getTime() + MINUTE),
+    });
+    await token({ grant_type: 'authorization_code', code, redirect_uri: CALLBACK, code_verifier: verifier }, basic(clientId, secret)).expect(200);
+  }
+
+  it('deletes a dynamic client unused for the TTL (never used: since its creation), keeps one used within it and operator clients however old; audited; a deleted client no longer authenticates', async () => {
+    const never = (await register(server.url, { redirect_uris: [CALLBACK], token_endpoint_auth_method: 'none' }).expect(201)).body.client_id as string;
+    const registered = (await register(server.url, { redirect_uris: [CALLBACK] }).expect(201)).body as { client_id: string; client_secret: string };
+    const used = registered.client_id;
+    const operator = (await makeCodeClient(server.services, { redirectUris: [CALLBACK], public: true })).id;
+
+    clock.advance(50 * MINUTE);
+    await useClient(used, registered.client_secret);
+    await eventually(async () => {
+      const row = await handle.db.selectFrom('oauth_clients').select('last_used_at').where('id', '=', used).executeTakeFirstOrThrow();
+      expect(row.last_used_at).toEqual(clock.now());
+    });
+
+    // 70 minutes after the registrations: `never` is past the hour, `used` was used 20 minutes ago.
+    clock.advance(20 * MINUTE);
+    await sweepOf(server)();
+    expect({ never: await exists(never), used: await exists(used), operator: await exists(operator) }).toEqual({ never: false, used: true, operator: true });
+    const audit = await handle.db.selectFrom('audit_events').selectAll().where('action', '=', 'client.deleted').where('target', '=', never).executeTakeFirstOrThrow();
+    expect(audit).toMatchObject({ actor: 'schedule', reason: 'not used for 1h (IDP_DYNAMIC_CLIENT_TTL)', details: { registered_by: 'dynamic' } });
+    expect(audit.occurred_at).toEqual(clock.now());
+    const gone = await token({ grant_type: 'authorization_code', client_id: never, code: 'x', redirect_uri: CALLBACK, code_verifier: 'v'.repeat(43) });
+    expect(gone.status).toBe(401);
+
+    // Another 50 minutes: `used` has now been idle for 70, and goes (swept by an instance with registration off).
+    clock.advance(50 * MINUTE);
+    await sweepOf(off)();
+    expect({ used: await exists(used), operator: await exists(operator) }).toEqual({ used: false, operator: true });
+    await eventually(async () => {
+      expect((await token({ grant_type: 'client_credentials' }, basic(used, registered.client_secret))).status).toBe(401);
+    });
+    const deletions = await handle.db.selectFrom('audit_events').select('target').where('action', '=', 'client.deleted').execute();
+    expect(deletions.map((d) => d.target).sort()).toEqual([never, used].sort());
+  });
+});

@@ -25,7 +25,8 @@ export interface OAuthServices {
   authenticator: ClientAuthenticator;
   /** Deletes expired `jti` deny-list entries, expired client-assertion `jti`s and failure counters whose window has passed. */
   sweep(): Promise<void>;
-  stop(): void;
+  /** Stops the sweep and writes the client uses still waiting (the database must still be open). */
+  stop(): Promise<void>;
 }
 
 export interface OAuthDeps {
@@ -75,9 +76,9 @@ export async function startOAuth(deps: OAuthDeps): Promise<OAuthServices> {
     clientKeys,
     authenticator,
     sweep,
-    stop() {
+    async stop() {
       clearInterval(timer);
-      clients.stop();
+      await clients.stop();
     },
   };
 }

@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import type { DatabaseHandle } from '../db';
 import type { Logger } from '../observability/logger';
-import { CLIENTS_CHANNEL, findClient, touchClient, type Client } from './repository';
+import { CLIENTS_CHANNEL, findClients, findTenantsDisabled, touchClients, type Client, type ClientRead, type TenantlessClient } from './repository';
 
 export interface ClientCacheOptions {
   handle: DatabaseHandle;
@@ -19,24 +19,112 @@ export const CLIENT_USE_INTERVAL_MS = 60_000;
  * from pg is a slice of a shared 8 KiB slab, and keeping the slice keeps the slab: measured, 100,000
  * cached clients held ~50 MB of slabs in a quiet process and several times that under load.
  */
-function detached(client: Client): Client {
+function detached<C extends TenantlessClient>(client: C): C {
   const copy = (hash: Uint8Array | null) => (hash === null ? null : new Uint8Array(hash));
   return { ...client, secretHash: copy(client.secretHash), previousSecretHash: copy(client.previousSecretHash) };
 }
 
-/** A read in flight; `stale` once an invalidation for its client arrived meanwhile (its result is then not kept). */
+/** A client waiting to be read, or being read; `stale` once an invalidation for it arrived meanwhile (its result is then not kept). */
 interface PendingRead {
+  id: string;
   promise: Promise<Client | undefined>;
+  resolve(client: Client | undefined): void;
+  reject(error: unknown): void;
   stale: boolean;
+}
+
+function pendingRead(id: string): PendingRead {
+  const read = { id, stale: false } as PendingRead;
+  read.promise = new Promise<Client | undefined>((resolve, reject) => Object.assign(read, { resolve, reject }));
+  return read;
+}
+
+/** The most clients one statement reads, or records the use of. */
+export const CLIENT_BATCH_SIZE = 200;
+/**
+ * How long a use waits to be written with others (unless CLIENT_BATCH_SIZE are waiting): under load the
+ * writes of many clients share one statement and one commit, instead of a few each.
+ */
+export const CLIENT_USE_WRITE_DELAY_MS = 250;
+/** The most uses waiting to be written; past it a use is not queued (it is written at the client's next use). */
+const MAX_QUEUED_USES = 10 * CLIENT_BATCH_SIZE;
+
+/**
+ * Group commit for statements over many clients: `run` gets the items added, at most `maxBatch` at a
+ * time, one batch in flight; it handles its own failures.
+ * - `waitMs` 0 (reads, which a request waits for): a batch starts at the end of the current turn of
+ *   the event loop (setImmediate, not a timer), so that the items added in that turn share it; an
+ *   item added while a batch is in flight waits for the next one, which starts in the turn after
+ *   that one is done and takes everything that arrived meanwhile.
+ * - `waitMs` > 0 (writes nobody waits for): a batch starts once `maxBatch` items wait, or `waitMs`
+ *   after the first of them arrived. The timer is armed only then: an idle process has none.
+ */
+class Batches<T> {
+  private readonly queue: T[] = [];
+  private running: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly maxBatch: number,
+    private readonly waitMs: number,
+    private readonly run: (batch: T[]) => Promise<void>,
+  ) {}
+
+  get length(): number {
+    return this.queue.length;
+  }
+
+  add(item: T): void {
+    this.queue.push(item);
+    this.schedule();
+  }
+
+  /** Runs everything waiting now, without waiting for the timer (shutdown). */
+  async flush(): Promise<void> {
+    while (this.running || this.queue.length > 0) await (this.running ?? this.start());
+  }
+
+  private schedule(): void {
+    if (this.running || this.queue.length === 0) return;
+    if (this.waitMs === 0) {
+      // The next turn, not at once: the requests that arrived with the last batch's answer add their misses first.
+      this.running = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.runOne());
+    } else if (this.queue.length >= this.maxBatch) {
+      void this.start();
+    } else {
+      this.timer ??= setTimeout(() => void this.start(), this.waitMs).unref();
+    }
+  }
+
+  private start(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.running = this.runOne();
+    return this.running;
+  }
+
+  private async runOne(): Promise<void> {
+    try {
+      await this.run(this.queue.splice(0, this.maxBatch));
+    } finally {
+      this.running = undefined;
+      this.schedule();
+    }
+  }
 }
 
 /**
  * Each process's in-memory view of the clients it has used lately, so a token request for a known
  * client never touches the database.
  *
- * - Bounded by configuration, not by data: at most `maxEntries` clients (an LRU). A client that fell
- *   out costs one primary-key query the next time it is used. Nothing runs periodically over the
- *   entries: the cost of keeping them fresh does not grow with how many there are.
+ * - Bounded by configuration, not by data: at most `maxEntries` clients (an LRU). Nothing runs
+ *   periodically over the entries: the cost of keeping them fresh does not grow with how many there are.
+ * - A miss is cheap: the clients missing at the same moment are read together, in one prepared
+ *   primary-key query (`id = any($1)`, at most CLIENT_BATCH_SIZE ids), one read in flight per
+ *   process, so a burst of misses for different clients costs one statement, not one each. Their
+ *   tenants' states are kept apart (bounded like the entries), so the query joins nothing. Uses are
+ *   written in batches too, and a client whose last_used_at (any instance's) is within the interval
+ *   is not written again.
  * - Fresh through the `idp_clients` notification a database trigger sends on any change to a client
  *   or its tenant, whoever makes it (disable, delete, secret rotation take effect on every instance
  *   within the notification latency). When the listening connection is re-established, notifications
@@ -50,14 +138,25 @@ interface PendingRead {
  */
 export class ClientCache {
   private readonly entries: LRUCache<string, Client>;
-  /** Reads in flight. An invalidation marks the ones it concerns stale: a read that started before a change is not kept. */
+  /** Clients waiting to be read or being read, by id (each at most once). An invalidation marks the ones it concerns stale: a read that started before a change is not kept. */
   private readonly loading = new Map<string, PendingRead>();
-  /** When this process last wrote a client's last_used_at, in ms (bounded like the entries). */
+  private readonly reads = new Batches<PendingRead>(CLIENT_BATCH_SIZE, 0, (batch) => this.read(batch));
+  /** Whether a tenant is disabled, for the tenants of the clients read lately (bounded like the entries; fresh by the same notifications). */
+  private readonly tenantsDisabled: LRUCache<string, boolean>;
+  /** Counts tenant changes (and clears): a tenant's state read across one is not kept. */
+  private tenantChanges = 0;
+  /** When a client's last_used_at was last written, in ms, as far as this process knows (bounded like the entries). */
   private readonly usesWritten: LRUCache<string, number>;
+  private readonly uses = new Batches<string>(CLIENT_BATCH_SIZE, CLIENT_USE_WRITE_DELAY_MS, (batch) => this.writeUses(batch));
 
   constructor(private readonly options: ClientCacheOptions) {
     this.entries = new LRUCache<string, Client>({ max: options.maxEntries });
     this.usesWritten = new LRUCache<string, number>({ max: options.maxEntries });
+    this.tenantsDisabled = new LRUCache<string, boolean>({ max: options.maxEntries });
+  }
+
+  private now(): Date {
+    return (this.options.now ?? (() => new Date()))();
   }
 
   /**
@@ -66,13 +165,21 @@ export class ClientCache {
    * request: a failed write is logged and tried again at the next use after the interval.
    */
   recordUse(id: string): void {
-    const now = (this.options.now ?? (() => new Date()))();
+    const now = this.now().getTime();
     const last = this.usesWritten.get(id);
-    if (last !== undefined && now.getTime() - last < CLIENT_USE_INTERVAL_MS) return;
-    this.usesWritten.set(id, now.getTime());
-    touchClient(this.options.handle.db, id, now, CLIENT_USE_INTERVAL_MS).catch((error: unknown) => {
-      this.options.logger.warn({ err: (error as Error).message }, 'recording a client use failed');
-    });
+    if (last !== undefined && now - last < CLIENT_USE_INTERVAL_MS) return;
+    // A backlog (the database slower than the uses) is not queued without end: the next use writes it.
+    if (this.uses.length >= MAX_QUEUED_USES) return;
+    this.usesWritten.set(id, now);
+    this.uses.add(id);
+  }
+
+  private async writeUses(ids: string[]): Promise<void> {
+    try {
+      await touchClients(this.options.handle.db, ids, this.now(), CLIENT_USE_INTERVAL_MS);
+    } catch (error) {
+      this.options.logger.warn({ err: (error as Error).message, clients: ids.length }, 'recording client uses failed');
+    }
   }
 
   async start(): Promise<void> {
@@ -83,8 +190,10 @@ export class ClientCache {
     );
   }
 
-  /** Nothing to stop: no timer runs (kept so the owner's shutdown reads the same as for the other caches). */
-  stop(): void {}
+  /** Writes the uses still waiting for their batch (nothing else runs: no periodic timer). */
+  async stop(): Promise<void> {
+    await this.uses.flush();
+  }
 
   /** How many clients are in memory now (at most `maxEntries`). */
   get size(): number {
@@ -96,26 +205,68 @@ export class ClientCache {
     return this.entries.peek(id);
   }
 
-  /** The client, from memory when known; otherwise read once (concurrent misses share the read). */
+  /** Clients waiting to be read or being read now. */
+  get waiting(): number {
+    return this.loading.size;
+  }
+
+  /** The client, from memory when known; otherwise read once (concurrent misses share the read, and the misses of other clients its statement). */
   get(id: string): Client | undefined | Promise<Client | undefined> {
     const cached = this.entries.get(id);
     if (cached) return cached;
     const inFlight = this.loading.get(id);
     if (inFlight) return inFlight.promise;
-    const read: PendingRead = { stale: false, promise: Promise.resolve(undefined) };
-    read.promise = findClient(this.options.handle.db, id).then(
-      (client) => {
-        if (this.loading.get(id) === read) this.loading.delete(id);
-        if (client && !read.stale) this.entries.set(id, detached(client));
-        return client;
-      },
-      (error: unknown) => {
-        if (this.loading.get(id) === read) this.loading.delete(id);
-        throw error;
-      },
-    );
+    const read = pendingRead(id);
     this.loading.set(id, read);
+    this.reads.add(read);
     return read.promise;
+  }
+
+  /**
+   * One statement for a batch of misses (and one more for the states of their tenants not in memory,
+   * rare); each caller gets its own client (or undefined), or the statement's error.
+   */
+  private async read(batch: PendingRead[]): Promise<void> {
+    const tenantChanges = this.tenantChanges;
+    let found: Map<string, ClientRead>;
+    const tenantsDisabled = new Map<string, boolean>();
+    try {
+      found = await findClients(this.options.handle.db, [...new Set(batch.map((read) => read.id))]);
+      const unknown: string[] = [];
+      for (const { client } of found.values()) {
+        if (client.tenantId === null || tenantsDisabled.has(client.tenantId) || unknown.includes(client.tenantId)) continue;
+        const disabled = this.tenantsDisabled.get(client.tenantId);
+        if (disabled === undefined) unknown.push(client.tenantId);
+        else tenantsDisabled.set(client.tenantId, disabled);
+      }
+      if (unknown.length > 0) {
+        const states = await findTenantsDisabled(this.options.handle.db, unknown);
+        for (const tenantId of unknown) {
+          const disabled = states.get(tenantId) ?? false;
+          tenantsDisabled.set(tenantId, disabled);
+          // Not kept when a tenant changed meanwhile: what was read may be older than the change.
+          if (tenantChanges === this.tenantChanges) this.tenantsDisabled.set(tenantId, disabled);
+        }
+      }
+    } catch (error) {
+      for (const read of batch) {
+        if (this.loading.get(read.id) === read) this.loading.delete(read.id);
+        read.reject(error);
+      }
+      return;
+    }
+    for (const read of batch) {
+      if (this.loading.get(read.id) === read) this.loading.delete(read.id);
+      const row = found.get(read.id);
+      const client: Client | undefined = row && { ...row.client, tenantDisabled: row.client.tenantId !== null && tenantsDisabled.get(row.client.tenantId) === true };
+      if (row && client && !read.stale) {
+        this.entries.set(read.id, detached(client));
+        // Written within the interval (by any instance): its use needs no write until the interval is over.
+        const lastUsed = row.lastUsedAt?.getTime();
+        if (lastUsed !== undefined && lastUsed > (this.usesWritten.peek(read.id) ?? -Infinity)) this.usesWritten.set(read.id, lastUsed);
+      }
+      read.resolve(client);
+    }
   }
 
   /** Reads a client again in the background; a failure leaves it out of memory (its next request reads it). */
@@ -138,6 +289,8 @@ export class ClientCache {
   clear(): void {
     for (const read of this.loading.values()) read.stale = true;
     this.entries.clear();
+    this.tenantsDisabled.clear();
+    this.tenantChanges++;
   }
 
   /** The listener is back after a gap: whatever changed meanwhile was not announced, so nothing held can be trusted. */
@@ -159,6 +312,8 @@ export class ClientCache {
     } else if (payload.startsWith('tenant:')) {
       // Rare (a tenant changed); bounded by maxEntries. A read in flight may belong to the tenant: not kept.
       const tenantId = payload.slice('tenant:'.length);
+      this.tenantsDisabled.delete(tenantId);
+      this.tenantChanges++;
       for (const read of this.loading.values()) read.stale = true;
       const members = [...this.entries.entries()].filter(([, client]) => client.tenantId === tenantId);
       for (const [id] of members) this.entries.delete(id);

@@ -1,4 +1,5 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
+import { prepared } from '../db';
 import type { ClientRegistrar, Database, StoredClientJwks, StoredRegistrationMetadata, TokenEndpointAuthMethod } from '../db/schema';
 import { resolveGrantTypes } from './grant-types';
 
@@ -50,24 +51,51 @@ export interface Client {
 /** The channel the `idp_clients` trigger notifies on: payload `client:<id>` or `tenant:<id>`. */
 export const CLIENTS_CHANNEL = 'idp_clients';
 
-function selectClients(db: Db) {
-  return db
-    .selectFrom('oauth_clients as c')
-    .leftJoin('tenants as t', 't.id', 'c.tenant_id')
-    .selectAll('c')
-    .select('t.disabled_at as tenant_disabled_at');
+/** The columns a Client is made of: all but last_used_at, which no Client carries. */
+const CLIENT_COLUMNS = [
+  'c.id',
+  'c.name',
+  'c.scopes',
+  'c.audiences',
+  'c.tenant_id',
+  'c.token_ttl_seconds',
+  'c.disabled_at',
+  'c.created_at',
+  'c.updated_at',
+  'c.token_endpoint_auth_method',
+  'c.secret_hash',
+  'c.previous_secret_hash',
+  'c.previous_secret_expires_at',
+  'c.jwks',
+  'c.jwks_uri',
+  'c.redirect_uris',
+  'c.post_logout_redirect_uris',
+  'c.grant_types',
+  'c.first_party',
+  'c.registered_by',
+] as const;
+
+function selectClientRows(db: Db) {
+  return db.selectFrom('oauth_clients as c').select(CLIENT_COLUMNS);
 }
 
-type Row = Awaited<ReturnType<ReturnType<typeof selectClients>['executeTakeFirstOrThrow']>>;
+/** With the tenant's state folded in. */
+function selectClients(db: Db) {
+  return selectClientRows(db).leftJoin('tenants as t', 't.id', 'c.tenant_id').select('t.disabled_at as tenant_disabled_at');
+}
 
-function toClient(row: Row): Client {
+type ClientRow = Awaited<ReturnType<ReturnType<typeof selectClientRows>['executeTakeFirstOrThrow']>>;
+
+/** A client without its tenant's state. */
+export type TenantlessClient = Omit<Client, 'tenantDisabled'>;
+
+function toTenantlessClient(row: ClientRow): TenantlessClient {
   return {
     id: row.id,
     name: row.name,
     scopes: Object.freeze([...row.scopes]),
     audiences: Object.freeze([...row.audiences]),
     tenantId: row.tenant_id,
-    tenantDisabled: row.tenant_disabled_at !== null,
     tokenTtlSeconds: row.token_ttl_seconds,
     disabledAt: row.disabled_at,
     createdAt: row.created_at,
@@ -87,6 +115,10 @@ function toClient(row: Row): Client {
   };
 }
 
+function toClient(row: ClientRow & { tenant_disabled_at: Date | null }): Client {
+  return { ...toTenantlessClient(row), tenantDisabled: row.tenant_disabled_at !== null };
+}
+
 export function authMethodOf(method: TokenEndpointAuthMethod): Client['authMethod'] {
   return method === 'client_secret_basic' || method === 'client_secret_post' ? 'client_secret' : method;
 }
@@ -94,6 +126,40 @@ export function authMethodOf(method: TokenEndpointAuthMethod): Client['authMetho
 export async function findClient(db: Db, id: string): Promise<Client | undefined> {
   const row = await selectClients(db).where('c.id', '=', id).executeTakeFirst();
   return row && toClient(row);
+}
+
+/**
+ * A client as the client cache reads it: without its tenant's state, which the cache keeps apart
+ * (clients are many, their tenants few), and with when it was last used (by any instance), so that a
+ * use within the interval writes nothing.
+ */
+export interface ClientRead {
+  client: TenantlessClient;
+  lastUsedAt: Date | null;
+}
+
+/**
+ * The clients of `ids` that exist, in one statement (`id = any($1)`, an index scan of the primary key,
+ * prepared): the client cache reads the clients missing at the same moment together.
+ */
+export async function findClients(db: Db, ids: readonly string[]): Promise<Map<string, ClientRead>> {
+  const query = selectClientRows(db)
+    .select('c.last_used_at')
+    .where('c.id', '=', (eb) => eb.fn.any(eb.val([...ids])))
+    .compile();
+  const { rows } = await db.executeQuery(prepared('idp_clients_by_id', query));
+  return new Map(rows.map((row) => [row.id, { client: toTenantlessClient(row), lastUsedAt: row.last_used_at }]));
+}
+
+/** Whether each of the tenants of `ids` that exist is disabled, in one statement. */
+export async function findTenantsDisabled(db: Db, ids: readonly string[]): Promise<Map<string, boolean>> {
+  const query = db
+    .selectFrom('tenants')
+    .select(['id', 'disabled_at'])
+    .where('id', '=', (eb) => eb.fn.any(eb.val([...ids])))
+    .compile();
+  const { rows } = await db.executeQuery(prepared('idp_tenants_disabled', query));
+  return new Map(rows.map((row) => [row.id, row.disabled_at !== null]));
 }
 
 export async function listClients(db: Db): Promise<Client[]> {
@@ -226,18 +292,21 @@ export async function updateClient(db: Db, id: string, changes: ClientChanges, n
 }
 
 /**
- * Records a use, at most once per `intervalMs` across every instance: the condition makes a second
- * instance's write within the interval a no-op. The notification trigger ignores this column, so it
- * invalidates no cache.
+ * Records a use of each of `ids` (one statement for all), at most once per `intervalMs` across every
+ * instance: the condition makes a second write within the interval a no-op. Returns how many rows
+ * were written. The notification trigger ignores this column, so it invalidates no cache. Postgres
+ * visits the rows in the primary key's order (it sorts the array for the index scan), so two instances
+ * writing overlapping sets lock them in the same order and cannot deadlock.
  */
-export async function touchClient(db: Db, id: string, now: Date, intervalMs: number): Promise<boolean> {
-  const result = await db
+export async function touchClients(db: Db, ids: readonly string[], now: Date, intervalMs: number): Promise<number> {
+  const query = db
     .updateTable('oauth_clients')
     .set({ last_used_at: now })
-    .where('id', '=', id)
+    .where('id', '=', (eb) => eb.fn.any(eb.val([...new Set(ids)])))
     .where((eb) => eb.or([eb('last_used_at', 'is', null), eb('last_used_at', '<=', new Date(now.getTime() - intervalMs))]))
-    .executeTakeFirst();
-  return result.numUpdatedRows > 0n;
+    .compile();
+  const result = await db.executeQuery(prepared('idp_clients_used', query));
+  return Number(result.numAffectedRows ?? 0n);
 }
 
 export async function deleteClient(db: Db, id: string): Promise<boolean> {

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { PGlite } from '@electric-sql/pglite';
-import { Kysely, PostgresDialect, sql } from 'kysely';
+import { Kysely, PostgresDialect, sql, type CompiledQuery, type PostgresCursor, type PostgresPool, type PostgresPoolClient } from 'kysely';
 import type pg from 'pg';
 import type { Logger } from '../observability/logger';
 import type { Database } from './schema';
@@ -34,6 +34,43 @@ export interface DatabaseOptions {
   dataDir: string;
   logger: Logger;
   poolSize?: number;
+}
+
+const PREPARED = /^\/\* prepared:([a-z_]+) \*\/ /;
+
+/**
+ * A statement run so often that parsing and planning it each time would matter (the client cache's
+ * reads and use records): on Postgres it is sent as a named prepared statement, parsed and planned
+ * once per connection, then only bound and executed; PGlite runs it as it is. Only for a statement
+ * whose text never varies (everything that varies is a parameter), under a name used for nothing
+ * else, so that each connection holds at most one statement per name.
+ */
+export function prepared<R>(name: string, query: CompiledQuery<R>): CompiledQuery<R> {
+  return { ...query, sql: `/* prepared:${name} */ ${query.sql}` };
+}
+
+/** The pool as Kysely sees it, sending the statements marked by `prepared` as named prepared statements. */
+function preparingPool(pool: pg.Pool): PostgresPool {
+  const wrapped = new WeakMap<pg.PoolClient, PostgresPoolClient>();
+  const wrap = (client: pg.PoolClient): PostgresPoolClient => {
+    // Kysely passes a cursor only to stream, which the service never does.
+    const query = (text: string | PostgresCursor<unknown>, parameters: ReadonlyArray<unknown> = []) => {
+      if (typeof text !== 'string') throw new Error('streaming query results is not supported');
+      const name = PREPARED.exec(text)?.[1];
+      return client.query(name === undefined ? { text, values: [...parameters] } : { name, text, values: [...parameters] });
+    };
+    // One implementation for the interface's two overloads, the cursor one refused above.
+    return { query: query as unknown as PostgresPoolClient['query'], release: () => client.release() };
+  };
+  return {
+    async connect() {
+      const client = await pool.connect();
+      let wrapper = wrapped.get(client);
+      if (wrapper === undefined) wrapped.set(client, (wrapper = wrap(client)));
+      return wrapper;
+    },
+    end: () => pool.end(),
+  };
 }
 
 export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHandle> {
@@ -125,7 +162,7 @@ async function openPostgres(databaseUrl: string, options: DatabaseOptions): Prom
   // pg_terminate_backend) emits 'error' on the client itself, where the pool's listener is not: without
   // one of its own, that event would end the process. The query that uses it next fails instead.
   pool.on('connect', (client) => client.on('error', (error) => logger.warn({ err: error.message }, 'database connection lost while in use')));
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: preparingPool(pool) }) });
 
   const listeners: Array<{ channel: string; handler: NotificationHandler; onReconnect?: () => void }> = [];
   let listenClient: pg.Client | undefined;

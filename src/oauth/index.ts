@@ -32,7 +32,8 @@ export interface OAuthServices {
   client(id: string): Promise<Client | undefined>;
   /** Deletes expired `jti` deny-list entries, expired client-assertion `jti`s and failure counters whose window has passed. */
   sweep(): Promise<void>;
-  stop(): void;
+  /** Stops the sweep and writes the client uses still waiting (the database must still be open). */
+  stop(): Promise<void>;
 }
 
 export interface OAuthDeps {
@@ -95,9 +96,9 @@ export async function startOAuth(deps: OAuthDeps): Promise<OAuthServices> {
     authenticator,
     client,
     sweep,
-    stop() {
+    async stop() {
       clearInterval(timer);
-      clients.stop();
+      await clients.stop();
     },
   };
 }

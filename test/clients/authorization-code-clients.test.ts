@@ -307,7 +307,7 @@ describe('authorization-code clients: CLI, admin API, token endpoint', () => {
     it('a write of last_used_at alone announces nothing to the client caches; any other change does', async () => {
       const heard: string[] = [];
       await handle.listen('idp_clients', (payload) => heard.push(payload));
-      const { touchClient } = await import('../../src/clients/repository');
+      const { touchClients } = await import('../../src/clients/repository');
       // Fences: notifications arrive in commit order, so once a later change's is heard, an earlier one would have been too.
       let fences = 0;
       const fence = async (id: string) => {
@@ -317,7 +317,7 @@ describe('authorization-code clients: CLI, admin API, token endpoint', () => {
       };
       await fence(both.id);
       heard.length = 0;
-      expect(await touchClient(handle.db, webApp.id, new Date(Date.now() + 3_600_000), 60_000)).toBe(true);
+      expect(await touchClients(handle.db, [webApp.id], new Date(Date.now() + 3_600_000), 60_000)).toBe(1);
       await fence(both.id);
       expect(heard).not.toContain(`client:${webApp.id}`);
       await handle.db.updateTable('oauth_clients').set({ first_party: true }).where('id', '=', webApp.id).execute();

@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import { CompiledQuery, sql, type KyselyPlugin, type PluginTransformQueryArgs, type PluginTransformResultArgs, type QueryResult, type RootOperationNode, type UnknownRow } from 'kysely';
-import { ClientCache } from '../../src/clients/cache';
+import { CLIENT_BATCH_SIZE, ClientCache } from '../../src/clients/cache';
 import { insertClient, updateClient } from '../../src/clients/repository';
 import { hashClientSecret } from '../../src/clients/secret';
 import { LISTENER_APPLICATION_NAME, type DatabaseHandle } from '../../src/db';
@@ -60,7 +60,7 @@ describe(`the client cache: bounded by IDP_CLIENT_CACHE_SIZE, fresh by notificat
   });
 
   afterAll(async () => {
-    cache?.stop();
+    await cache?.stop();
     await database?.drop();
   });
 
@@ -83,7 +83,7 @@ describe(`the client cache: bounded by IDP_CLIENT_CACHE_SIZE, fresh by notificat
     expect(cache.peek(first)).toBeUndefined();
     expect((await cache.get(first))?.id).toBe(first);
     expect(reads() - before).toBe(6);
-    expect(log.statements.at(-1)?.sql).toMatch(/where "c"\."id" = \$1/);
+    expect(log.statements.at(-1)?.sql).toMatch(/where "c"\."id" = any\(\$1\)/);
     expect(cache.get(first)).toMatchObject({ id: first });
     expect(cache.size).toBe(MAX);
 
@@ -126,6 +126,82 @@ describe(`the client cache: bounded by IDP_CLIENT_CACHE_SIZE, fresh by notificat
     await handle.db.updateTable('tenants').set({ disabled_at: new Date() }).where('id', '=', 'acme').execute();
     await waitFor('the member is dropped', () => (cache.peek(member) === undefined ? true : undefined), 5_000);
     expect((await cache.get(member))?.tenantDisabled).toBe(true);
+  });
+
+  it('reads the misses of different clients that arrive together in one statement, at most CLIENT_BATCH_SIZE ids each; each caller gets its own client', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 20; i++) ids.push(await newClient());
+    await clientNotificationsDelivered(handle);
+    const before = reads();
+    const clients = await Promise.all(ids.map((id) => cache.get(id)));
+    expect(clients.map((client) => client?.id)).toEqual(ids);
+    expect(reads() - before).toBe(1);
+    expect(log.statements.at(-1)?.sql).toMatch(/from "oauth_clients" as "c" where "c"\."id" = any\(\$1\)$/);
+    expect(log.statements.at(-1)?.parameters).toEqual([ids]);
+
+    // Ids that exist nowhere are read like any other (and not kept): 2 × CLIENT_BATCH_SIZE + 1 of them, three statements.
+    const unknown = Array.from({ length: 2 * CLIENT_BATCH_SIZE + 1 }, (_, i) => `unknown-${i}`);
+    const beforeUnknown = reads();
+    expect(await Promise.all(unknown.map((id) => cache.get(id)))).toEqual(unknown.map(() => undefined));
+    expect(reads() - beforeUnknown).toBe(3);
+  });
+
+  it("reads a tenant's state once for its clients, and again after the tenant changed", async () => {
+    await createTenant(handle.db, { id: 'globex', name: 'Globex', now: new Date() });
+    const members = [await newClient('globex'), await newClient('globex')];
+    await clientNotificationsDelivered(handle);
+    const before = reads();
+    const clients = await Promise.all(members.map((id) => cache.get(id)));
+    expect(clients.map((client) => client?.tenantDisabled)).toEqual([false, false]);
+    expect(log.statements.slice(before).map((s) => /from "(\w+)"/.exec(s.sql)?.[1])).toEqual(['oauth_clients', 'tenants']);
+
+    // Its state is in memory: another member costs its own read only.
+    const late = await newClient('globex');
+    await clientNotificationsDelivered(handle);
+    const beforeLate = reads();
+    expect((await cache.get(late))?.tenantDisabled).toBe(false);
+    expect(reads() - beforeLate).toBe(1);
+
+    await handle.db.updateTable('tenants').set({ disabled_at: new Date() }).where('id', '=', 'globex').execute();
+    await waitFor('the members are dropped', () => (cache.peek(late) === undefined ? true : undefined), 5_000);
+    const beforeChange = reads();
+    expect((await cache.get(late))?.tenantDisabled).toBe(true);
+    expect(reads() - beforeChange).toBe(2);
+  });
+
+  it("writes the uses of many clients in one statement; a client whose use another process wrote within the minute is not written again", async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push(await newClient());
+    await clientNotificationsDelivered(handle);
+    const writes = (statements: CompiledQuery[]) => statements.filter((s) => s.sql.startsWith('update "oauth_clients" set "last_used_at"')).length;
+    const lastUsed = async () => (await handle.db.selectFrom('oauth_clients').select('last_used_at').where('id', 'in', ids).execute()).map((r) => r.last_used_at);
+
+    const first = new StatementLog(() => handle);
+    const one = new ClientCache({ handle: { ...handle, db: handle.db.withPlugin(first) }, logger: createLogger('silent'), maxEntries: 10 });
+    await Promise.all(ids.map((id) => one.get(id)));
+    for (const id of ids) one.recordUse(id);
+    await waitFor('the uses are written', async () => ((await lastUsed()).every((at) => at !== null) ? true : undefined), 5_000);
+    expect(writes(first.statements)).toBe(1);
+
+    // Another process reads them with their last_used_at, a moment old: their uses write nothing.
+    const second = new StatementLog(() => handle);
+    const other = new ClientCache({ handle: { ...handle, db: handle.db.withPlugin(second) }, logger: createLogger('silent'), maxEntries: 10 });
+    await Promise.all(ids.map((id) => other.get(id)));
+    for (const id of ids) other.recordUse(id);
+    await other.stop();
+    expect(writes(second.statements)).toBe(0);
+    await one.stop();
+  });
+
+  it('writes the uses still waiting when it stops', async () => {
+    const id = await newClient();
+    await clientNotificationsDelivered(handle);
+    const own = new ClientCache({ handle, logger: createLogger('silent'), maxEntries: 10 });
+    await own.get(id);
+    own.recordUse(id);
+    await own.stop();
+    const row = await handle.db.selectFrom('oauth_clients').select('last_used_at').where('id', '=', id).executeTakeFirstOrThrow();
+    expect(row.last_used_at).toBeInstanceOf(Date);
   });
 
   if (usingPostgres) {

@@ -1,5 +1,5 @@
 /**
- * The import rules of src/ (README "Layout"), checked by `npm run lint`:
+ * The import rules of src/ (docs/layout.md "Layout"), checked by `npm run lint`:
  * - no import cycle, type-only imports included (they tie modules together as much as any other);
  * - nothing imports the composition root but the entry points (src/main.ts; the CLI never does: it
  *   would load the whole HTTP stack for one command);

@@ -8,7 +8,7 @@ import { argument, startIdp, summarise, type RunFigures } from './lib/bench';
 /**
  * `npm run bench:authorization-code [-- --requests 5000 --signins 600 --connections 16 --runs 3]`
  *
- * Two figures of the authorization-code flow (README "Sign-in for applications") on the compiled
+ * Two figures of the authorization-code flow (docs/sign-in.md "Sign-in for applications" on the compiled
  * server — IDP_WORKERS processes (default: the CPU count) on Postgres — each next to its
  * counterpart in the same run, alternating:
  *
@@ -97,7 +97,7 @@ async function main(): Promise<void> {
     const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
 
     // One user per connection: the sign-in limits reserve a slot per (email, address) for each attempt
-    // in flight (README "Abuse limits and the threat model"), so one user from 16 connections would be refused.
+    // in flight (docs/security.md "Abuse limits and the threat model", so one user from 16 connections would be refused.
     const password = crypto.randomBytes(18).toString('base64url');
     const users: string[] = [];
     for (let i = 0; i < connections; i++) {

@@ -10,7 +10,7 @@ const run = promisify(execFile);
 /**
  * `npm run bench:cli [-- --runs 10]`
  *
- * Wall time of `idp keys list --json` as an operator or a script pays it, on Postgres (README: "The admin CLI":
+ * Wall time of `idp keys list --json` as an operator or a script pays it, on Postgres (docs/operating.md "The admin CLI":
  * every command answers within a second): `npm run -s idp -- keys list --json` (npm, the staleness
  * check, the CLI) and the CLI alone, `node dist/src/cli/main.js keys list --json`. Over a throw-away
  * database on DATABASE_URL's server (default postgres://postgres@127.0.0.1:5432/postgres), created

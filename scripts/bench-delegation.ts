@@ -7,7 +7,7 @@ import { argument, load, startIdp, summarise, type RunFigures } from './lib/benc
 /**
  * `npm run bench:delegation [-- --duration 10 --connections 50 --runs 3]`
  *
- * Delegated token exchanges (README "Delegation") on the compiled server — IDP_WORKERS processes
+ * Delegated token exchanges (docs/delegation.md "Delegation" on the compiled server — IDP_WORKERS processes
  * (default: the CPU count) on Postgres — next to client_credentials in the same run, alternating:
  *
  * - client_credentials: one RS256 signature, no database work;

@@ -9,7 +9,7 @@ import { argument, freePort, load, startChild, startIdp, stopChild, summarise, t
 /**
  * `npm run bench:protected-resource [-- --duration 10 --connections 50 --runs 3]`
  *
- * An MCP-style protected resource (README: "Protecting an MCP server"): requests per second of
+ * An MCP-style protected resource (docs/verifier-kit.md "Protecting an MCP server": requests per second of
  * `GET /mcp` requiring the scope `read` and answering `{sub}`, one process per variant, the same
  * token (client credentials, `resource` = the MCP server's URL) on every request:
  *   - requireAuth behind protectedResource (the verifier kit, defaults: the verified result of a

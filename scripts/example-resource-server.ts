@@ -2,7 +2,7 @@ import express from 'express';
 import { createVerifier, requireAuth } from '../src/verifier';
 
 /**
- * An example resource server protected by the verifier kit (README "Protecting an API").
+ * An example resource server protected by the verifier kit (docs/verifier-kit.md "Protecting an API".
  *
  *   npm run build
  *   ISSUER=http://localhost:3000 AUDIENCE=https://billing.example \

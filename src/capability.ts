@@ -2,7 +2,7 @@ import type { RequestHandler } from 'express';
 import type { Grant, TokenKind } from './oauth/types';
 
 /**
- * What one capability adds to the service (README "Layout"): a plain object returned by the
+ * What one capability adds to the service (docs/layout.md "Layout": a plain object returned by the
  * capability's factory, which declares the narrow dependencies it needs. The composition root
  * (src/compose.ts) builds each one and assembles the OAuth registry, the routes and the sweeps from
  * them; no module registers anything on import. A leaf module: only types.

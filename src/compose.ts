@@ -54,7 +54,7 @@ import { UserAccounts } from './users/service';
 const SWEEP_INTERVAL_MS = 5 * 60_000;
 
 /**
- * The composition root (README "Layout"): the one place that knows every capability. It opens the
+ * The composition root (docs/layout.md "Layout": the one place that knows every capability. It opens the
  * database, builds each capability from the narrow dependencies it declares, and assembles what they
  * add: the OAuth registry (grants, and token kinds in an explicit order), the routes, the sweeps.
  * Nothing under src/ imports it but the entry points (src/main.ts, and the CLI's in-process host);
@@ -85,7 +85,7 @@ export interface Composition {
   verifier: TokenVerifier;
   /** Shared Postgres failure counters. */
   failures: FailureLimiter;
-  /** The abuse limits of README "Abuse limits and the threat model" over those counters. */
+  /** The abuse limits of docs/security.md "Abuse limits and the threat model" over those counters. */
   limits: AbuseLimits;
   /** argon2id under its concurrency bound, shared by sign-in and sign-up. */
   passwords: PasswordHashing;
@@ -237,7 +237,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
       session: (sid) => findSessionWithUser(handle.db, sid),
       userAccess: (token) => users.authenticateAnyAudience(token),
     });
-    // One grant type, two grants (README "Delegation"): an API key as subject_token takes no client
+    // One grant type, two grants (docs/delegation.md "Delegation": an API key as subject_token takes no client
     // authentication; a user's access token is delegated to the authenticated client.
     const apiKeyExchange = tokenExchangeGrant({ apiKeys, limits, settings: config, sign, now });
     const tokenExchange = grantPerRequest([apiKeyExchange, delegation.exchange], (params) => (delegates(params) ? delegation.exchange : apiKeyExchange));

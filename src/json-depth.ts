@@ -1,5 +1,5 @@
 /**
- * How deeply nested the JSON the service reads from outside may be (README: "Bad input").
+ * How deeply nested the JSON the service reads from outside may be (docs/http-api.md "Bad input, exact routes and names".
  *
  * JSON.parse is iterative in V8 and reads any depth, but JSON.stringify and zod's parse of nested
  * values recurse: nesting a few thousand levels deep (a 10 KB body) exhausts the stack. Every

@@ -31,7 +31,7 @@ function mekLocation(config: Config): string {
 
 /**
  * The first lines of a start, logged once the server listens: where it listens, and where its data
- * and MEK are (README: "Quick start").
+ * and MEK are (README.md "Quick start").
  */
 export function logWelcome(logger: Logger, config: Config, address: AddressInfo): void {
   logger.info({ port: address.port, host: config.host, issuer: config.issuer }, `listening on ${localUrl(address)}`);

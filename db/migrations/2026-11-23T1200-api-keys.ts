@@ -1,7 +1,7 @@
 import { Kysely, sql } from 'kysely';
 
 // Frozen in time: a migration never imports application types, so later changes cannot alter it.
-// API keys (README: "API keys"): `idpk_<id>_<secret>`; only the SHA-256 of the secret is stored.
+// API keys (docs/api-keys.md "API keys": `idpk_<id>_<secret>`; only the SHA-256 of the secret is stored.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export async function up(db: Kysely<any>): Promise<void> {
   await db.schema

@@ -2,7 +2,7 @@ import { Kysely, sql } from 'kysely';
 
 // Frozen in time: a migration never imports application types, so later changes cannot alter it.
 //
-// Clients without shared secrets (README: "private_key_jwt", RFC 7523 `private_key_jwt`). A client holds either a
+// Clients without shared secrets (docs/private-key-jwt.md "Clients without shared secrets: `private_key_jwt`", RFC 7523 `private_key_jwt`). A client holds either a
 // secret (its SHA-256) or public keys: an inline JWKS or a `jwks_uri`, never both and never neither.
 // Its previous secret can only exist beside a current one.
 //

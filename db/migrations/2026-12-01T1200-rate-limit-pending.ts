@@ -1,7 +1,7 @@
 import { Kysely, sql } from 'kysely';
 
 // Frozen in time: a migration never imports application types, so later changes cannot alter it.
-// Sign-in and sign-up reserve their attempt before hashing (src/ratelimit, README: "Abuse limits"):
+// Sign-in and sign-up reserve their attempt before hashing (src/ratelimit, docs/security.md "Abuse limits and the threat model":
 // `pending` counts the attempts reserved and not yet settled, so that `failures + pending` never
 // passes a limit however many requests race. A constant default: instant on Postgres 11+.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

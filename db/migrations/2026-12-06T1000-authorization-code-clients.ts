@@ -2,8 +2,8 @@ import { Kysely, sql } from 'kysely';
 
 // Frozen in time: a migration never imports application types, so later changes cannot alter it.
 //
-// Clients of the authorization-code flow (README: "Clients of the authorization-code flow") and the
-// resources users may grant them access to (README: "Resources").
+// Clients of the authorization-code flow (docs/oauth.md "Clients of the authorization-code flow" and the
+// resources users may grant them access to (docs/oauth.md "Resources".
 //
 // oauth_clients:
 // - redirect_uris, post_logout_redirect_uris: JSON arrays of exact strings, like scopes and audiences.

@@ -2,7 +2,7 @@ import { Kysely, sql } from 'kysely';
 
 // Frozen in time: a migration never imports application types, so later changes cannot alter it.
 //
-// The authorization-code flow and its hosted pages (README: "Sign-in for applications").
+// The authorization-code flow and its hosted pages (docs/sign-in.md "Sign-in for applications".
 //
 // - browser_sessions: who is signed in to the hosted pages in one browser. The cookie holds a random
 //   token; only its SHA-256 is stored. Rows are kept once ended (ended_at) until the sweep deletes

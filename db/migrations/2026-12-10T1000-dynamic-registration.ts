@@ -2,7 +2,7 @@ import { Kysely, sql } from 'kysely';
 
 // Frozen in time: a migration never imports application types, so later changes cannot alter it.
 //
-// Dynamic client registration (README: "Dynamic client registration").
+// Dynamic client registration (docs/agents.md "Dynamic client registration".
 //
 // - oauth_clients.registration_metadata: what an RFC 7591 registration said of the client beyond
 //   what the other columns hold (logo_uri, client_uri, contacts, software_id, software_version), as

@@ -17,7 +17,7 @@ import { PATH_PARAMETERS } from './schemas';
 import type { AdminCaller, AdminTokens } from './tokens';
 
 /**
- * What every /admin/v1 route shares (README "Admin tokens and the admin API"): the dependencies the
+ * What every /admin/v1 route shares (docs/http-api.md "Admin tokens and the admin API (`/admin/v1`)": the dependencies the
  * admin capability declares, the guard's and handlers' types, path-parameter and cursor checks, and the
  * mapping of domain errors to the API's codes. Each resource's routes are in ./<resource>-routes.ts.
  */

@@ -4,7 +4,7 @@ import { keyView } from '../keys/view';
 import { revokeKeyBody, rotateKeysBody } from './schemas';
 import { keyError, type Guard } from './http';
 
-/** /admin/v1/keys (README "The admin API"). */
+/** /admin/v1/keys (docs/http-api.md "Admin tokens and the admin API (`/admin/v1`)". */
 export function keyRoutes(router: Router, guard: Guard): void {
   router.get(
     '/keys',

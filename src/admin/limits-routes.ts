@@ -4,7 +4,7 @@ import { requestId } from '../http/request';
 import { blockView, clearBlock, isLimitKey } from '../ratelimit/operators';
 import { type Guard } from './http';
 
-/** /admin/v1/limits (README "Abuse limits and the threat model"): the blocks in force, and lifting one on every instance. */
+/** /admin/v1/limits (docs/security.md "Abuse limits and the threat model": the blocks in force, and lifting one on every instance. */
 export function limitRoutes(router: Router, guard: Guard): void {
   router.get(
     '/limits',

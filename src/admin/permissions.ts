@@ -1,4 +1,4 @@
-/** Every permission of admin tokens (README: "HTTP"); each route is guarded by exactly one of them. */
+/** Every permission of admin tokens (docs/http-api.md "HTTP"; each route is guarded by exactly one of them. */
 export const PERMISSIONS = [
   'keys:read',
   'keys:rotate',

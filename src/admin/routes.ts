@@ -19,12 +19,12 @@ import { limitRoutes } from './limits-routes';
 export type { AdminDeps } from './http';
 
 /**
- * `/admin/v1` (README: "HTTP"): only admin tokens, each route guarded by exactly one permission.
+ * `/admin/v1` (docs/http-api.md "HTTP": only admin tokens, each route guarded by exactly one permission.
  * 401 when the token is missing, invalid or revoked; 403 when it is valid but lacks the permission.
  * Every change is an audit event with actor `admin-token:<id>` and the request id.
  */
 export function adminRoutes(options: { deps: () => AdminDeps | undefined; logger: Logger }): Router {
-  // Exact routes (README: "Abuse limits"): `/ADMIN/V1/keys` or `/admin/v1/keys/` must not slip past a proxy rule.
+  // Exact routes (docs/security.md "Abuse limits and the threat model": `/ADMIN/V1/keys` or `/admin/v1/keys/` must not slip past a proxy rule.
   const router = Router({ caseSensitive: true, strict: true });
   router.use(withRequestId);
   router.use((_req, res, next) => {

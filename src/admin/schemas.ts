@@ -11,7 +11,7 @@ import { TENANT_ID } from '../tenants/repository';
 import { publicUserBody } from '../users/schemas';
 
 /**
- * The requests and responses of /admin/v1 (README: "HTTP"), as zod schemas: the routes (./routes.ts) read
+ * The requests and responses of /admin/v1 (docs/http-api.md "HTTP", as zod schemas: the routes (./routes.ts) read
  * their input with them, and the OpenAPI document (src/http/openapi.ts) is generated from them.
  * The API keys of /admin/v1/api-keys are in src/api-keys/schemas.ts.
  */

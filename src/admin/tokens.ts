@@ -13,7 +13,7 @@ import { describeExpiry, invalidToken } from '../users/access-token';
 import { isPermission, PERMISSIONS, type Permission } from './permissions';
 import { quoted } from '../text';
 
-/** The `token_type` claim of admin tokens (README: "tokens"). */
+/** The `token_type` claim of admin tokens (docs/tokens.md "Tokens". */
 export const ADMIN_TOKEN_TYPE = 'admin';
 
 /** Admin token ids are UUIDs (the `jti`); anything else is refused before it reaches a query. */
@@ -54,7 +54,7 @@ export function adminTokenView(row: AdminTokenRow): AdminTokenView {
   };
 }
 
-/** The `admin-token issue` JSON shape (README: "The admin CLI"). */
+/** The `admin-token issue` JSON shape (docs/operating.md "The admin CLI". */
 export interface IssuedAdminToken {
   id: string;
   token: string;

@@ -29,7 +29,7 @@ export type ApiKeyAdminGuard = (permission: ApiKeyPermission, handler: ApiKeyAdm
 export const ADMIN_API_KEYS_PATH = '/admin/v1/api-keys';
 
 /**
- * `/admin/v1/api-keys` (README: "HTTP", "API keys"), mounted inside the admin router so that it shares its guard,
+ * `/admin/v1/api-keys` (docs/http-api.md "HTTP", "API keys"), mounted inside the admin router so that it shares its guard,
  * request ids, `no-store` and error serializer:
  * - `GET /?user_id=&client_id=&tenant_id=&limit=&cursor=` (`api-keys:read`): newest first, keyset
  *   pages; pass `next_cursor` back as `cursor`;

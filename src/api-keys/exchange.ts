@@ -21,7 +21,7 @@ export interface TokenExchangeDeps {
   now(): Date;
 }
 
-/** The claims of an exchanged access token (README: "tokens"). */
+/** The claims of an exchanged access token (docs/tokens.md "Tokens". */
 export interface ExchangedAccessTokenClaims {
   iss: string;
   sub: string;
@@ -72,7 +72,7 @@ function refusal(presented: Exclude<Presentation, { status: 'active' }>): Invali
 
 /**
  * RFC 8693 token exchange: an API key (the subject token) for a short-lived JWT access token of its
- * owner (README: "tokens" "exchanged access token"), for resource servers that only verify JWTs offline.
+ * owner (docs/tokens.md "Tokens" "exchanged access token"), for resource servers that only verify JWTs offline.
  *
  * No client authentication: the key itself is the credential (RFC 8693 §2.1 leaves client
  * authentication to the server's policy), so a script holding only a key can exchange it; client
@@ -131,7 +131,7 @@ export function tokenExchangeGrant(deps: TokenExchangeDeps): Grant {
   };
 }
 
-/** A failed presentation counts per address (README: "Abuse limits"); a blocked address gets 429 and is not counted. */
+/** A failed presentation counts per address (docs/security.md "Abuse limits and the threat model"; a blocked address gets 429 and is not counted. */
 async function presentationFailed(limits: Pick<AbuseLimits, 'apiKeyPresentationFailed'>, address: string): Promise<void> {
   const wait = await limits.apiKeyPresentationFailed(address);
   if (wait > 0) throw new TooManyFailures(wait);

@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 
 /**
- * The API key format (README: "API keys"): `idpk_<id>_<secret>`.
+ * The API key format (docs/api-keys.md "API keys": `idpk_<id>_<secret>`.
  * - `idpk_` lets secret scanners recognise a leaked key;
  * - `<id>`: 16 base62 characters (~95 bits), the public identifier the key is looked up by;
  * - `<secret>`: 256 random bits written as exactly 43 base62 characters (62^43 > 2^256).

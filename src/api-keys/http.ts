@@ -40,7 +40,7 @@ export function keyIdParam(req: Request): string {
 }
 
 /**
- * README: "Abuse limits": routes are exact and case-sensitive. Express matches a mount path case-insensitively
+ * docs/security.md "Abuse limits and the threat model": routes are exact and case-sensitive. Express matches a mount path case-insensitively
  * and ignores a trailing slash; a router mounted at `base` passes anything else on (to a 404).
  */
 export function exactMount(base: string) {

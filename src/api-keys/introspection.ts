@@ -23,7 +23,7 @@ export interface ApiKeyTokenDeps {
 
 /**
  * API keys at /oauth/introspect and /oauth/revoke, recognised by their `idpk_` prefix.
- * Introspection answers exactly README: "API keys"'s members; a revoked, expired, malformed or unknown key,
+ * Introspection answers exactly docs/api-keys.md "API keys"'s members; a revoked, expired, malformed or unknown key,
  * one whose owner or tenant is disabled, or one of another tenant, is `{"active": false}`.
  * Revocation: only the client that owns a key may revoke it (`unauthorized_client` otherwise, and
  * nothing changes); a key that is not valid needs no revocation (RFC 7009 §2.2).
@@ -38,7 +38,7 @@ export function apiKeyTokens(deps: ApiKeyTokenDeps): TokenKind {
       const presented = await presentKey(apiKeys, token);
       if (presented.status !== 'active') return null;
       const { key } = presented;
-      // Tenants are a boundary (README: "HTTP"); the key's tenant is its owner's, kept in step by a trigger.
+      // Tenants are a boundary (docs/http-api.md "HTTP"; the key's tenant is its owner's, kept in step by a trigger.
       if (!withinTenant(context.client, key.tenantId)) return null;
       apiKeys.recordUse(key);
       const answer: ActiveIntrospection = {
@@ -66,7 +66,7 @@ export function apiKeyTokens(deps: ApiKeyTokenDeps): TokenKind {
   };
 }
 
-/** An exchanged access token (README: "tokens"): `typ: at+jwt` with an `api_key_id` claim. */
+/** An exchanged access token (docs/tokens.md "Tokens": `typ: at+jwt` with an `api_key_id` claim. */
 function exchangedClaims(token: string): JWTPayload | undefined {
   const payload = peekClaims(token, 'at+jwt');
   return payload && typeof payload.api_key_id === 'string' && typeof payload.sub === 'string' ? payload : undefined;
@@ -92,7 +92,7 @@ function ownerOfToken(payload: JWTPayload): ApiKeyOwner {
  * Exchanged access tokens at /oauth/introspect and /oauth/revoke, whoever owns the key (a client's
  * carry `client_id` = `sub` too, so the composition root asks this kind before the client-access-token
  * kind: the answer must say `api_key_id`). Active while signed and unexpired, not revoked by
- * `jti`, and while the owner and its tenant are enabled; revoking the key does not end them (README: "tokens").
+ * `jti`, and while the owner and its tenant are enabled; revoking the key does not end them (docs/tokens.md "Tokens".
  * Only the client owning the key may revoke one.
  */
 export function exchangedAccessTokens(deps: ApiKeyTokenDeps): TokenKind {

@@ -6,11 +6,11 @@ import type { ApiKeyView } from './view';
 
 /**
  * The requests and responses of /auth/v1/api-keys, /admin/v1/api-keys and the token-exchange grant
- * (README: "API keys"), as zod schemas: the routes and the grant read their input with them, and the OpenAPI
+ * (docs/api-keys.md "API keys", as zod schemas: the routes and the grant read their input with them, and the OpenAPI
  * document (src/http/openapi.ts) is generated from them.
  */
 
-/** RFC 8693 §2.1 grant type, and the one token type it takes and issues (README: "API keys": the key is presented as an access token). */
+/** RFC 8693 §2.1 grant type, and the one token type it takes and issues (docs/api-keys.md "API keys": the key is presented as an access token). */
 export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
 

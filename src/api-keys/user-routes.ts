@@ -22,7 +22,7 @@ export interface ApiKeyUserDeps {
 export const USER_API_KEYS_PATH = '/auth/v1/api-keys';
 
 /**
- * `/auth/v1/api-keys` (README: "API keys"): a user creates, lists and revokes its own keys with its access
+ * `/auth/v1/api-keys` (docs/api-keys.md "API keys": a user creates, lists and revokes its own keys with its access
  * token (401 without a live one, the same as the rest of /auth/v1). A user never sees or revokes
  * another user's key: those are "not found". The key is in the creation response only.
  */

@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 
 /**
- * The hosted pages' cookies (README: "Sessions and cookies"). With an https issuer they are
+ * The hosted pages' cookies (docs/sign-in.md "Sessions and cookies". With an https issuer they are
  * `__Host-` prefixed and `Secure` (the browser then refuses them from any other origin, path or
  * insecure page); on a plain-http development issuer neither, since browsers drop `Secure` cookies
  * on http. Always `HttpOnly`, `SameSite=Lax` (sent on the top-level navigation from the application

@@ -70,7 +70,7 @@ const SCOPE_TEXT: Record<string, string> = {
 };
 
 /**
- * The authorization endpoint and its hosted pages (README: "Sign-in for applications"): reads the
+ * The authorization endpoint and its hosted pages (docs/sign-in.md "Sign-in for applications": reads the
  * request, consults the browser session and the remembered consent, shows the sign-in or consent
  * page when needed (the request kept server-side in an interaction row bound to this browser and
  * to the form's CSRF token), and answers the client with a code or an error.
@@ -226,7 +226,7 @@ export class AuthorizationFlow {
 
   /**
    * The interaction a form answers, when the form came from this browser with the right CSRF token;
-   * a PageError otherwise (403 for a wrong token or browser: README: "Hosted pages").
+   * a PageError otherwise (403 for a wrong token or browser: docs/sign-in.md "Hosted pages".
    */
   private async answeredInteraction(form: RequestParams, browser: BrowserRequest, kind: 'authorize' | 'logout'): Promise<repo.InteractionRow> {
     const id = form.get('interaction');
@@ -291,7 +291,7 @@ export class AuthorizationFlow {
         case 'temporarily_unavailable':
           return again(503, 'Too many sign-ins are in progress. Try again in a moment.', retryAfter ?? { 'Retry-After': '1' });
         default:
-          // Wrong password and unknown email alike (README: "Abuse limits").
+          // Wrong password and unknown email alike (docs/security.md "Abuse limits and the threat model".
           return again(401, 'The email address or the password is not right.');
       }
     }

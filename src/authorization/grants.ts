@@ -31,13 +31,13 @@ export interface GrantView {
 }
 
 /**
- * `/auth/v1/grants` (README: "Consent"): the caller's remembered consents, and withdrawing one,
+ * `/auth/v1/grants` (docs/sign-in.md "Consent": the caller's remembered consents, and withdrawing one,
  * which also ends every session that client got from the user (its refresh tokens stop working, and
  * its access tokens are refused by introspection and userinfo). Audited as consent.withdrawn.
  */
 export function grantsRouter(deps: GrantsDeps): Router {
   const router = Router({ caseSensitive: true, strict: true });
-  // `/auth/v1/grants/` is not `/auth/v1/grants` (README: "Routes are exact").
+  // `/auth/v1/grants/` is not `/auth/v1/grants` (docs/http-api.md "Routes are exact".
   router.use(exactMount(GRANTS_PATH));
   router.use(withRequestId);
   router.use((_req, res, next) => {

@@ -16,7 +16,7 @@ import { USERINFO_PATH, type UserinfoUsers } from './userinfo';
 export { AUTHORIZE_PATH, LOGOUT_PATH, USERINFO_PATH, GRANTS_PATH };
 export type { AuthorizationClient, Resource };
 
-/** What the authorization-code flow needs, and nothing more (README: "Sign-in for applications"). */
+/** What the authorization-code flow needs, and nothing more (docs/sign-in.md "Sign-in for applications". */
 export interface AuthorizationDeps {
   db: Kysely<Database>;
   logger: Logger;

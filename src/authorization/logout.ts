@@ -31,7 +31,7 @@ interface SignOutRequest {
 }
 
 /**
- * OpenID Connect RP-Initiated Logout 1.0 at GET|POST /oauth/logout (README: "Signing out"): ends
+ * OpenID Connect RP-Initiated Logout 1.0 at GET|POST /oauth/logout (docs/sign-in.md "Signing out": ends
  * this browser's session and every session applications got from it, then returns to the
  * registered `post_logout_redirect_uri` with `state`, or shows that the user is signed out. Asks the
  * user first unless `id_token_hint` names a session of this very browser session (so a link on

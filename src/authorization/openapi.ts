@@ -30,7 +30,7 @@ const userToken = [{ userAccessToken: [] }];
 /**
  * The JSON surfaces of the authorization-code flow in the OpenAPI document (src/http/openapi.ts):
  * its grant at the token endpoint, /oauth/userinfo and /auth/v1/grants. The hosted pages
- * (/oauth/authorize, /oauth/logout) are HTML for people, described in the README instead.
+ * (/oauth/authorize, /oauth/logout) are HTML for people, described in docs/sign-in.md instead.
  */
 export const authorizationOpenApi: OpenApiFragment = {
   tags: ['OAuth', 'User accounts'],

@@ -19,7 +19,7 @@ export interface AuthorizationClient {
   registeredBy: 'operator' | 'dynamic' | 'metadata_document';
 }
 
-/** A registered resource (README: "Resources"). */
+/** A registered resource (docs/oauth.md "Resources". */
 export interface Resource {
   url: string;
   name: string;
@@ -50,7 +50,7 @@ export interface AuthorizationRequest {
 
 export interface RequestLookups {
   client(id: string): Promise<AuthorizationClient | undefined>;
-  /** Whether `requested` matches one of `registered` (exact, loopback on any port: README: "Redirect URIs"). */
+  /** Whether `requested` matches one of `registered` (exact, loopback on any port: docs/oauth.md "Redirect URIs". */
   redirectUriMatches(registered: readonly string[], requested: string): boolean;
   resource(url: string): Promise<Resource | undefined>;
 }
@@ -168,7 +168,7 @@ async function readRest(
     redirectUri,
     redirectUriSent,
     scopes,
-    // RFC 8707 with README "Resources": a resource is in `aud` when at least one of its scopes is granted.
+    // RFC 8707 with docs/oauth.md "Resources": a resource is in `aud` when at least one of its scopes is granted.
     resources: resources.filter((r) => r.scopes.some((s) => scopes.includes(s))).map((r) => r.url),
     codeChallenge: challenge,
     prompt,
@@ -200,7 +200,7 @@ async function readResources(requested: string[], client: AuthorizationClient, l
     if (url.length > MAX.resource || !isAbsoluteWithoutFragment(url)) throw new RedirectError('invalid_target', `resource ${clipped(url)} is not an absolute URI without a fragment`);
     const resource = await lookups.resource(url);
     if (!resource) throw new RedirectError('invalid_target', `resource ${clipped(url)} is not registered here`);
-    // An operator-created client is held to its allowed audiences (README: "Resources").
+    // An operator-created client is held to its allowed audiences (docs/oauth.md "Resources".
     if (client.registeredBy === 'operator' && client.audiences.length > 0 && !client.audiences.includes(url)) {
       throw new RedirectError('invalid_target', `resource ${clipped(url)} is not allowed for this client`);
     }
@@ -222,7 +222,7 @@ function isAbsoluteWithoutFragment(text: string): boolean {
 /**
  * The scopes to grant. The OpenID Connect scopes may be asked for; any other must belong to a
  * requested resource and, for an operator-created client, be among its allowed scopes. A client
- * that registered itself with a `scope` (README: "Dynamic client registration", "Client ID Metadata
+ * that registered itself with a `scope` (docs/agents.md "Dynamic client registration", "Client ID Metadata
  * Documents") is held to it, the
  * OpenID Connect scopes included; without one, to these rules alone. Without `scope`, the requested
  * resources' scopes that the client may have.

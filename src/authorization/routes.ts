@@ -70,7 +70,7 @@ function browserOf(req: Request): BrowserRequest {
 }
 
 /**
- * The hosted pages' routes (README: "Sign-in for applications"): GET|POST /oauth/authorize (an
+ * The hosted pages' routes (docs/sign-in.md "Sign-in for applications": GET|POST /oauth/authorize (an
  * authorization request, or a page's form when it carries `interaction`), GET|POST /oauth/logout
  * (likewise), GET|POST /oauth/userinfo, and the pages' stylesheet.
  */

@@ -7,7 +7,7 @@ import type { UserinfoClaims } from './userinfo';
 
 /**
  * The JSON surfaces of the authorization-code flow as zod schemas, for the OpenAPI document
- * (src/http/openapi.ts). The hosted pages are HTML and are described in the README instead.
+ * (src/http/openapi.ts). The hosted pages are HTML and are described in docs/sign-in.md instead.
  */
 
 /** `grant_type=authorization_code` at POST /oauth/token. */

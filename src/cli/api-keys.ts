@@ -25,7 +25,7 @@ function ownerOption(opts: OwnerOptions, required: boolean): ApiKeyOwner | undef
   return undefined;
 }
 
-/** `idp api-keys create|list|revoke` (README: "The admin CLI", "API keys"): the same service functions as the admin API, actor `cli`. */
+/** `idp api-keys create|list|revoke` (docs/operating.md "The admin CLI", "API keys"): the same service functions as the admin API, actor `cli`. */
 export function registerApiKeyCommands(program: Command, context: CliContext): void {
   const apiKeys = program.command('api-keys').description('API keys of users and clients (idpk_…)');
   const now = () => context.now();

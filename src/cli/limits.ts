@@ -4,7 +4,7 @@ import { blockView, clearBlock, isLimitKey } from '../ratelimit/operators';
 import { CliError, table, type CliContext, type OutputOptions } from './context';
 import { quoted } from '../text';
 
-/** `idp limits list|clear` (README: "The admin CLI"): the failure counters that block now, and lifting one block. */
+/** `idp limits list|clear` (docs/operating.md "The admin CLI": the failure counters that block now, and lifting one block. */
 export function registerLimitCommands(program: Command, context: CliContext): void {
   const limits = program.command('limits').description('abuse limits: the blocks in force, and lifting one');
 

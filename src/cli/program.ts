@@ -34,7 +34,7 @@ const HELD_WAIT_MS = 15_000;
 const HELD_RETRY_MS = 150;
 
 /**
- * The admin CLI (README: "The admin CLI"). Commands call services directly, never HTTP. Resolves to the exit code.
+ * The admin CLI (docs/operating.md "The admin CLI". Commands call services directly, never HTTP. Resolves to the exit code.
  *
  * On the embedded default only one process may open the data directory. When a running server
  * holds it, the command is handed to that server over its CLI socket (src/cli/socket.ts) and runs

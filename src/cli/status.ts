@@ -43,7 +43,7 @@ export interface StatusReport {
   /** Null when the table is not there yet (pending migrations). */
   clients: { total: number; disabled: number } | null;
   admin_tokens: { active: number; revoked: number; expired: number } | null;
-  /** Failure counters that refuse requests right now (README: "Abuse limits"): rows of rate_limit_counters with blocked_until in the future. */
+  /** Failure counters that refuse requests right now (docs/security.md "Abuse limits and the threat model": rows of rate_limit_counters with blocked_until in the future. */
   blocks_in_force: number | null;
   /** What needs the operator, one sentence each; empty when all is well. */
   problems: string[];

@@ -1,5 +1,5 @@
 /**
- * The grants a client may be allowed at POST /oauth/token (README: "Grant types"). A client's
+ * The grants a client may be allowed at POST /oauth/token (docs/oauth.md "Grant types". A client's
  * `grant_types` is either a list an operator (or a registration) set, or null: the default by rule,
  * resolved at read time so that it follows the client's redirect URIs.
  */

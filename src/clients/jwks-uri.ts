@@ -3,7 +3,7 @@ import { JwksError } from './jwks';
 import { quoted } from '../text';
 
 /**
- * A client's `jwks_uri` (README: "private_key_jwt"): which URLs may be registered, and fetching one
+ * A client's `jwks_uri` (docs/private-key-jwt.md "Clients without shared secrets: `private_key_jwt`": which URLs may be registered, and fetching one
  * with the safe fetcher (src/clients/safe-fetch.ts), which a client ID metadata document shares.
  *
  * - `https` only in production (`http` is accepted outside production, for tests and development);

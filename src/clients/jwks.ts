@@ -4,7 +4,7 @@ import { MAX_JSON_DEPTH, nestedDeeperThan } from '../json-depth';
 import { quoted } from '../text';
 
 /**
- * The public keys a `private_key_jwt` client authenticates with (README: "private_key_jwt", RFC 7523): what a JWKS
+ * The public keys a `private_key_jwt` client authenticates with (docs/private-key-jwt.md "Clients without shared secrets: `private_key_jwt`", RFC 7523): what a JWKS
  * may hold, and its keys parsed once into KeyObjects.
  *
  * Only public keys for signatures: RSA of 2048 to 4096 bits (RS256, PS256) or EC on P-256 (ES256).

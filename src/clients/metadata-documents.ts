@@ -10,7 +10,7 @@ import type { Client } from './repository';
 import { fetchJson, productionHostRefusal, type FetchedJson } from './safe-fetch';
 
 /**
- * Client ID Metadata Documents (README: "Client ID Metadata Documents"): a `client_id` that is a URL
+ * Client ID Metadata Documents (docs/oauth.md "Client ID Metadata Documents": a `client_id` that is a URL
  * names a JSON document the client publishes there. It is fetched with the safe fetcher of jwks_uri
  * (src/clients/safe-fetch.ts: deadline, size cap, no redirects, public destinations only in
  * production), checked, and kept as a row of `oauth_clients` (`registered_by` `metadata_document`)

@@ -1,5 +1,5 @@
 /**
- * Redirect URIs of the authorization-code flow (README: "Redirect URIs"): what may be registered,
+ * Redirect URIs of the authorization-code flow (docs/oauth.md "Redirect URIs": what may be registered,
  * and whether a requested one matches a registration. Pure: no I/O, no configuration beyond the
  * `production` flag.
  *

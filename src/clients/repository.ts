@@ -25,8 +25,8 @@ export interface Client {
   createdAt: Date;
   updatedAt: Date;
   /**
-   * How the client authenticates: a secret (Basic or form), assertions signed by its keys (README:
-   * "private_key_jwt"), or nothing but its `client_id` (a public client, README: "Public clients").
+   * How the client authenticates: a secret (Basic or form), assertions signed by its keys (docs/private-key-jwt.md
+   * "Clients without shared secrets: `private_key_jwt`"), or nothing but its `client_id` (a public client, docs/oauth.md "Public clients".
    */
   authMethod: 'client_secret' | 'private_key_jwt' | 'none';
   /** The RFC 7591 name it was registered with (a secret client accepts both Basic and the form). */
@@ -183,7 +183,7 @@ export interface NewClientRow {
   grantTypes?: readonly string[] | null;
   firstParty?: boolean;
   registeredBy?: ClientRegistrar;
-  /** A dynamic registration's other metadata (README: "Dynamic client registration"). */
+  /** A dynamic registration's other metadata (docs/agents.md "Dynamic client registration". */
   registrationMetadata?: StoredRegistrationMetadata;
   scopes: readonly string[];
   audiences: readonly string[];

@@ -6,7 +6,7 @@ import { describeSpecialPurpose, isPublicAddress } from './special-purpose-addre
 
 /**
  * The one way the server fetches a URL a client gave it (a `jwks_uri`, a client ID metadata
- * document; README: "private_key_jwt", "Client ID Metadata Documents"), built so that it cannot be
+ * document; docs/private-key-jwt.md "Clients without shared secrets: `private_key_jwt`", "Client ID Metadata Documents"), built so that it cannot be
  * turned against us or the network we run in:
  *
  * - One GET: a deadline over everything (resolution, connection, headers, body), a body cap (counted

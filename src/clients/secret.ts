@@ -24,7 +24,7 @@ export function generateClientSecret(): string {
  * guess expensive. Our secrets are 256 random bits: an attacker holding the hash must search 2^256
  * values, which no work factor changes, so slowness buys nothing. It would, however, be paid on
  * every token request: scrypt (N=16384) costs ~36 ms of CPU, capping the token endpoint near 25–55
- * requests a second per core (README, "Performance") against ~5,000 with SHA-256 (~1 µs).
+ * requests a second per core (docs/performance.md "Performance" against ~5,000 with SHA-256 (~1 µs).
  * The hash stays unpredictable only while secrets are generated here: never accept a chosen secret.
  */
 export function hashClientSecret(secret: string): Buffer {

@@ -74,7 +74,7 @@ export interface ChangeContext {
   requestId?: string;
 }
 
-/** The settings of the authorization-code flow (README: "Clients of the authorization-code flow"). */
+/** The settings of the authorization-code flow (docs/oauth.md "Clients of the authorization-code flow". */
 export interface FlowSettings {
   redirectUris?: readonly string[];
   postLogoutRedirectUris?: readonly string[];
@@ -91,7 +91,7 @@ export interface NewClient extends FlowSettings {
   tokenTtlSeconds?: number | null;
   /** Who registers it; default `operator` (the CLI and the admin API). */
   registeredBy?: ClientRegistrar;
-  /** What a dynamic registration said beyond the other fields (README: "Dynamic client registration"). */
+  /** What a dynamic registration said beyond the other fields (docs/agents.md "Dynamic client registration". */
   registrationMetadata?: StoredRegistrationMetadata;
 }
 
@@ -107,7 +107,7 @@ export function parseScope(text: string): string[] | undefined {
 }
 
 /**
- * `none`: a client that did not register a scope (README: "Dynamic client registration") has no list
+ * `none`: a client that did not register a scope (docs/agents.md "Dynamic client registration" has no list
  * of its own; it may request what the authorization-code flow offers every such client.
  */
 function validScopes(scopes: readonly string[], none: 'allowed' | 'refused' = 'refused'): string[] {
@@ -326,7 +326,7 @@ export async function createClient(
 }
 
 /**
- * Creates a public client (README: "Public clients"): no secret, no keys; it names itself by
+ * Creates a public client (docs/oauth.md "Public clients": no secret, no keys; it names itself by
  * `client_id` and proves nothing else (PKCE binds its codes). It needs redirect URIs and never gets
  * client_credentials.
  */
@@ -335,7 +335,7 @@ export async function createPublicClient(db: Kysely<Database>, input: NewClient,
 }
 
 /**
- * Creates a client that authenticates with `private_key_jwt` (README: "private_key_jwt"): it has no secret, so
+ * Creates a client that authenticates with `private_key_jwt` (docs/private-key-jwt.md "Clients without shared secrets: `private_key_jwt`": it has no secret, so
  * `client_secret_basic` and `client_secret_post` are refused for it.
  */
 export async function createClientWithKeys(db: Kysely<Database>, input: NewClient & { keys: ClientKeysInput }, policy: ClientPolicy, change: ChangeContext): Promise<Client> {
@@ -434,7 +434,7 @@ export async function deleteClient(db: Kysely<Database>, id: string, change: Cha
 }
 
 /**
- * Deletes the dynamically registered clients (README: "Dynamic client registration") not used for
+ * Deletes the dynamically registered clients (docs/agents.md "Dynamic client registration" not used for
  * `ttlMs`: neither at the token endpoint nor for a code since their last_used_at, or since their
  * creation when never used. In batches, each deletion audited (`client.deleted` by `schedule`) in
  * its batch's transaction. Operator-created clients are never touched. Returns how many went.

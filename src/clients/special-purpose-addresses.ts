@@ -3,8 +3,8 @@ import net from 'node:net';
 /**
  * Addresses a production server must never fetch from on a caller's word (a client's jwks_uri, a
  * client's metadata document): the IANA IPv4 and IPv6 Special-Purpose Address Registries, every
- * entry, plus multicast and the deprecated IPv6 forms that embed an IPv4 address. README:
- * "private_key_jwt" (fetching a jwks_uri).
+ * entry, plus multicast and the deprecated IPv6 forms that embed an IPv4 address. docs/private-key-jwt.md
+ * "Clients without shared secrets: `private_key_jwt`" (fetching a jwks_uri).
  *
  * An IPv6 address that embeds an IPv4 one (IPv4-mapped `::ffff:a.b.c.d`, IPv4-compatible
  * `::a.b.c.d`, IPv4-translated `::ffff:0:a.b.c.d`, NAT64, 6to4, Teredo) is refused for its own

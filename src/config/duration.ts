@@ -1,4 +1,4 @@
-/** Durations are written like `90s`, `15m`, `1h`, `7d` (README: "Configuration"); `500ms` is accepted for tests. */
+/** Durations are written like `90s`, `15m`, `1h`, `7d` (docs/configuration.md "Configuration"; `500ms` is accepted for tests. */
 const UNIT_MS: Record<string, number> = {
   ms: 1,
   s: 1_000,

@@ -116,7 +116,7 @@ function longestSignedTtl(env: Env): number {
 }
 
 /**
- * Every setting of the service, parsed and validated once from the environment (README
+ * Every setting of the service, parsed and validated once from the environment (docs/configuration.md
  * "Configuration"). Each is written once, here: its variable, its default and its check, with the
  * `Config` type read off this table. Settings derived from others (the issuer from `PORT`, the key
  * retention from the token lifetimes) read those from the environment again, which keeps each entry
@@ -166,7 +166,7 @@ const SETTINGS = {
   clientCacheSize: (env) => integer(env, 'IDP_CLIENT_CACHE_SIZE', 10_000, 1, 10_000_000),
   /**
    * `IDP_CLIENT_ID_METADATA_DOCUMENTS`, `on` (default) or `off`: whether a `client_id` that is a URL
-   * is fetched as a client ID metadata document (README: "Client ID Metadata Documents").
+   * is fetched as a client ID metadata document (docs/oauth.md "Client ID Metadata Documents".
    */
   clientIdMetadataDocuments: (env) => oneOf(env, 'IDP_CLIENT_ID_METADATA_DOCUMENTS', ['on', 'off'] as const, 'on', (text) => text === 'on'),
   /** `IDP_ACCESS_TOKEN_TTL`, default 1h. */
@@ -201,7 +201,7 @@ const SETTINGS = {
     return ms;
   },
   /**
-   * Sign-in limits at /auth/v1/token (README "Abuse limits and the threat model", after Auth0's
+   * Sign-in limits at /auth/v1/token (docs/security.md "Abuse limits and the threat model", after Auth0's
    * brute-force protection); past one, 429 with Retry-After until the window passes. Refused attempts
    * are not counted, so one address can add at most `perEmailIp` failures to an email's count.
    * `IDP_SIGNIN_FAILURES_PER_EMAIL_IP` (10: blocks that pair only), `IDP_SIGNIN_FAILURES_PER_IP` (100
@@ -222,7 +222,7 @@ const SETTINGS = {
       windowMs: duration(env, 'IDP_SIGNUP_WINDOW', HOUR),
     }),
   /**
-   * `IDP_DYNAMIC_REGISTRATION`, default `off`: RFC 7591 registration at POST /oauth/register (README
+   * `IDP_DYNAMIC_REGISTRATION`, default `off`: RFC 7591 registration at POST /oauth/register (docs/agents.md
    * "Dynamic client registration"): `off` (404), `token` (an initial access token: an admin token
    * with `clients:register`) or `open` (anyone, within the registration limit).
    */
@@ -274,7 +274,7 @@ const SETTINGS = {
   apiKeyMaxTtlMs: (env) => (read(env, 'IDP_API_KEY_MAX_TTL') === 'never' ? undefined : duration(env, 'IDP_API_KEY_MAX_TTL', 365 * DAY)),
   /**
    * `IDP_AUTH_CODE_TTL`, default 60s, at most 10m (RFC 6749 §4.1.2): how long an authorization code
-   * may be redeemed (README "Sign-in for applications").
+   * may be redeemed (docs/sign-in.md "Sign-in for applications".
    */
   authCodeTtlMs: (env) => {
     const ms = duration(env, 'IDP_AUTH_CODE_TTL', MINUTE);
@@ -286,13 +286,13 @@ const SETTINGS = {
   /** `IDP_SESSION_IDLE_TTL`, default 1h, at most IDP_SESSION_TTL: a browser session unused this long is over. */
   sessionIdleTtlMs: (env) => duration(env, 'IDP_SESSION_IDLE_TTL', HOUR),
   /**
-   * `IDP_ID_TOKEN_TTL`, default 10m: the lifetime of an ID token. Not part of the key retention (README
+   * `IDP_ID_TOKEN_TTL`, default 10m: the lifetime of an ID token. Not part of the key retention (docs/configuration.md
    * "Configuration"): a relying party checks an ID token once, as it receives it.
    */
   idTokenTtlMs: (env) => duration(env, 'IDP_ID_TOKEN_TTL', 10 * MINUTE),
   /**
    * `IDP_MAX_DELEGATION_DEPTH`, default 3 (1 to 10): the most actors one delegated token may carry in
-   * its nested `act` chain (README "Delegation"); a deeper exchange is refused.
+   * its nested `act` chain (docs/delegation.md "Delegation"; a deeper exchange is refused.
    */
   maxDelegationDepth: (env) => integer(env, 'IDP_MAX_DELEGATION_DEPTH', 3, 1, 10),
   /** `IDP_BRAND_NAME`, default `Sign in`: the name the hosted pages show above each page's heading and in its title. */
@@ -326,7 +326,7 @@ export function loadConfig(env: Env = process.env): Config {
   return Object.freeze(config);
 }
 
-/** The refusals of README "Configuration" between settings: each would make verifiers reject valid tokens, or production unsafe. */
+/** The refusals of docs/configuration.md "Configuration" between settings: each would make verifiers reject valid tokens, or production unsafe. */
 function crossChecks(config: Config, env: Env): void {
   const { prepublishMs, jwksMaxAgeSeconds, rotationIntervalMs, retentionMs } = config;
   if (prepublishMs < 2 * jwksMaxAgeSeconds * 1000) {

@@ -74,7 +74,7 @@ export interface SessionsTable {
   auth_time: ColumnType<Date | null, Date | null | undefined, Date | null>;
 }
 
-/** README: "Sign-in for applications": a browser signed in to the hosted pages (the cookie names it by a token whose hash is here). */
+/** docs/sign-in.md "Sign-in for applications": a browser signed in to the hosted pages (the cookie names it by a token whose hash is here). */
 export interface BrowserSessionsTable {
   id: string;
   token_hash: string;
@@ -202,7 +202,7 @@ export interface OAuthClientsTable {
   registration_metadata: ColumnType<StoredRegistrationMetadata | null, string | null | undefined, string | null>;
 }
 
-/** README "Dynamic client registration": the registered metadata no other column holds. */
+/** docs/agents.md "Dynamic client registration": the registered metadata no other column holds. */
 export interface StoredRegistrationMetadata {
   logo_uri?: string;
   client_uri?: string;
@@ -214,7 +214,7 @@ export interface StoredRegistrationMetadata {
 export type TokenEndpointAuthMethod = 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt' | 'none';
 export type ClientRegistrar = 'operator' | 'dynamic' | 'metadata_document';
 
-/** README: "Resources": the APIs users may grant applications access to. */
+/** docs/oauth.md "Resources": the APIs users may grant applications access to. */
 export interface ResourcesTable {
   /** The resource indicator (RFC 8707): an absolute URL, the `aud` of tokens for it. */
   url: string;
@@ -229,7 +229,7 @@ export interface StoredClientJwks {
   keys: Array<Record<string, string>>;
 }
 
-/** README: "private_key_jwt": the `jti` of every accepted client assertion until its `exp` (the replay guard). */
+/** docs/private-key-jwt.md "Clients without shared secrets: `private_key_jwt`": the `jti` of every accepted client assertion until its `exp` (the replay guard). */
 export interface ClientAssertionJtisTable {
   client_id: string;
   jti: string;

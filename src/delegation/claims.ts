@@ -2,7 +2,7 @@ import type { JWTPayload } from 'jose';
 import { peekClaims } from '../tokens/claims';
 
 /**
- * The shape of a delegated access token (README "Delegation"): a user's access token that a client
+ * The shape of a delegated access token (docs/delegation.md "Delegation": a user's access token that a client
  * (the actor) got by token exchange, RFC 8693 §4.1 `act` naming who acts, outermost first.
  */
 

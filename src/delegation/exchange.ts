@@ -152,7 +152,7 @@ async function actorOf(token: string, caller: Client, deps: DelegationExchangeDe
 }
 
 /**
- * RFC 8693 token exchange for delegation (README "Delegation"): the authenticated client trades a
+ * RFC 8693 token exchange for delegation (docs/delegation.md "Delegation": the authenticated client trades a
  * user's access token it holds for a narrower one, for itself or (with `actor_token`) for a
  * sub-agent. The endpoint has already authenticated the client and checked that its grant_types
  * include the token exchange; public clients are refused (`unauthorized_client`).

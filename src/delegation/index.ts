@@ -20,7 +20,7 @@ export function delegates(params: FormParams): boolean {
 }
 
 /**
- * Delegation: agents acting for users (README "Delegation", RFC 8693 with `act`). A client holding a
+ * Delegation: agents acting for users (docs/delegation.md "Delegation", RFC 8693 with `act`). A client holding a
  * user's access token exchanges it for a narrower one, for itself or a sub-agent; the token names
  * every actor, outermost first, and ends with the user's session or any token it came from.
  */

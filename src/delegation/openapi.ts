@@ -4,7 +4,7 @@ import { delegationRequest } from './schemas';
 
 /**
  * The token-exchange grant type at POST /oauth/token, in the OpenAPI document: one form for its two
- * grants (README "API keys" and "Delegation"), since a grant type is one member of the request union.
+ * grants (docs/api-keys.md "API keys" and "Delegation"), since a grant type is one member of the request union.
  */
 export const delegationOpenApi: OpenApiFragment = {
   tokenGrants: [

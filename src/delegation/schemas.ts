@@ -4,7 +4,7 @@ import { targetFields } from '../http/fields';
 import { clientAuthenticationFields } from '../oauth/schemas';
 
 /**
- * RFC 8693 token exchange of a user's access token for a delegated one (README "Delegation"): how
+ * RFC 8693 token exchange of a user's access token for a delegated one (docs/delegation.md "Delegation": how
  * the grant reads its form, and what the OpenAPI document says of it.
  */
 

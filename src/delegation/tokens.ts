@@ -49,7 +49,7 @@ async function verified(token: string, payload: JWTPayload, deps: Pick<Delegated
 }
 
 /**
- * Whether a delegated token is live (README "Delegation"): signed by us and unexpired; neither it
+ * Whether a delegated token is live (docs/delegation.md "Delegation": signed by us and unexpired; neither it
  * nor any token it was exchanged from revoked by `jti` (one query over `delegated_from`); its user's
  * session open, the user and the tenant enabled; every client in its `act` chain still enabled.
  * Undefined when the token is not a delegated token at all.

@@ -4,7 +4,7 @@ import { ServiceError, type ServiceErrorCode } from '../errors';
 import { requestId } from './request';
 
 /**
- * The error codes of the JSON APIs (/auth/v1, /admin/v1), README: "HTTP": `{"error": code, "message": text}`.
+ * The error codes of the JSON APIs (/auth/v1, /admin/v1), docs/http-api.md "HTTP": `{"error": code, "message": text}`.
  * Each code has one HTTP status, so no handler picks a status on its own.
  */
 export const API_ERRORS: Readonly<Record<ApiErrorCode, number>> = {

@@ -43,7 +43,7 @@ const STARTING = { error: 'temporarily_unavailable', message: 'the service is st
 /** The Express application: every route but the hot ones served in front of it (see server.ts). */
 export function createApp(context: AppContext): express.Express {
   const app = express();
-  // Exact routes (README: "Abuse limits"): set before the first route, since the app's router is built with them.
+  // Exact routes (docs/security.md "Abuse limits and the threat model": set before the first route, since the app's router is built with them.
   // Each Router is built with the same options: Routers do not inherit them.
   app.enable('case sensitive routing');
   app.enable('strict routing');

@@ -6,7 +6,7 @@ import proxyaddr from 'proxy-addr';
 export type TrustProxy = (address: string, hop: number) => boolean;
 
 /**
- * The one address of a request (README: "Configuration" `IDP_TRUST_PROXY`): the TCP peer, or, when the peer is a
+ * The one address of a request (docs/configuration.md "Configuration" `IDP_TRUST_PROXY`): the TCP peer, or, when the peer is a
  * trusted proxy, the rightmost `X-Forwarded-For` entry that no trusted proxy added. Walking from the
  * right is what makes a client unable to choose its own address by sending the header itself.
  * Every limit, log line and audit event uses this value; Express is given the same function, so

@@ -44,7 +44,7 @@ function tag(key: Buffer, body: Buffer): Buffer {
 /**
  * The `next_cursor` of a page: opaque to callers, base64url of a small versioned JSON document and
  * its HMAC-SHA256 (truncated to 16 bytes), so an edited, truncated or foreign cursor is a 400 and
- * never reaches a query (README: "Bad input"). It carries nothing the caller could not read on the
+ * never reaches a query (docs/http-api.md "Bad input, exact routes and names". It carries nothing the caller could not read on the
  * page itself (the last row's time and id); the MAC is there so that only positions we handed out
  * are ever queried.
  *

@@ -2,9 +2,9 @@ import type { Request, RequestHandler, Response } from 'express';
 import { ApiError } from './api-error';
 import { checkInputText } from './input';
 
-/** Reading a JSON API request body (README "Bad input"): media type, size, UTF-8, JSON, text Postgres can hold. */
+/** Reading a JSON API request body (docs/http-api.md "Bad input, exact routes and names": media type, size, UTF-8, JSON, text Postgres can hold. */
 
-/** The largest JSON body the APIs read (README: "Abuse limits"). */
+/** The largest JSON body the APIs read (docs/security.md "Abuse limits and the threat model". */
 export const JSON_BODY_LIMIT_BYTES = 64 * 1024;
 
 const JSON_MEDIA_TYPE = /^application\/json[ \t]*(?:;|$)/i;

@@ -11,7 +11,7 @@ import { instantBody } from './fields';
 
 const API_ERROR_CODES = Object.keys(API_ERRORS) as [ApiErrorCode, ...ApiErrorCode[]];
 
-/** `{"error", "message"}` of /auth/v1 and /admin/v1 (README: "HTTP"); one status per code (API_ERRORS). */
+/** `{"error", "message"}` of /auth/v1 and /admin/v1 (docs/http-api.md "HTTP"; one status per code (API_ERRORS). */
 export const apiErrorBody = z
   .object({
     error: z.enum(API_ERROR_CODES).meta({ description: 'A stable code; each code has one HTTP status.' }),

@@ -6,7 +6,7 @@ import { createApp, type AppContext } from './app';
 /**
  * The HTTP server: a thin node:http dispatch in front of the Express app. The JWKS is the one
  * route verifiers hammer; it is answered here from precomputed bytes, because Express's router
- * alone costs ~100 µs a request (README, "The hot path") — several times the work itself.
+ * alone costs ~100 µs a request (docs/performance.md "Performance" — several times the work itself.
  * Everything else goes to Express.
  */
 export function createHttpServer(context: AppContext): http.Server {
@@ -42,7 +42,7 @@ export function createHttpServer(context: AppContext): http.Server {
   const timeoutMs = context.config.requestTimeoutMs;
   const server = http.createServer(
     {
-      // README: "Abuse limits": a request whose headers and body take longer than IDP_REQUEST_TIMEOUT is closed
+      // docs/security.md "Abuse limits and the threat model": a request whose headers and body take longer than IDP_REQUEST_TIMEOUT is closed
       // (Node's defaults hold a dripping client for 300 s, and check only every 30 s).
       requestTimeout: timeoutMs,
       headersTimeout: timeoutMs,

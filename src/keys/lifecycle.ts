@@ -112,7 +112,7 @@ export interface KeyLifecycleDeps {
 }
 
 /**
- * The key lifecycle of README: "Signing keys". Every transition is one transaction under one advisory lock, writes
+ * The key lifecycle of docs/signing-keys.md "Signing keys". Every transition is one transaction under one advisory lock, writes
  * an audit event, and announces itself on LISTEN/NOTIFY; instances racing on it change the state once.
  */
 export class KeyLifecycle {

@@ -1,6 +1,6 @@
 import type { SigningKeyRow } from '../db/schema';
 
-/** The `keys list` JSON shape (README: "The admin CLI"). */
+/** The `keys list` JSON shape (docs/operating.md "The admin CLI". */
 export interface KeyView {
   kid: string;
   state: string;

@@ -4,7 +4,7 @@ import { deleteInBatches } from '../db/sweep';
 import { textProblem } from '../text';
 
 /**
- * The replay guard of client assertions (README: "private_key_jwt"): a `jti` is accepted once per client until its
+ * The replay guard of client assertions (docs/private-key-jwt.md "Clients without shared secrets: `private_key_jwt`": a `jti` is accepted once per client until its
  * assertion expires, on every instance, because the primary key (client_id, jti) lives in Postgres.
  */
 

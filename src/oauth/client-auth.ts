@@ -24,7 +24,7 @@ export interface SecretCredentials {
   clientSecret: string;
 }
 
-/** A JWT signed by one of the client's keys (RFC 7523 §2.2, README: "private_key_jwt"). */
+/** A JWT signed by one of the client's keys (RFC 7523 §2.2, docs/private-key-jwt.md "Clients without shared secrets: `private_key_jwt`". */
 export interface AssertionCredentials {
   method: 'private_key_jwt';
   /** The client the assertion claims to be (its `sub`), before anything is verified. */
@@ -34,7 +34,7 @@ export interface AssertionCredentials {
   assertion: string;
 }
 
-/** A public client naming itself (README: "Public clients"): `client_id` in the form and nothing else. */
+/** A public client naming itself (docs/oauth.md "Public clients": `client_id` in the form and nothing else. */
 export interface PublicCredentials {
   method: 'none';
   clientId: string;
@@ -107,7 +107,7 @@ export interface ClientAuthenticatorOptions {
   recordJti(clientId: string, jti: string, until: Date): Promise<boolean>;
   now: () => Date;
   /**
-   * The client of a client id URL (README: "Client ID Metadata Documents"), its document fetched when
+   * The client of a client id URL (docs/oauth.md "Client ID Metadata Documents", its document fetched when
    * not fresh; undefined for any other id. Rejects with MetadataDocumentRefused when the document
    * cannot be had or does not qualify. Absent when metadata documents are off.
    */
@@ -115,7 +115,7 @@ export interface ClientAuthenticatorOptions {
 }
 
 /**
- * Authenticates clients against the in-memory client cache (README: "Abuse limits", "private_key_jwt"). The limits are consulted
+ * Authenticates clients against the in-memory client cache (docs/security.md "Abuse limits and the threat model", "private_key_jwt"). The limits are consulted
  * on the failure path only: a correct secret or a valid assertion of an active client is never
  * refused, whatever the counters of its client_id or its address say. A successful secret touches
  * neither the database nor the limiter; a successful assertion is verified from keys in memory and

@@ -4,7 +4,7 @@ import { narrowAudience, narrowScopes } from './narrowing';
 import type { Signer } from '../tokens/sign';
 import type { Grant, TokenResponse } from './types';
 
-/** The claims of a client-credentials access token (RFC 9068, README: "tokens"). */
+/** The claims of a client-credentials access token (RFC 9068, docs/tokens.md "Tokens". */
 export interface ClientAccessTokenClaims {
   iss: string;
   sub: string;

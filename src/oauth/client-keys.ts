@@ -13,7 +13,7 @@ export class ClientKeysUnavailable extends Error {
   }
 }
 
-/** Defaults of the jwks_uri cache, as README: "Protecting an API" gives our own verifiers. */
+/** Defaults of the jwks_uri cache, as docs/verifier-kit.md "Protecting an API" gives our own verifiers. */
 export const JWKS_URI_DEFAULTS = Object.freeze({
   /** Least time between two fetches of one client's jwks_uri (an unknown `kid`, a failure): 30 s. */
   cooldownMs: 30_000,

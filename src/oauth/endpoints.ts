@@ -44,7 +44,7 @@ type Endpoint = (req: IncomingMessage, deps: OAuthEndpointDeps) => Promise<{ bod
 /**
  * POST /oauth/token, /oauth/introspect and /oauth/revoke on the thin node:http dispatch (server.ts):
  * the token endpoint is the one services call thousands of times a second, and Express's routing
- * and body parsing would cost more than the work itself (README, "The hot path"). All three share
+ * and body parsing would cost more than the work itself (docs/performance.md "Performance". All three share
  * the form reader, client authentication, the error serializer and the metrics.
  * Returns false for any other path.
  */
@@ -126,7 +126,7 @@ const token: Endpoint = async (req, deps) => {
   const presented = grant.clientAuthentication !== 'required' && readClientCredentials(req.headers.authorization, form) !== undefined;
   if (grant.clientAuthentication === 'required' || (grant.clientAuthentication === 'optional' && presented)) {
     client = await authenticated(req, form, deps, TOKEN_PATH, true);
-    // README: "Grant types": each client uses only the grants it was given (RFC 6749 §5.2), and a
+    // docs/oauth.md "Grant types": each client uses only the grants it was given (RFC 6749 §5.2), and a
     // public client only those that need no client credentials (never client_credentials).
     if (client.authMethod === 'none' && grant.publicClients !== true) {
       throw new UnauthorizedClient(`a public client may not use grant_type ${grantType}`, `public client ${client.id} refused grant_type ${grantType}`);

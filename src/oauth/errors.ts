@@ -75,7 +75,7 @@ export class InvalidTarget extends OAuthError {
   readonly error = 'invalid_target';
 }
 
-/** 413: the body is over the limit of README: "Abuse limits"; refused before it is parsed. */
+/** 413: the body is over the limit of docs/security.md "Abuse limits and the threat model"; refused before it is parsed. */
 export class PayloadTooLarge extends OAuthError {
   readonly error = 'invalid_request';
   override readonly status = 413;
@@ -88,7 +88,7 @@ export class MethodNotAllowed extends OAuthError {
 }
 
 /**
- * 429 after too many failed client authentications (README: "Abuse limits"). RFC 6749 has no code for it;
+ * 429 after too many failed client authentications (docs/security.md "Abuse limits and the threat model". RFC 6749 has no code for it;
  * `temporarily_unavailable` is the registered code closest in meaning, and Retry-After says when.
  */
 export class TooManyFailures extends OAuthError {

@@ -15,7 +15,7 @@ export class ClientGone extends Error {
   }
 }
 
-/** README: "Abuse limits": bodies over 64 KiB are refused with 413 before they are parsed. */
+/** docs/security.md "Abuse limits and the threat model": bodies over 64 KiB are refused with 413 before they are parsed. */
 export const MAX_BODY_BYTES = 64 * 1024;
 
 export type { FormParams } from './types';

@@ -25,8 +25,7 @@ export interface OAuthServices {
   clientKeys: ClientKeys;
   authenticator: ClientAuthenticator;
   /**
-   * A client by id: a client id URL through its metadata document (README: "Client ID Metadata
-   * Documents", when on), any other from the client cache. A document that cannot be had or does
+   * A client by id: a client id URL through its metadata document (docs/oauth.md "Client ID Metadata Documents", when on), any other from the client cache. A document that cannot be had or does
    * not qualify gives undefined, like an unknown id (the cause is logged).
    */
   client(id: string): Promise<Client | undefined>;
@@ -42,7 +41,7 @@ export interface OAuthDeps {
   handle: DatabaseHandle;
   /** The shared failure counter (started by the caller), swept here. */
   limiter: FailureLimiter;
-  /** The abuse-limit policies over it (README: "Abuse limits"): client authentication failures per client_id and per address. */
+  /** The abuse-limit policies over it (docs/security.md "Abuse limits and the threat model": client authentication failures per client_id and per address. */
   limits: AbuseLimits;
   now: () => Date;
 }
@@ -117,7 +116,7 @@ export function oauthMetadata(issuer: string, scopesSupported: readonly string[]
     revocation_endpoint_auth_methods_supported: PUBLIC_CLIENT_AUTH_METHODS,
     revocation_endpoint_auth_signing_alg_values_supported: CLIENT_ASSERTION_ALGORITHMS,
     scopes_supported: scopesSupported,
-    // README: "Client ID Metadata Documents".
+    // docs/oauth.md "Client ID Metadata Documents".
     client_id_metadata_document_supported: metadataDocuments,
     // RFC 8414 requires the member; there is no authorization endpoint, so no response type is supported.
     response_types_supported: [],
@@ -127,11 +126,11 @@ export function oauthMetadata(issuer: string, scopesSupported: readonly string[]
 /** The most scopes discovery lists: it is public and fetched often, so it stays small. */
 export const SCOPES_SUPPORTED_LIMIT = 100;
 
-/** The OpenID Connect scopes every authorization-code client may ask for (README: "Resources"), always listed. */
+/** The OpenID Connect scopes every authorization-code client may ask for (docs/oauth.md "Resources", always listed. */
 export const OIDC_SCOPES: readonly string[] = ['openid', 'email', 'offline_access'];
 
 /**
- * `scopes_supported` (README: "Discovery"): `openid email offline_access`, the scopes of the registered
+ * `scopes_supported` (docs/http-api.md "Discovery: `scopes_supported`": `openid email offline_access`, the scopes of the registered
  * resources and those enabled clients without a tenant may request (never a tenant's), distinct, in
  * code-point order, at most 100 in all.
  */

@@ -3,7 +3,7 @@ import { quoted } from '../text';
 import { InvalidRequest, InvalidScope, InvalidTarget } from './errors';
 
 /**
- * How every grant narrows what it issues (README "OAuth 2.0 client credentials", "API keys"): the
+ * How every grant narrows what it issues (docs/oauth.md "OAuth 2.0 client credentials", "API keys"): the
  * scope and the audience a request asks for, within what the holder (a client, an API key's owner)
  * may have. The refusals name the holder: "scope not allowed for this client: admin".
  */

@@ -59,7 +59,7 @@ function tenantOf(result: ActiveIntrospection): string | undefined {
 
 /**
  * One grant type served by several grants, `choose` picking the grant of each request from its form
- * (README "Delegation": `token-exchange` takes an API key without client authentication, or a user's
+ * (docs/delegation.md "Delegation": `token-exchange` takes an API key without client authentication, or a user's
  * access token from an authenticated client). The endpoint asks `select` before it authenticates
  * anyone, so each grant keeps its own authentication rule and refusals. The registry still holds one
  * grant per type.

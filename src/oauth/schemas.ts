@@ -8,7 +8,7 @@ import { InvalidRequest, OAUTH_ERROR_CODES } from './errors';
 import type { FormParams, TokenResponse } from './types';
 
 /**
- * The OAuth endpoints' requests and responses (RFC 6749, 7662, 7009, 8414; README: "HTTP"), as zod schemas:
+ * The OAuth endpoints' requests and responses (RFC 6749, 7662, 7009, 8414; docs/http-api.md "HTTP", as zod schemas:
  * the OpenAPI document is generated from them (src/http/openapi.ts), and the endpoints check the
  * parameters they require with them (`readFormParams`). The form is read by hand (./form.ts): each
  * parameter at most once, empty values dropped, so every value is a non-empty string.

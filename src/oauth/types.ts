@@ -1,8 +1,7 @@
 import type { Client } from '../clients/repository';
 
 /**
- * The shapes the OAuth endpoints and the capabilities that plug into them share (README "OAuth 2.0
- * client credentials"). A leaf module: it imports nothing of the rest but the client's type, so a
+ * The shapes the OAuth endpoints and the capabilities that plug into them share (docs/oauth.md "OAuth 2.0 client credentials". A leaf module: it imports nothing of the rest but the client's type, so a
  * grant or token kind in any capability folder can declare itself without importing the endpoints.
  */
 
@@ -47,7 +46,7 @@ export interface Grant {
    */
   clientAuthentication: 'required' | 'none' | 'optional';
   /**
-   * With `required` or `optional`: whether a public client (README: "Public clients": its `client_id`
+   * With `required` or `optional`: whether a public client (docs/oauth.md "Public clients": its `client_id`
    * alone) may use the grant, e.g. authorization_code, whose PKCE verifier is the proof. Default false:
    * client_credentials is never for a client without credentials (`unauthorized_client`).
    */

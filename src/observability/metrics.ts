@@ -131,7 +131,7 @@ export function clusterScraper(): () => Promise<{ contentType: string; body: str
 }
 
 /**
- * The management listener (README: "HTTP"): `GET /metrics` on `IDP_METRICS_HOST:IDP_METRICS_PORT`, never on
+ * The management listener (docs/http-api.md "HTTP": `GET /metrics` on `IDP_METRICS_HOST:IDP_METRICS_PORT`, never on
  * the public port, so metrics are not one more thing the internet can read or load. Port 0 picks a
  * free port, which is logged. Anything else is 404.
  */

@@ -4,7 +4,7 @@ import { STYLESHEET_PATH } from './stylesheet';
 export { STYLESHEET, STYLESHEET_PATH } from './stylesheet';
 
 /**
- * The hosted pages (README: "Sign-in for applications"): sign-in, consent, sign-out confirmation,
+ * The hosted pages (docs/sign-in.md "Sign-in for applications": sign-in, consent, sign-out confirmation,
  * signed out, and an error page. Server-rendered HTML without a line of JavaScript, one stylesheet
  * of our own, every value escaped. The field names are a contract: `email`, `password`, `decision`
  * (`allow`, `deny`, `sign-out`), `csrf_token`, and `interaction` (which request the form answers).
@@ -94,7 +94,7 @@ export function cspSource(uri: string): string | undefined {
   return /^[a-z][a-z0-9+.-]*:$/.test(url.protocol) ? url.protocol : undefined;
 }
 
-/** The headers of every hosted page (README: "Hosted pages"). */
+/** The headers of every hosted page (docs/sign-in.md "Hosted pages". */
 export function pageHeaders(context: PageContext): Record<string, string> {
   const targets = [...new Set((context.formTargets ?? []).map(cspSource).filter((s): s is string => s !== undefined))];
   return {

@@ -55,12 +55,12 @@ export const RATE_LIMIT_CHANNEL = 'idp_ratelimit';
  * "is this key blocked?" from memory, so a request that does not fail never waits for the database.
  *
  * Windows are fixed and start at a key's first failure: once `limit` failures land inside it, the
- * key is blocked until the window ends ("until the window passes", README: "Abuse limits"), then counting starts
+ * key is blocked until the window ends ("until the window passes", docs/security.md "Abuse limits and the threat model", then counting starts
  * afresh. The instance that sees the limit reached records `blocked_until` and announces it on
  * `idp_ratelimit`; the others add it to their in-memory block list on the notification, and a
  * starting instance reads the blocks still running.
  *
- * Reused by every limit of README: "Abuse limits" (the policies are in `./policies.ts`); keys are namespaced
+ * Reused by every limit of docs/security.md "Abuse limits and the threat model" (the policies are in `./policies.ts`); keys are namespaced
  * (`oauth:client:...`, `signin:pair:...`).
  */
 export class FailureLimiter {

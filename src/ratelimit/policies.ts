@@ -6,7 +6,7 @@ import type { FailureLimiter, FailureRule, Reservation } from './index';
 export type AbuseLimitSettings = Pick<Config, 'tokenFailureLimits' | 'signInFailureLimits' | 'signUpLimits' | 'registrationLimits' | 'rateLimitAllowlist'>;
 
 /**
- * The abuse limits of README: "Abuse limits" as policies over the shared failure counter. The rule behind every
+ * The abuse limits of docs/security.md "Abuse limits and the threat model" as policies over the shared failure counter. The rule behind every
  * one of them: no attacker may lock out a caller who presents correct credentials from another
  * address. So
  * - client authentication is only ever refused on the failure path: a correct secret of an active

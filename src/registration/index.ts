@@ -4,7 +4,7 @@ import { registrationRoutes, REGISTER_PATH, type RegistrationRouteDeps } from '.
 
 export { REGISTER_PATH };
 
-/** What dynamic client registration needs (README: "Dynamic client registration"). */
+/** What dynamic client registration needs (docs/agents.md "Dynamic client registration". */
 export interface RegistrationDeps extends Omit<RegistrationRouteDeps, 'mode'> {
   settings: {
     issuer: string;

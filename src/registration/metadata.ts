@@ -6,7 +6,7 @@ import { OIDC_SCOPES } from '../oauth';
 import { checkName, InvalidNameError, NAME_MAX_LENGTH, quoted } from '../text';
 
 /**
- * The client metadata of an RFC 7591 registration request (README: "Dynamic client registration"):
+ * The client metadata of an RFC 7591 registration request (docs/agents.md "Dynamic client registration":
  * what is accepted, checked and normalised; anything else in the request is ignored. Pure but for
  * the lookup of registered resources' scopes.
  */
@@ -42,13 +42,13 @@ export interface Registration {
   /** private_key_jwt only: exactly one of them (checked by the clients service). */
   jwks?: unknown;
   jwksUri?: string;
-  /** The registered `scope`; empty when none was (README: the client is then bounded by the flow's rules). */
+  /** The registered `scope`; empty when none was (docs/agents.md "Dynamic client registration": the client is then bounded by the flow's rules). */
   scopes: string[];
   metadata: StoredRegistrationMetadata;
 }
 
 export interface MetadataPolicy {
-  /** NODE_ENV=production: redirect URIs as README "Redirect URIs" says, logo_uri and client_uri https only. */
+  /** NODE_ENV=production: redirect URIs as docs/oauth.md "Redirect URIs" says, logo_uri and client_uri https only. */
   production: boolean;
   /** Of the given scopes, those a registered resource has. */
   knownResourceScopes(scopes: readonly string[]): Promise<readonly string[]>;
@@ -98,7 +98,7 @@ function webUrl(body: Record<string, unknown>, name: string, production: boolean
 
 /**
  * Reads a registration request's body. Refusals are RegistrationErrors: `invalid_redirect_uri` for
- * a redirect URI the rules of README "Redirect URIs" refuse, `invalid_client_metadata` for anything
+ * a redirect URI the rules of docs/oauth.md "Redirect URIs" refuse, `invalid_client_metadata` for anything
  * else malformed or unsupported.
  */
 export async function readRegistration(body: unknown, policy: MetadataPolicy): Promise<Registration> {

@@ -25,7 +25,7 @@ export interface RegistrationRouteDeps {
   mode: 'token' | 'open';
   /** The rules of every client change (the CLI and the admin API use the same). */
   policy: ClientPolicy;
-  /** Reserves a registration for an address (README "Abuse limits"), or says how long to wait. */
+  /** Reserves a registration for an address (docs/security.md "Abuse limits and the threat model", or says how long to wait. */
   reserve(address: string): Promise<Reservation>;
   /** Of the given scopes, those a registered resource has. */
   knownResourceScopes(scopes: readonly string[]): Promise<readonly string[]>;
@@ -156,7 +156,7 @@ function responseOf(client: Client, metadata: StoredRegistrationMetadata, secret
 }
 
 /**
- * POST /oauth/register (README: "Dynamic client registration", RFC 7591): a JSON body of client
+ * POST /oauth/register (docs/agents.md "Dynamic client registration", RFC 7591): a JSON body of client
  * metadata; 201 with the client. In order: the initial access token (`token` mode), the body, the
  * metadata, then the address's registration limit (429 with Retry-After) and the insert. A refusal
  * changes nothing and counts against no limit.

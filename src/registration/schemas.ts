@@ -26,7 +26,7 @@ const metadataFields = {
 
 export const registrationRequest = z
   .object({
-    redirect_uris: z.array(z.string()).min(1).max(32).meta({ description: 'README "Redirect URIs": exact strings, no fragment, https (http for loopback), or a private-use scheme.' }),
+    redirect_uris: z.array(z.string()).min(1).max(32).meta({ description: 'docs/oauth.md "Redirect URIs": exact strings, no fragment, https (http for loopback), or a private-use scheme.' }),
     grant_types: z.array(z.string()).optional().meta({ description: 'authorization_code (required) and refresh_token; any other value is dropped. Default: both.' }),
     response_types: z.array(z.literal('code')).optional(),
     token_endpoint_auth_method: authMethod.optional().meta({ description: 'Default client_secret_basic (RFC 7591 §2).' }),

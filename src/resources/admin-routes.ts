@@ -20,7 +20,7 @@ export type ResourceAdminGuard = (permission: ResourcePermission, handler: Resou
 
 export const ADMIN_RESOURCES_PATH = '/admin/v1/resources';
 
-/** Routes are exact (README: "Abuse limits"): `/admin/v1/resources/` is not `/admin/v1/resources`. */
+/** Routes are exact (docs/security.md "Abuse limits and the threat model": `/admin/v1/resources/` is not `/admin/v1/resources`. */
 function exactMount(base: string) {
   return (req: Request, _res: Response, next: NextFunction): void => {
     const path = req.originalUrl.split('?')[0] ?? '';
@@ -30,7 +30,7 @@ function exactMount(base: string) {
 }
 
 /**
- * `/admin/v1/resources` (README: "Resources"), mounted inside the admin router so that it shares its
+ * `/admin/v1/resources` (docs/oauth.md "Resources", mounted inside the admin router so that it shares its
  * guard, request ids, `no-store` and error serializer:
  * - `GET /` (`resources:read`): every resource, in URL order;
  * - `POST /` `{url, name, scopes}` (`resources:write`): 201 with the resource; 409 when the URL is registered;

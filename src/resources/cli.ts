@@ -5,7 +5,7 @@ import { ServiceError } from '../errors';
 import { Resources } from './service';
 import { resourceView } from './view';
 
-/** `idp resources create|list|delete` (README: "Resources"): the same service as /admin/v1/resources. */
+/** `idp resources create|list|delete` (docs/oauth.md "Resources": the same service as /admin/v1/resources. */
 export function registerResourceCommands(program: Command, context: CliContext): void {
   const resources = program.command('resources').description('the APIs users may grant applications access to (RFC 8707 resource indicators)');
   /** Opens and migrates the database, and turns a refusal into one line on stderr. */

@@ -15,7 +15,7 @@ export interface ResourcesCapabilityDeps {
 }
 
 /**
- * The registered resources (README: "Resources"). Its admin routes are mounted inside the admin
+ * The registered resources (docs/oauth.md "Resources". Its admin routes are mounted inside the admin
  * router (src/resources/admin-routes.ts, sharing its guard); discovery lists its scopes; the
  * authorization-code flow reads `service.get(url)`.
  */

@@ -3,7 +3,7 @@ import { createResourceBody, resourceBody, resourceListBody, resourceUrlParam } 
 
 const tags = ['Admin: resources'];
 
-/** /admin/v1/resources (README: "Resources") in the OpenAPI document (src/http/openapi.ts). */
+/** /admin/v1/resources (docs/oauth.md "Resources" in the OpenAPI document (src/http/openapi.ts). */
 export const resourcesOpenApi: OpenApiFragment = {
   tags,
   paths: {

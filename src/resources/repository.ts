@@ -3,7 +3,7 @@ import type { Database, ResourceRow } from '../db/schema';
 
 type Db = Kysely<Database> | Transaction<Database>;
 
-/** A registered resource (README: "Resources"): an API users may grant applications access to. */
+/** A registered resource (docs/oauth.md "Resources": an API users may grant applications access to. */
 export interface Resource {
   /** The resource indicator (RFC 8707), compared as an exact string; the `aud` of tokens for it. */
   url: string;

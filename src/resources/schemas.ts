@@ -3,7 +3,7 @@ import { instantBody, scopesField } from '../http/fields';
 import type { ResourceView } from './view';
 import { MAX_RESOURCE_URL_LENGTH } from './service';
 
-/** The requests and responses of /admin/v1/resources (README: "Resources"); the OpenAPI document is generated from them. */
+/** The requests and responses of /admin/v1/resources (docs/oauth.md "Resources"; the OpenAPI document is generated from them. */
 
 /** `POST /admin/v1/resources`. */
 export const createResourceBody = z

@@ -18,7 +18,7 @@ export interface ResourcePolicy {
 const URI_CHARACTERS = /^[A-Za-z0-9\-._~:/?#[\]@!$&'()*+,;=%]+$/;
 
 /**
- * A resource URL as it may be registered (README: "Resources"): an absolute https URL (http too
+ * A resource URL as it may be registered (docs/oauth.md "Resources": an absolute https URL (http too
  * outside production), without fragment (RFC 8707 §2) or user information, at most 2048
  * characters. Returned unchanged: it is the `aud` of tokens, compared as an exact string.
  */
@@ -71,7 +71,7 @@ export interface ResourcesDeps {
 }
 
 /**
- * The registered resources (README: "Resources"), for the CLI, the admin API, discovery and the
+ * The registered resources (docs/oauth.md "Resources", for the CLI, the admin API, discovery and the
  * authorization-code flow. Refusals are ServiceErrors: `invalid_request`, `conflict` (the URL is
  * registered already), `not_found`. Every change is audited (`resource.created`, `resource.deleted`).
  */

@@ -2,7 +2,7 @@ import type { Kysely, Transaction } from 'kysely';
 import type { Database } from '../db/schema';
 
 /**
- * The `jti` deny-list of revoked JWT access tokens (README "HTTP": revocation): one row per revoked
+ * The `jti` deny-list of revoked JWT access tokens (docs/http-api.md "HTTP": revocation): one row per revoked
  * token, kept until the token's own `exp` (then swept), shared by every instance. Every token kind
  * that issues JWT access tokens checks and writes it here.
  */

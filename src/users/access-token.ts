@@ -15,7 +15,7 @@ export interface UserTokenSubject {
   email: string;
   role: string;
   tenantId: string | null;
-  /** A session opened for an application (README "Sign-in for applications"); absent for /auth/v1. */
+  /** A session opened for an application (docs/sign-in.md "Sign-in for applications"; absent for /auth/v1. */
   application?: ApplicationGrant;
 }
 
@@ -52,7 +52,7 @@ export interface IssuedAccessToken {
 }
 
 /**
- * Signs a user access token (README: "tokens"): typ at+jwt, aud IDP_USER_AUDIENCE, sid, role,
+ * Signs a user access token (docs/tokens.md "Tokens": typ at+jwt, aud IDP_USER_AUDIENCE, sid, role,
  * tenant_id when set. An application's token (the authorization-code flow) also names its
  * `client_id`, carries the granted `scope`, and its `aud` is the granted resources, if any.
  */

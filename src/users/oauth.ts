@@ -51,9 +51,8 @@ function asOAuthError(thrown: unknown): unknown {
  * User tokens at the OAuth endpoints: `grant_type=refresh_token` at /oauth/token, and user access
  * tokens and refresh tokens at /oauth/introspect and /oauth/revoke. Those of /auth/v1 belong to a
  * user session, not to a client: their refresh takes no client authentication; a client of the
- * user's tenant, or a client without a tenant, may introspect them (README: "HTTP"); no client may
- * revoke them (`unauthorized_client`, nothing changes). Those of an application (README "Sign-in
- * for applications") are bound to its client: only it refreshes and revokes them.
+ * user's tenant, or a client without a tenant, may introspect them (docs/http-api.md "HTTP"; no client may
+ * revoke them (`unauthorized_client`, nothing changes). Those of an application (docs/sign-in.md "Sign-in for applications" are bound to its client: only it refreshes and revokes them.
  */
 
 /**

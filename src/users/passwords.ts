@@ -125,7 +125,7 @@ export interface PasswordHashingOptions {
 }
 
 /**
- * argon2id under a bounded concurrency (README: "Abuse limits"): at most `concurrency` hashes at once, each on a
+ * argon2id under a bounded concurrency (docs/security.md "Abuse limits and the threat model": at most `concurrency` hashes at once, each on a
  * hashing thread of lowered priority; hashes beyond that wait in a bounded FIFO; beyond `queue`,
  * they are refused at once (PasswordHashingBusy, a 503). Without these bounds a flood of sign-ins
  * or sign-ups would keep every core hashing and the token endpoint would wait behind it.

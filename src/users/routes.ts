@@ -25,9 +25,9 @@ function origin(req: Request): RequestOrigin {
   return { ip: req.ip ?? req.socket.remoteAddress ?? 'unknown', requestId: requestId(req) };
 }
 
-/** `/auth/v1` (README: "HTTP"): sign up, sign in, refresh, sign out, who am I. `accounts()` is undefined until start-up is done. */
+/** `/auth/v1` (docs/http-api.md "HTTP": sign up, sign in, refresh, sign out, who am I. `accounts()` is undefined until start-up is done. */
 export function userRoutes(options: { accounts: () => UserAccounts | undefined; logger: Logger }): Router {
-  // Exact routes (README: "Abuse limits"): `/auth/v1/user/` and `/auth/v1/USER` are 404.
+  // Exact routes (docs/security.md "Abuse limits and the threat model": `/auth/v1/user/` and `/auth/v1/USER` are 404.
   const router = Router({ caseSensitive: true, strict: true });
   router.use(withRequestId);
   router.use((_req, res, next) => {
@@ -62,7 +62,7 @@ export function userRoutes(options: { accounts: () => UserAccounts | undefined; 
   router.post('/logout', async (req, res) => {
     const service = accounts();
     // Any access token of the session signs it out: one from /auth/v1, or an application's from the
-    // authorization-code flow (README "Delegation": every token delegated from the session ends with it).
+    // authorization-code flow (docs/delegation.md "Delegation": every token delegated from the session ends with it).
     await service.logout(await service.authenticateAnyAudience(bearerToken(req)), origin(req));
     res.status(204).end();
   });

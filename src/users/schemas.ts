@@ -4,7 +4,7 @@ import { instantBody } from '../http/fields';
 import type { PublicUser } from './repository';
 
 /**
- * The requests and responses of /auth/v1 (README: "HTTP") and of the refresh-token grant at /oauth/token,
+ * The requests and responses of /auth/v1 (docs/http-api.md "HTTP" and of the refresh-token grant at /oauth/token,
  * as zod schemas: the routes read their input with them, and the OpenAPI document
  * (src/http/openapi.ts) is generated from them.
  */

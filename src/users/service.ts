@@ -24,7 +24,7 @@ export interface UserSession {
   user: repo.PublicUser;
 }
 
-/** The sign-in and sign-up limits of README: "Abuse limits" (implemented by `AbuseLimits` in src/ratelimit). */
+/** The sign-in and sign-up limits of docs/security.md "Abuse limits and the threat model" (implemented by `AbuseLimits` in src/ratelimit). */
 export interface AccountLimits {
   /** Reserves a sign-in attempt for this email from this address before its hash, or says how long to wait. */
   signInAttempt(email: string, address: string): Promise<Reservation>;
@@ -88,7 +88,7 @@ const SWEEP_INTERVAL_MS = 15 * 60_000;
 const MAX_CHAIN_HOPS = 8;
 
 /**
- * User accounts (README: "HTTP" /auth/v1, §5): passwords under argon2id, one session per sign-in,
+ * User accounts (docs/http-api.md "HTTP" /auth/v1, §5): passwords under argon2id, one session per sign-in,
  * refresh tokens rotated on every use with reuse detection (OAuth 2.0 Security BCP §4.14).
  *
  * Session revocation is checked in the database on every user-API request and introspection (one
@@ -166,14 +166,13 @@ export class UserAccounts {
   }
 
   /**
-   * The one sign-in check, shared by /auth/v1/token and the hosted sign-in page (README "Abuse
-   * limits and the threat model"): the limits, one argon2 verification whether or not the email
+   * The one sign-in check, shared by /auth/v1/token and the hosted sign-in page (docs/security.md "Abuse limits and the threat model": the limits, one argon2 verification whether or not the email
    * exists, the same answer for both, failures counted. The user, with `last_sign_in_at` now, when
    * the password is right and the account and its tenant are enabled; a ServiceError otherwise.
    */
   async verifyCredentials(credentials: Credentials, origin: RequestOrigin): Promise<UserRow> {
     // The attempt is reserved before its hash, so parallel guesses cannot test more passwords than
-    // the limits allow; refused attempts are not counted and cost no hash (README: "Abuse limits").
+    // the limits allow; refused attempts are not counted and cost no hash (docs/security.md "Abuse limits and the threat model".
     const reservation = await this.deps.limits.signInAttempt(credentials.email, origin.ip);
     if (!reservation.ok) throw tooManyAttempts('failed sign-ins', reservation.retryAfter);
     const { attempt } = reservation;

@@ -12,7 +12,7 @@ export interface Credential {
   value: string;
 }
 
-/** The prefix of the identity provider's API keys (README: "API keys"); it is how an API key is told from a JWT. */
+/** The prefix of the identity provider's API keys (docs/api-keys.md "API keys"; it is how an API key is told from a JWT. */
 export const API_KEY_PREFIX = 'idpk_';
 
 /** `idpk_<16 base62 id>_<base62 secret>`; the secret is 256 bits (43 characters), some slack either way. */

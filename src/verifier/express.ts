@@ -26,14 +26,14 @@ export interface RequireAuthOptions extends AuthRequirements {
 }
 
 /**
- * Express middleware (README: "Protecting an API"): verifies the request's credential, checks the route's
+ * Express middleware (docs/verifier-kit.md "Protecting an API": verifies the request's credential, checks the route's
  * requirements, sets `req.auth` and calls `next()`. A refusal is answered here, RFC 6750 style:
  * `401`/`400`/`403` with `WWW-Authenticate: Bearer realm=..., error=..., error_description=...`
  * (and `scope=...` for a missing scope), `503` with `Retry-After` when the identity provider is
  * needed and unreachable, and the same `{error, error_description}` as a JSON body. Anything that
  * is not a VerifierError (a bug) goes to `next(error)`.
  *
- * Behind `protectedResource` (README: "Protecting an MCP server") the challenge is
+ * Behind `protectedResource` (docs/verifier-kit.md "Protecting an MCP server" the challenge is
  * `Bearer resource_metadata="<its metadata URL>"` instead of the realm, with the route's `scope`
  * on every refusal, so that a client can find the authorization server and the scopes to ask for.
  *

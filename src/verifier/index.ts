@@ -1,5 +1,5 @@
 /**
- * The verifier kit (README: "Protecting an API", "Protecting an MCP server"): what a resource server
+ * The verifier kit (docs/verifier-kit.md "Protecting an API", "Protecting an MCP server"): what a resource server
  * needs to accept this identity provider's access tokens and API keys. Public entry points
  * `<package>/verifier` and the standalone package `@rs256-idp/verifier` (packages/verifier, built
  * from this folder); depends on jose and Node only (Express is needed for types only, by

@@ -44,7 +44,7 @@ export interface KeySetStatus {
  * JWTs would stop verifying after ten minutes. Here:
  * - the set is fresh for `Cache-Control: max-age`, within [cooldown, maxAge];
  * - a stale set is refetched at its next use; if that fails, the stale set keeps verifying
- *   (README: "Protecting an API": resource servers keep working while the identity provider is down);
+ *   (docs/verifier-kit.md "Protecting an API": resource servers keep working while the identity provider is down);
  * - a `kid` not in the set triggers one refetch, unless the last fetch was less than `cooldown`
  *   ago (so forged kids cannot make us hammer the identity provider);
  * - one fetch at a time (single flight).

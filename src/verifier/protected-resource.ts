@@ -62,7 +62,7 @@ export function protectedResourceMetadataUrl(resource: string): string {
 }
 
 /**
- * Express middleware (README: "Protecting an MCP server"), mounted on the app before its routes:
+ * Express middleware (docs/verifier-kit.md "Protecting an MCP server", mounted on the app before its routes:
  * serves RFC 9728 Protected Resource Metadata at `/.well-known/oauth-protected-resource` and at the
  * path-suffixed form of `resource` (`/.well-known/oauth-protected-resource/mcp`), public and
  * cacheable, with CORS open to every origin (browser-based clients read it). Every request passing

@@ -105,7 +105,7 @@ function deepFreeze<T>(value: T): T {
 }
 
 /**
- * The resource server's half (README: "Protecting an API"). Build one per process with `createVerifier` and share it:
+ * The resource server's half (docs/verifier-kit.md "Protecting an API". Build one per process with `createVerifier` and share it:
  * it holds the discovered metadata, the key set and the caches.
  */
 export class Verifier {
@@ -273,7 +273,7 @@ export class Verifier {
     }
   }
 
-  /** README: "tokens": the kind follows from the claims; anything else signed by the provider is refused. */
+  /** docs/tokens.md "Tokens": the kind follows from the claims; anything else signed by the provider is refused. */
   private jwtAuthInfo(payload: JWTPayload): AuthInfo {
     const claims = deepFreeze(payload) as Readonly<Record<string, unknown>>;
     const sub = claims.sub;
@@ -319,7 +319,7 @@ export class Verifier {
     return Object.freeze(auth);
   }
 
-  /** jose's verdict → the precise description of README: "Protecting an API". */
+  /** jose's verdict → the precise description of docs/verifier-kit.md "Protecting an API". */
   private jwtFailure(error: unknown, token: string): VerifierError {
     if (error instanceof VerifierError) return error;
     if (error instanceof IdpUnreachable || error instanceof IdpMisconfigured) return this.unavailable(error);

@@ -20,7 +20,7 @@ describe('admin clients, user tokens at /oauth/*, tenants', () => {
   let token: string;
   let acme: CreatedClient;
   let globex: CreatedClient;
-  /** A client without a tenant: it sees every tenant's tokens (README: "HTTP"). */
+  /** A client without a tenant: it sees every tenant's tokens (docs/http-api.md "HTTP". */
   let platform: CreatedClient;
 
   beforeAll(async () => {
@@ -105,8 +105,7 @@ describe('admin clients, user tokens at /oauth/*, tenants', () => {
       .auth(acme.client_id, acme.client_secret)
       .type('form')
       .send({ grant_type: 'refresh_token', refresh_token: first.body.refresh_token });
-    // A client that authenticates is held to its grant types (README "Clients of the authorization-code
-    // flow"): a client-credentials client may not refresh, and a session's token is not its to spend.
+    // A client that authenticates is held to its grant types (docs/oauth.md "Clients of the authorization-code flow": a client-credentials client may not refresh, and a session's token is not its to spend.
     expect([withClient.status, withClient.body.error]).toEqual([400, 'unauthorized_client']);
     expect((await grant('garbage')).body.error).toBe('invalid_grant');
   });
@@ -117,7 +116,7 @@ describe('admin clients, user tokens at /oauth/*, tenants', () => {
     expect(active.body).toMatchObject({ active: true, sub: session.user.id, email: session.user.email, token_type: 'Bearer', scope: 'user', sid: expect.any(String) });
     const refresh = await introspect(platform, session.refresh_token);
     expect(refresh.body).toMatchObject({ active: true, token_type: 'refresh_token', sub: session.user.id });
-    // A client of a tenant does not see a tenantless user's tokens (README: "HTTP").
+    // A client of a tenant does not see a tenantless user's tokens (docs/http-api.md "HTTP".
     expect((await introspect(globex, session.access_token)).body).toEqual({ active: false });
     expect((await introspect(globex, session.refresh_token)).body).toEqual({ active: false });
 

@@ -11,7 +11,7 @@ import { signUp, type SignedIn } from '../users/support';
 import { ACCESS_TOKEN_TYPE, exchange, FORM, introspect, makeKey, malformedKeys, TOKEN_EXCHANGE } from './support';
 
 /**
- * Every refusal of README: "API keys" over real HTTP: malformed keys of every shape (no query), unknown ids,
+ * Every refusal of docs/api-keys.md "API keys" over real HTTP: malformed keys of every shape (no query), unknown ids,
  * wrong secrets, expiry, revocation, scopes and targets out of bounds, a disabled or deleted owner
  * or tenant, the per-address failure limit and the rule that a correct key is never refused by it.
  */

@@ -9,7 +9,7 @@ import { adminToken, cli, signUp, testEnv, type SignedIn } from '../users/suppor
 import { exchange, introspect, revokeAtOAuth } from './support';
 
 /**
- * README: "API keys": a key is shown once, at creation; it is never in the database in clear (every row of
+ * docs/api-keys.md "API keys": a key is shown once, at creation; it is never in the database in clear (every row of
  * every table, and a `pg_dump` on Postgres), never in a log line (at level trace, through every
  * surface and every refusal), and never in any other response.
  */

@@ -9,7 +9,7 @@ import { signUp, type SignedIn } from '../users/support';
 import { ACCESS_TOKEN_TYPE, exchange, introspect, TOKEN_EXCHANGE } from './support';
 
 /**
- * The whole story of README: "API keys" over real HTTP, on two instances of one database (on Postgres two
+ * The whole story of docs/api-keys.md "API keys" over real HTTP, on two instances of one database (on Postgres two
  * pools, on PGlite the one shared handle): a user creates a key, a resource server introspects it,
  * a script exchanges it for a JWT that verifies offline against the JWKS, the user revokes it, and
  * both instances see it inactive. The second instance re-reads its cache only every hour, so only
@@ -67,7 +67,7 @@ describe('API keys: create → introspect → exchange → revoke, on two instan
     expect(JSON.stringify(listed.body)).not.toContain(key.slice(22));
     expect(listed.body.api_keys[0]).not.toHaveProperty('key');
 
-    // Introspection: exactly the members of README: "API keys", on both instances.
+    // Introspection: exactly the members of docs/api-keys.md "API keys", on both instances.
     for (const server of [a, b]) {
       const res = await introspect(server.url, resourceServer, key).expect(200);
       expect(res.headers['cache-control']).toBe('no-store');
@@ -122,7 +122,7 @@ describe('API keys: create → introspect → exchange → revoke, on two instan
     await eventually(async () => expect((await introspect(b.url, resourceServer, key).expect(200)).body).toEqual({ active: false }), 1_000);
     const refused = await exchange(b.url, key).expect(400);
     expect(refused.body).toEqual({ error: 'invalid_grant', error_description: 'the API key has been revoked' });
-    // README: "tokens": tokens already exchanged live out their lifetime.
+    // docs/tokens.md "Tokens": tokens already exchanged live out their lifetime.
     expect((await introspect(b.url, resourceServer, jwt).expect(200)).body.active).toBe(true);
     // Revoking again changes nothing.
     expect((await asUser().revoke(id).expect(200)).body.revoked_at).toBe(revoked.body.revoked_at);

@@ -8,7 +8,7 @@ import { signUp } from '../users/support';
 import { exchange, introspect, makeKey, revokeAtOAuth, type CreatedKey } from './support';
 
 /**
- * README: "HTTP" at /oauth/introspect and /oauth/revoke for API keys and their exchanged tokens: a client
+ * docs/http-api.md "HTTP" at /oauth/introspect and /oauth/revoke for API keys and their exchanged tokens: a client
  * of tenant T sees only tenant T's keys; a client without a tenant sees all; a client revokes only
  * the keys it owns (`unauthorized_client` otherwise, and nothing changes).
  */

@@ -11,7 +11,7 @@ import { eventually } from '../oauth/helpers';
 import { landedAt, makeCodeClient, makeUser, signInOnPage, startCallback, startIssuer, type TestUser } from './support';
 
 /**
- * README "Sign-in for applications", end to end: a real headless Chromium signs in and consents on
+ * docs/sign-in.md "Sign-in for applications", end to end: a real headless Chromium signs in and consents on
  * the hosted pages, and openid-client (a certified OpenID Connect relying party) drives a
  * confidential client through discovery, PKCE, state, nonce, iss, the ID token and userinfo.
  */

@@ -6,7 +6,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { authorizePath, landedAt, makeCodeClient, makeUser, pkce, signInOnPage, startCallback, startIssuer, type TestUser } from './support';
 
 /**
- * README "Abuse limits" through the hosted sign-in page: the page counts failures against the same
+ * docs/security.md "Abuse limits and the threat model" through the hosted sign-in page: the page counts failures against the same
  * limits as /auth/v1/token and answers a wrong password and an unknown email alike. An attacker's
  * address is blocked for the victim's email (the correct password included); the victim, from
  * another address, still signs in. Each browser sends its own X-Forwarded-For (IDP_TRUST_PROXY

@@ -13,7 +13,7 @@ import { authorizePath, browserSession, landedAt, makeCodeClient, signInOnPage, 
 const FORM = 'application/x-www-form-urlencoded';
 
 /**
- * Every refusal of README "Sign-in for applications": requests that are never redirected (an error
+ * Every refusal of docs/sign-in.md "Sign-in for applications": requests that are never redirected (an error
  * page), errors redirected to the client with state and iss, and each way a code can be refused at
  * the token endpoint, replay included (its tokens revoked). The browser session the codes come from
  * is made by a real browser signing in; the codes are then fetched with its cookies.

@@ -11,7 +11,7 @@ import { authorizePath, landedAt, makeCodeClient, makeUser, pkce, signInOnPage, 
 const FORM = 'application/x-www-form-urlencoded';
 
 /**
- * README "Sessions and cookies": the browser session the hosted pages keep (a cookie naming a
+ * docs/sign-in.md "Sessions and cookies": the browser session the hosted pages keep (a cookie naming a
  * server-side row), its idle and absolute lifetimes, and what forces a new sign-in (prompt=login,
  * max_age). The server's clock is a fake one, moved instead of waited for; a real browser signs in.
  */

@@ -9,7 +9,7 @@ import { signIn as apiSignIn } from '../users/support';
 import { landedAt, makeCodeClient, makeUser, signInOnPage, startCallback, startIssuer, type TestUser } from './support';
 
 /**
- * README "Signing out" and "Consent": OpenID Connect RP-Initiated Logout with openid-client's
+ * docs/sign-in.md "Signing out" and "Consent": OpenID Connect RP-Initiated Logout with openid-client's
  * end-session URL in a real browser (confirmation unless the id_token_hint names this browser's
  * session; the flow's sessions end with it), and /auth/v1/grants: a user lists and withdraws a
  * remembered consent, and the application's refresh token ends with it.

@@ -56,7 +56,7 @@ export async function makeCodeClient(
   return { id: client.id, secret };
 }
 
-/** A registered resource (README "Resources"), through the service the CLI and the admin API use. */
+/** A registered resource (docs/oauth.md "Resources", through the service the CLI and the admin API use. */
 export async function registerResource(services: Composition, url: string, name: string, scopes: string[]): Promise<void> {
   await new Resources({ db: services.handle.db, now: services.now, policy: { production: false } }).create({ url, name, scopes }, { actor: 'test' });
 }

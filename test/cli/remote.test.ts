@@ -7,7 +7,7 @@ import { testMek } from '../helpers/context';
 import { childEnv, freePort, getJson, jwksKids, killAllChildren, spawnServer, stopChild, waitFor, type Child } from '../multiprocess/processes';
 
 /**
- * `idp` beside a running embedded server (README: "The admin CLI"): the server holds the PGlite data directory, so
+ * `idp` beside a running embedded server (docs/operating.md "The admin CLI": the server holds the PGlite data directory, so
  * the CLI hands its command to it over `<IDP_DATA_DIR>.sock`. Real processes: the compiled server
  * and the compiled CLI. Embedded only by nature, so it runs the same with or without DATABASE_URL.
  */

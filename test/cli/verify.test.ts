@@ -16,7 +16,7 @@ import { freePort } from '../multiprocess/processes';
 
 /**
  * `idp verify` against a real issuer: the service on a real port, its discovery document and JWKS
- * fetched over HTTP, tokens signed by its own current key (or forged); README: "The admin CLI".
+ * fetched over HTTP, tokens signed by its own current key (or forged); docs/operating.md "The admin CLI".
  */
 
 interface Result {

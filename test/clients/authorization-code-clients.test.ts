@@ -9,7 +9,7 @@ import { basic, eventually } from '../oauth/helpers';
 import { adminToken, cli, testEnv } from '../users/support';
 
 /**
- * Clients of the authorization-code flow (README: "Clients of the authorization-code flow",
+ * Clients of the authorization-code flow (docs/oauth.md "Clients of the authorization-code flow",
  * "Public clients", "Grant types", "Redirect URIs"): created and changed through the CLI and the
  * admin API, and held to their method and grants at the OAuth endpoints.
  */

@@ -41,7 +41,7 @@ const json = (body: unknown, cacheControl = 'max-age=600'): http.RequestListener
 };
 
 /**
- * README "Client ID Metadata Documents": a client whose client_id is the URL of its metadata
+ * docs/oauth.md "Client ID Metadata Documents": a client whose client_id is the URL of its metadata
  * document, served here on loopback by a real HTTP server, signs a user in through the hosted pages
  * in a real browser; every way a document can fail to qualify leaves the request refused and no
  * client behind.

@@ -3,7 +3,7 @@ import { InvalidRedirectUri, MAX_REDIRECT_URIS, redirectUriMatches, validateRedi
 const production = { production: true };
 const development = { production: false };
 
-describe('redirect URIs (README: "Redirect URIs")', () => {
+describe('redirect URIs (docs/oauth.md "Redirect URIs"', () => {
   describe('validateRedirectUri accepts', () => {
     it.each([
       ['https with a path', 'https://app.example/callback'],

@@ -114,7 +114,7 @@ describe('configuration', () => {
   });
 });
 
-describe('configuration of the hardening (README: "Configuration", "Abuse limits")', () => {
+describe('configuration of the hardening (docs/configuration.md "Configuration", "Abuse limits")', () => {
   it('has the documented defaults', () => {
     const config = loadConfig({});
     expect(config.signInFailureLimits).toEqual({ perEmailIp: 10, perIp: 100, perEmail: 100, windowMs: 15 * 60_000 });

@@ -4,8 +4,7 @@ import type { DatabaseHandle } from '../../src/db';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 
 /**
- * The migration that adds authorization-code clients and resources (README: "Clients of the
- * authorization-code flow"): existing clients keep how they authenticate and get the defaults, the
+ * The migration that adds authorization-code clients and resources (docs/oauth.md "Clients of the authorization-code flow": existing clients keep how they authenticate and get the defaults, the
  * new credentials rule holds for every method, and the migration goes down again.
  */
 describe('migration 2026-12-06T1000-authorization-code-clients', () => {

@@ -4,7 +4,7 @@ import type { DatabaseHandle } from '../../src/db';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 
 /**
- * The migration of the authorization-code flow (README "Sign-in for applications"): its tables,
+ * The migration of the authorization-code flow (docs/sign-in.md "Sign-in for applications": its tables,
  * sessions that carry an application, the constraints the database holds, and the way down (the
  * sessions of applications end; those of /auth/v1 stay).
  */

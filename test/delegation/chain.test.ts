@@ -16,7 +16,7 @@ const MAIL = 'https://mail.test';
 const CALENDAR = 'https://calendar.test';
 
 /**
- * README "Delegation" end to end over real HTTP: a user signs in to agent A (the authorization-code
+ * docs/delegation.md "Delegation" end to end over real HTTP: a user signs in to agent A (the authorization-code
  * flow); A exchanges the user's token for one for the tool server (act: A), then hands a narrower one
  * to sub-agent B (act: B, then A). The tokens verify with jose against the JWKS and with the verifier
  * kit (req.auth.actor, requireAuth({ actors })); introspection says act and client_id; every exchange
@@ -43,7 +43,7 @@ describe('delegation: a user → agent A → agent B chain', () => {
     server = await startIssuer(database, handle, {}, clock.now);
     issuer = server.url;
     user = await makeUser(issuer, 'delegation');
-    // The API the user grants agent A access to (README "Resources"): the user's token is for it.
+    // The API the user grants agent A access to (docs/oauth.md "Resources": the user's token is for it.
     await registerResource(server.services, CALENDAR, 'Calendar', ['calendar:read', 'calendar:write', 'mail:read']);
     agentA = await makeAgent(server.services, {
       name: 'Agent A',
@@ -55,7 +55,7 @@ describe('delegation: a user → agent A → agent B chain', () => {
     agentB = await makeAgent(server.services, { name: 'Agent B', scopes: ['calendar:read'], audiences: [TOOLS], grantTypes: ['client_credentials', TOKEN_EXCHANGE] });
     tool = await makeAgent(server.services, { name: 'Tool server', scopes: ['introspect'], audiences: [TOOLS] });
 
-    // The tool server of README "Delegation": the verifier kit, checking revocation at introspection.
+    // The tool server of docs/delegation.md "Delegation": the verifier kit, checking revocation at introspection.
     verifier = createVerifier({ issuer, audience: TOOLS, clientId: tool.id, clientSecret: tool.secret, checkRevocation: true, cache: { activeTtl: 0, inactiveTtl: 0 } });
     const app = express();
     const answer = (req: express.Request, res: express.Response) => void res.json(req.auth);

@@ -21,7 +21,7 @@ const MAIL = 'https://mail.test';
 const CODE_FLOW = ['authorization_code', 'refresh_token'];
 
 /**
- * Every refusal of README "Delegation" over real HTTP, each with its RFC 6749 / RFC 8693 code, the
+ * Every refusal of docs/delegation.md "Delegation" over real HTTP, each with its RFC 6749 / RFC 8693 code, the
  * no-store error body, no token issued (no `token.exchange` audit event), and a log line naming its
  * cause (never a token): a subject token the client does not hold, a client without the grant, scope
  * widening, a resource not allowed, an expired / revoked / forged subject, the depth cap

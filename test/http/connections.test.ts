@@ -38,7 +38,7 @@ function arrives(server: http.Server, path: string): Promise<void> {
   });
 }
 
-describe('connections: clients that drip, stall or vanish (README: "Abuse limits")', () => {
+describe('connections: clients that drip, stall or vanish (docs/security.md "Abuse limits and the threat model"', () => {
   let database: TestDatabase;
   let app: TestServer;
   const logs = captureLogs();

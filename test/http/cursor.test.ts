@@ -4,7 +4,7 @@ import { CursorCodec } from '../../src/http/cursor';
 const ring = (...entries: string[]) => new KeyRingMekProvider(parseKeyRing(entries.join(','), 'test'));
 const position = { at: new Date('2026-11-26T10:00:00.123Z'), id: '3f2b8c1e-5d4a-4e2b-9c1d-7a6b5c4d3e2f' };
 
-/** README: "Bad input": paging cursors are authenticated under a key every instance derives from the shared MEK ring. */
+/** docs/http-api.md "Bad input, exact routes and names": paging cursors are authenticated under a key every instance derives from the shared MEK ring. */
 describe('paging cursors', () => {
   const old = generateKeyRingEntry();
   const rotated = generateKeyRingEntry();

@@ -5,7 +5,7 @@ import { forkLifecycleChild, freePort, getJson, jwksKids, killAllChildren, spawn
 
 // Large enough that the periodic re-read cannot be what delivers a change: only LISTEN/NOTIFY can.
 const NO_PERIODIC_REFRESH = { IDP_KEY_REFRESH_INTERVAL: '1h', NODE_ENV: 'test' };
-/** README: "Signing keys": every instance learns of a key change within a second. */
+/** docs/signing-keys.md "Signing keys": every instance learns of a key change within a second. */
 const WITHIN_MS = 1_000;
 
 interface Change {

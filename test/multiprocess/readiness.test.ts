@@ -165,7 +165,7 @@ if (usingPostgres) describe('readiness with IDP_WORKERS=2 under token load (Post
     // killed worker die with it, at most one per loop: those it had accepted are reset; the one
     // connection node:cluster's primary was handing to it at that instant is never answered nor
     // closed (the primary keeps its copy until the worker acknowledges it), so that client waits
-    // for its own timeout. README: "Running several instances on one Postgres".
+    // for its own timeout. docs/operating.md "Running several instances on one Postgres".
     const failures = during.filter((o) => o.error).map((o) => o.error);
     expect(failures.filter((e) => e !== 'ECONNRESET' && e !== 'EPIPE' && e !== 'TIMEOUT')).toEqual([]);
     expect(failures.filter((e) => e === 'TIMEOUT').length).toBeLessThanOrEqual(1);

@@ -7,7 +7,7 @@ import { assertion, assertionForm, FORM, jwksOf, makeKeyClient, testKey } from '
 const ISSUER = 'http://idp.test';
 
 /**
- * The replay store's jti rules (README: "private_key_jwt", the replay store): a `jti` Postgres cannot
+ * The replay store's jti rules (docs/private-key-jwt.md "Clients without shared secrets: `private_key_jwt`", the replay store): a `jti` Postgres cannot
  * hold is an invalid assertion (401, counted like any failure), refused before it joins a group
  * commit; and a batch the database refuses because of one row fails only that row, never the other
  * clients' assertions written with it.

@@ -15,7 +15,7 @@ import { assertion, assertionForm, FORM, jwksOf, testKey } from './private-key-j
 const ISSUER = 'http://idp.test';
 
 /**
- * Registering and re-keying private_key_jwt clients (README: "private_key_jwt"): `idp clients create --auth-method
+ * Registering and re-keying private_key_jwt clients (docs/private-key-jwt.md "Clients without shared secrets: `private_key_jwt`": `idp clients create --auth-method
  * private_key_jwt`, `idp clients set-keys`, POST/PATCH /admin/v1/clients; what a JWKS and a jwks_uri
  * may be; no secret, and no secret method, for such a client; every change audited; a new key works
  * at once and the replaced one stops.

@@ -16,7 +16,7 @@ import { assertion, assertionForm, FORM, jwksHost, jwksOf, makeKeyClient, serveJ
 const ISSUER = 'http://idp.test';
 
 /**
- * Keys published at a client's jwks_uri (README: "private_key_jwt"), fetched from real HTTP servers on loopback (the
+ * Keys published at a client's jwks_uri (docs/private-key-jwt.md "Clients without shared secrets: `private_key_jwt`", fetched from real HTTP servers on loopback (the
  * client's web server, played by the test): cached by Cache-Control within [1 min, 1 day], refetched
  * on an unknown kid at most every 30 s, and every way a jwks_uri can be turned against us refused:
  * unreachable, slow, oversized, redirecting, private key material. The server's clock is a fake one

@@ -23,7 +23,7 @@ function runOauth4webapi(issuer: string, clients: Array<{ client_id: string; jwk
 }
 
 /**
- * README: "private_key_jwt" over real HTTP: clients that hold no secret authenticate with JWTs signed by their own
+ * docs/private-key-jwt.md "Clients without shared secrets: `private_key_jwt`" over real HTTP: clients that hold no secret authenticate with JWTs signed by their own
  * keys, with openid-client (in Jest) and oauth4webapi (in a child process) as the clients. Two
  * instances share the database (on Postgres two pools of their own): a `jti` used at one is refused
  * at the other. IDP_ISSUER is instance a's real URL, so the clients discover it like any issuer.
@@ -233,7 +233,7 @@ describe('private_key_jwt client authentication (RFC 7523)', () => {
       // A grant that takes no client authentication refuses an assertion as it refuses a secret.
       const exchange = await post(a, '/oauth/token', assertionForm(jwt, { grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token: 'x' }), nextAddress());
       expect(exchange.body.error).toBe('invalid_client');
-      // The refresh grant takes an application's client (README "Sign-in for applications"): this one was not given it.
+      // The refresh grant takes an application's client (docs/sign-in.md "Sign-in for applications": this one was not given it.
       const refresh = await post(a, '/oauth/token', assertionForm(await assertion(key(), id(), issuer), { grant_type: 'refresh_token', refresh_token: 'x' }), nextAddress());
       expect(refresh.body.error).toBe('unauthorized_client');
     });

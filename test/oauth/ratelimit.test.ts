@@ -11,11 +11,11 @@ import { basic, eventually, makeClient } from './helpers';
 const FORM = 'application/x-www-form-urlencoded';
 
 /**
- * README: "Abuse limits" at /oauth/*: the limits refuse failing requests only. Every request comes from 127.0.0.1
+ * docs/security.md "Abuse limits and the threat model" at /oauth/*: the limits refuse failing requests only. Every request comes from 127.0.0.1
  * (what every request looks like behind a load balancer); with IDP_TRUST_PROXY=loopback the
  * X-Forwarded-For header names the address, as a proxy on this machine would.
  */
-describe('abuse limits on failed client authentication (README: "Abuse limits")', () => {
+describe('abuse limits on failed client authentication (docs/security.md "Abuse limits and the threat model"', () => {
   let database: TestDatabase;
   let handles: DatabaseHandle[];
   let a: TestServer;

@@ -9,7 +9,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { makeClient, type TestClient } from './helpers';
 
 /**
- * The OAuth registry is built by the composition root from the capabilities it mounts (README
+ * The OAuth registry is built by the composition root from the capabilities it mounts (docs/layout.md
  * "Layout"): which grants exist and which token kind answers first are explicit, never a matter of
  * which module happened to be imported.
  */

@@ -11,7 +11,7 @@ import { adminToken, testEnv } from '../users/support';
 
 /**
  * Issue 15: a jwks_uri may reach no address of the IANA IPv4 and IPv6 Special-Purpose Address
- * Registries in production (README "private_key_jwt"), whichever way an IPv6 literal spells it.
+ * Registries in production (docs/private-key-jwt.md "Clients without shared secrets: `private_key_jwt`", whichever way an IPv6 literal spells it.
  * One address inside every entry, and the entry expected to name it (the most specific one).
  */
 const INSIDE: ReadonlyArray<readonly [address: string, range: string]> = [

@@ -10,7 +10,7 @@ import { makeClient, type TestClient } from './helpers';
 const FORM = 'application/x-www-form-urlencoded';
 
 /**
- * README: "HTTP": tenants are a boundary at /oauth/introspect and /oauth/revoke. A client of tenant T sees
+ * docs/http-api.md "HTTP": tenants are a boundary at /oauth/introspect and /oauth/revoke. A client of tenant T sees
  * as active only tenant T's tokens; a client without a tenant sees every tenant's. A client revokes
  * only what was issued to it; anything else is `unauthorized_client` and changes nothing.
  */

@@ -165,7 +165,7 @@ describe('POST /oauth/token (client_credentials)', () => {
       expectError(await token('grant_type=', svc.authorization), 400, 'invalid_request');
       expectError(await token('grant_type=password', svc.authorization), 400, 'unsupported_grant_type');
       expectError(await token('grant_type=implicit', svc.authorization), 400, 'unsupported_grant_type');
-      // A grant this server has, which this client was not given (README "Grant types").
+      // A grant this server has, which this client was not given (docs/oauth.md "Grant types".
       expectError(await token('grant_type=authorization_code', svc.authorization), 400, 'unauthorized_client');
     });
 

@@ -5,7 +5,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { basic, eventually } from '../oauth/helpers';
 import { adminToken, cli, testEnv } from '../users/support';
 
-/** Operators see and lift blocks: `idp limits list|clear` and /admin/v1/limits (README: "The admin CLI", "Abuse limits"). */
+/** Operators see and lift blocks: `idp limits list|clear` and /admin/v1/limits (docs/operating.md "The admin CLI", "Abuse limits"). */
 describe('idp limits and /admin/v1/limits', () => {
   let database: TestDatabase;
   let server: TestServer;

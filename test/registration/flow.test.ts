@@ -11,7 +11,7 @@ import { landedAt, makeUser, registerResource, signInOnPage, startCallback, star
 const MCP = 'https://mcp.example/mcp';
 
 /**
- * README "Dynamic client registration", end to end: openid-client (a certified relying party) finds
+ * docs/agents.md "Dynamic client registration", end to end: openid-client (a certified relying party) finds
  * the registration endpoint by discovery, registers itself, and a real headless Chromium signs in and
  * consents on the hosted pages; the client redeems the code as it registered (a public client by
  * client_id alone, a private_key_jwt client with an assertion of its own key).

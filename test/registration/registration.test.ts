@@ -16,7 +16,7 @@ import { freshAddress, register, servedDocument } from './support';
 const MCP = 'https://mcp.example/mcp';
 
 /**
- * README "Dynamic client registration" over real HTTP: RFC 7591 registration in each mode (`open`,
+ * docs/agents.md "Dynamic client registration" over real HTTP: RFC 7591 registration in each mode (`open`,
  * `token` with an initial access token, `off`), every accepted member and every refusal in the
  * shape of RFC 7591 §3.2.2, the per-address limit, discovery and the OpenAPI document, and the
  * registered scope bounding what the client may request at /oauth/authorize.
@@ -279,7 +279,7 @@ describe('dynamic client registration (POST /oauth/register)', () => {
       documented(await register(open.url, { redirect_uris: ['https://app.example/cb'] }, { address }), 201);
     });
 
-    it('production: http://localhost is refused (loopback IP literals stay allowed), as README "Redirect URIs" says', async () => {
+    it('production: http://localhost is refused (loopback IP literals stay allowed), as docs/oauth.md "Redirect URIs" says', async () => {
       const policy = (production: boolean) => ({ production, knownResourceScopes: async () => [] });
       const refusal = readRegistration({ redirect_uris: ['http://localhost:8080/cb'] }, policy(true));
       await expect(refusal).rejects.toBeInstanceOf(RegistrationError);
@@ -385,7 +385,7 @@ describe('dynamic client registration (POST /oauth/register)', () => {
     });
   });
 
-  describe('the registered scope bounds what the client may request (README "Resources")', () => {
+  describe('the registered scope bounds what the client may request (docs/oauth.md "Resources"', () => {
     const authorize = async (clientId: string, scope: string | undefined, resource?: string) => {
       const { challenge } = pkce();
       return request(open.url).get(

@@ -16,7 +16,7 @@ const MINUTE = 60_000;
 const CALLBACK = 'https://app.example/callback';
 
 /**
- * README "Dynamic client registration": a dynamically registered client not used for
+ * docs/agents.md "Dynamic client registration": a dynamically registered client not used for
  * IDP_DYNAMIC_CLIENT_TTL (its creation counting for a client never used) is deleted by the
  * composition's periodic sweep, audited; a client used within it and any operator-created client are
  * kept. A fake clock stands in for the hours.

@@ -8,7 +8,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { matchesOpenApi } from '../helpers/openapi';
 import { adminToken, cli, testEnv } from '../users/support';
 
-/** Resources (README: "Resources"): `idp resources`, /admin/v1/resources, and discovery's scopes_supported. */
+/** Resources (docs/oauth.md "Resources": `idp resources`, /admin/v1/resources, and discovery's scopes_supported. */
 describe('resources: CLI, admin API, discovery', () => {
   let database: TestDatabase;
   let handle: DatabaseHandle;

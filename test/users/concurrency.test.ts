@@ -10,7 +10,7 @@ import { freshEmail, signUp, testEnv } from './support';
 const CORRECT = 'correct horse battery';
 
 /**
- * README: "Abuse limits" under parallel requests: every attempt is reserved before its hash, so a
+ * docs/security.md "Abuse limits and the threat model" under parallel requests: every attempt is reserved before its hash, so a
  * burst from one address can never pass a limit, add more than the pair limit to an email's count,
  * or log more than one block. The hashing queue is large enough here that, without the
  * reservation, every request of a burst would be hashed and counted.

@@ -6,7 +6,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { freshEmail, signUp, testEnv } from './support';
 
 /**
- * README: "Abuse limits" sign-in and sign-up limits with small configured values, the window passing on a fake
+ * docs/security.md "Abuse limits and the threat model" sign-in and sign-up limits with small configured values, the window passing on a fake
  * clock. Requests come from 127.0.0.1; with IDP_TRUST_PROXY=loopback, X-Forwarded-For names the
  * address as a proxy on this machine would. Also refresh-token expiry.
  */

@@ -5,7 +5,7 @@ import { startTestServer, type TestServer } from '../helpers/context';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { freshEmail, signUp, testEnv } from './support';
 
-describe('password hashing under a bounded concurrency, on low-priority threads (README: "Abuse limits")', () => {
+describe('password hashing under a bounded concurrency, on low-priority threads (docs/security.md "Abuse limits and the threat model"', () => {
   it('runs at most `concurrency` argon2 hashes at once, queues `queue` more, refuses the rest at once', async () => {
     const hashing = new PasswordHashing({ concurrency: 2, queue: 1 });
     const started = Array.from({ length: 6 }, (_, i) => hashing.hash(`password number ${i}`));

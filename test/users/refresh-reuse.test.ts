@@ -8,7 +8,7 @@ import { signUp, testEnv, type SignedIn } from './support';
 const INTERVAL_MS = 10_000;
 
 /**
- * IDP_REFRESH_REUSE_INTERVAL (README: "Configuration"): a refresh token presented again within the interval after
+ * IDP_REFRESH_REUSE_INTERVAL (docs/configuration.md "Configuration": a refresh token presented again within the interval after
  * its own rotation gets the session's current pair instead of revoking the session; outside it, or
  * with the default 0s, reuse revokes the session as before. Time moves on a fake clock.
  */

@@ -13,7 +13,7 @@ const RESOURCE = 'https://mcp.test/mcp';
 const OTHER = 'https://other.test';
 
 /**
- * The standalone package (README: "Protecting an MCP server"): `npm pack` of packages/verifier,
+ * The standalone package (docs/verifier-kit.md "Protecting an MCP server": `npm pack` of packages/verifier,
  * installed from the tarball into a scratch project with no network at all (an empty npm cache, an
  * unreachable registry, `--offline`; jose, its only dependency, copied in beforehand), then loaded
  * by plain Node, CommonJS and ESM, verifying real tokens from a real identity provider.

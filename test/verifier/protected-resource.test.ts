@@ -5,7 +5,7 @@ import { createVerifier, protectedResource, protectedResourceMetadataUrl, requir
 import { clientToken, startIdp, type Idp } from './support';
 
 /**
- * An MCP-style resource server (README: "Protecting an MCP server"): RFC 9728 metadata served by
+ * An MCP-style resource server (docs/verifier-kit.md "Protecting an MCP server": RFC 9728 metadata served by
  * `protectedResource`, and every `requireAuth` refusal after it pointing there, against a real
  * identity provider issuing tokens for the resource (RFC 8707 `resource`).
  */

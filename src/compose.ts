@@ -220,7 +220,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
       sign,
       verifier,
       settings: config,
-      client: (id) => oauth.client(id),
+      client: (id, origin) => oauth.client(id, origin),
       redirectUriMatches,
       resource: (url) => resources.service.get(url),
       recordClientUse: (id) => oauth.clients.recordUse(id),

@@ -11,6 +11,7 @@ import * as rateLimitPending from './2026-12-01T1200-rate-limit-pending';
 import * as authorizationCodeClients from './2026-12-06T1000-authorization-code-clients';
 import * as authorizationCode from './2026-12-06T1100-authorization-code';
 import * as dynamicRegistration from './2026-12-10T1000-dynamic-registration';
+import * as documentClientsUnused from './2026-12-11T1000-document-clients-unused';
 
 /** Every migration, by dated name; the migrator applies them in name order. */
 export const migrations: Record<string, Migration> = {
@@ -26,4 +27,5 @@ export const migrations: Record<string, Migration> = {
   '2026-12-06T1000-authorization-code-clients': authorizationCodeClients,
   '2026-12-06T1100-authorization-code': authorizationCode,
   '2026-12-10T1000-dynamic-registration': dynamicRegistration,
+  '2026-12-11T1000-document-clients-unused': documentClientsUnused,
 };

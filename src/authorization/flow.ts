@@ -87,7 +87,7 @@ export class AuthorizationFlow {
   async authorize(params: RequestParams, browser: BrowserRequest): Promise<Outcome> {
     let read: { client: AuthorizationClient; request: AuthorizationRequest };
     try {
-      read = await readAuthorizationRequest(params, this.deps.lookups);
+      read = await readAuthorizationRequest(params, this.deps.lookups, { ip: browser.ip, requestId: browser.requestId });
     } catch (error) {
       if (error instanceof RedirectError && error.target) return this.redirectTo(error.target.redirectUri, error.target.state, error);
       throw error;
@@ -250,7 +250,7 @@ export class AuthorizationFlow {
   async submit(form: RequestParams, browser: BrowserRequest): Promise<Outcome> {
     const row = await this.answeredInteraction(form, browser, 'authorize');
     const request = (row.request as { request: AuthorizationRequest }).request;
-    const client = await this.deps.lookups.client(request.clientId);
+    const client = await this.deps.lookups.client(request.clientId, { ip: browser.ip, requestId: browser.requestId });
     if (!client || client.disabledAt !== null || client.tenantDisabled) throw new PageError('This application has been disabled.');
     try {
       if (form.get('decision') !== undefined) return await this.consentAnswer(form, browser, row, client, request);

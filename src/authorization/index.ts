@@ -32,8 +32,8 @@ export interface AuthorizationDeps {
     sessionIdleTtlMs: number;
     idTokenTtlMs: number;
   };
-  /** A client by id (the in-memory client cache). */
-  client(id: string): Promise<AuthorizationClient | undefined>;
+  /** A client by id (the in-memory client cache, or a client id URL's metadata document; `origin`: the request asking). */
+  client(id: string, origin?: { ip: string; requestId?: string }): Promise<AuthorizationClient | undefined>;
   /** Whether a requested redirect URI matches one registered (exact; loopback on any port). */
   redirectUriMatches(registered: readonly string[], requested: string): boolean;
   /** A registered resource by its URL. */

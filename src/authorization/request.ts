@@ -49,7 +49,8 @@ export interface AuthorizationRequest {
 }
 
 export interface RequestLookups {
-  client(id: string): Promise<AuthorizationClient | undefined>;
+  /** `origin`: the request asking (a metadata document's client first made is audited as its address's doing). */
+  client(id: string, origin?: { ip: string; requestId?: string }): Promise<AuthorizationClient | undefined>;
   /** Whether `requested` matches one of `registered` (exact, loopback on any port: docs/oauth.md "Redirect URIs". */
   redirectUriMatches(registered: readonly string[], requested: string): boolean;
   resource(url: string): Promise<Resource | undefined>;
@@ -89,13 +90,13 @@ function clipped(text: string): string {
  * Core §3.1.2.1). The client and the redirect URI first: until both are established, an error is a
  * `PageError` (never redirected, RFC 6749 §4.1.2.1); after, a `RedirectError`.
  */
-export async function readAuthorizationRequest(params: RequestParams, lookups: RequestLookups): Promise<{ client: AuthorizationClient; request: AuthorizationRequest }> {
+export async function readAuthorizationRequest(params: RequestParams, lookups: RequestLookups, origin?: { ip: string; requestId?: string }): Promise<{ client: AuthorizationClient; request: AuthorizationRequest }> {
   // Which client and where to: ambiguous is never redirected anywhere.
   if (params.getAll('client_id').length > 1 || params.getAll('redirect_uri').length > 1) throw new PageError('client_id and redirect_uri may each appear once.');
   const clientId = params.get('client_id');
   if (clientId === undefined) throw new PageError('The application did not say who it is (client_id is missing).');
   if (clientId.length > MAX.clientId) throw new PageError('The application is not known here (client_id).');
-  const client = await lookups.client(clientId);
+  const client = await lookups.client(clientId, origin);
   if (!client) throw new PageError('The application is not known here (unknown client_id, or its client metadata document could not be used).', 400, `unknown client`);
   if (client.disabledAt !== null || client.tenantDisabled) throw new PageError('This application has been disabled.', 400, `client ${client.id} disabled`);
   const sentRedirect = params.get('redirect_uri');

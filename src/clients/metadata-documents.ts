@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import { LRUCache } from 'lru-cache';
+import { recordAudit } from '../audit';
 import type { Database, StoredClientJwks, TokenEndpointAuthMethod } from '../db/schema';
 import type { Logger } from '../observability/logger';
 import { AUTHORIZATION_CODE, REFRESH_TOKEN } from './grant-types';
@@ -15,7 +16,10 @@ import { fetchJson, productionHostRefusal, type FetchedJson } from './safe-fetch
  * (src/clients/safe-fetch.ts: deadline, size cap, no redirects, public destinations only in
  * production), checked, and kept as a row of `oauth_clients` (`registered_by` `metadata_document`)
  * so that consents, codes and sessions refer to it like to any client; an operator may disable it.
- * The row is brought in line with the document whenever the document is fetched again.
+ * The row is brought in line with the document whenever the document is fetched again. Its creation
+ * is audited (`client.created` by the address whose request brought it in); like a dynamically
+ * registered client, it is deleted when unused for IDP_DYNAMIC_CLIENT_TTL (src/clients/service.ts
+ * `sweepUnusedClients`), and made again, audited again, at its next use.
  */
 
 /** Cache-Control max-age is honoured within [1 min, 1 day]; without it, 5 min (as for a jwks_uri). */
@@ -157,7 +161,14 @@ function sameAsStored(client: Client, doc: MetadataDocument): boolean {
   );
 }
 
-async function storeDocumentClient(db: Kysely<Database>, id: string, doc: MetadataDocument, audience: string, now: Date): Promise<boolean> {
+/** Who brought a document's client in: the request's address (and id), for the audit event of its creation. */
+export interface DocumentRequestOrigin {
+  ip: string;
+  requestId?: string;
+}
+
+/** Creates (audited) or updates the document's client row. */
+async function storeDocumentClient(db: Kysely<Database>, id: string, doc: MetadataDocument, audience: string, now: Date, origin: DocumentRequestOrigin | undefined): Promise<void> {
   const fields = {
     name: doc.name,
     scopes: JSON.stringify(doc.scopes),
@@ -169,27 +180,49 @@ async function storeDocumentClient(db: Kysely<Database>, id: string, doc: Metada
     grant_types: JSON.stringify(doc.grantTypes),
     updated_at: now,
   };
-  const result = await db
-    .insertInto('oauth_clients')
-    .values({
-      id,
-      ...fields,
-      secret_hash: null,
-      previous_secret_hash: null,
-      previous_secret_expires_at: null,
-      // Unused for such a client (it may ask for registered resources only); the column needs one.
-      audiences: JSON.stringify([audience]),
-      tenant_id: null,
-      token_ttl_seconds: null,
-      disabled_at: null,
-      created_at: now,
-      first_party: false,
-      registered_by: 'metadata_document',
-    })
+  await db.transaction().execute(async (trx) => {
+    const created = await trx
+      .insertInto('oauth_clients')
+      .values({
+        id,
+        ...fields,
+        secret_hash: null,
+        previous_secret_hash: null,
+        previous_secret_expires_at: null,
+        // Unused for such a client (it may ask for registered resources only); the column needs one.
+        audiences: JSON.stringify([audience]),
+        tenant_id: null,
+        token_ttl_seconds: null,
+        disabled_at: null,
+        created_at: now,
+        first_party: false,
+        registered_by: 'metadata_document',
+      })
+      .onConflict((oc) => oc.column('id').doNothing())
+      .returning('id')
+      .executeTakeFirst();
+    if (created) {
+      await recordAudit(trx, {
+        actor: origin ? `ip:${origin.ip}` : 'system',
+        action: 'client.created',
+        target: id,
+        reason: `first use of its client ID metadata document${origin ? ` from ${origin.ip}` : ''}`,
+        ...(origin?.requestId !== undefined && { requestId: origin.requestId }),
+        at: now,
+        details: {
+          registered_by: 'metadata_document',
+          name: doc.name,
+          redirect_uris: doc.redirectUris,
+          token_endpoint_auth_method: doc.tokenEndpointAuthMethod,
+          scopes: doc.scopes,
+          grant_types: doc.grantTypes,
+        },
+      });
+      return;
+    }
     // Never over another kind of client (ids of those cannot be URLs, but the row says what it is); disabled stays disabled.
-    .onConflict((oc) => oc.column('id').doUpdateSet(fields).where('oauth_clients.registered_by', '=', 'metadata_document'))
-    .executeTakeFirst();
-  return (result.numInsertedOrUpdatedRows ?? 0n) > 0n;
+    await trx.updateTable('oauth_clients').set(fields).where('id', '=', id).where('registered_by', '=', 'metadata_document').execute();
+  });
 }
 
 export interface MetadataDocumentClientsOptions extends MetadataDocumentRules {
@@ -244,10 +277,11 @@ export class MetadataDocumentClients {
 
   /**
    * The client of a client id URL (undefined when `id` is not one), its document fetched when not
-   * fresh. Throws MetadataDocumentRefused when the document cannot be had or does not qualify; a
-   * database failure as it is.
+   * fresh (and when its row is gone). `origin`: the request that asks, named in the audit event when
+   * the row is made. Throws MetadataDocumentRefused when the document cannot be had or does not
+   * qualify; a database failure as it is.
    */
-  async resolve(id: string): Promise<Client | undefined> {
+  async resolve(id: string, origin?: DocumentRequestOrigin): Promise<Client | undefined> {
     const url = clientIdUrl(id, this.options);
     if (!url) return undefined;
     let state = this.states.get(id);
@@ -255,19 +289,26 @@ export class MetadataDocumentClients {
       state = { freshUntil: 0, retryAfter: 0, lastError: undefined, pending: undefined };
       this.states.set(id, state);
     }
-    const now = this.options.now().getTime();
-    if (now >= state.freshUntil) {
-      if (!state.pending && now < state.retryAfter) throw new MetadataDocumentRefused(state.lastError ?? `metadata document ${id} refused`);
-      const current = state;
-      current.pending ??= this.load(id, url, current).finally(() => {
-        current.pending = undefined;
-      });
-      await current.pending;
-    }
+    const fresh = this.options.now().getTime() < state.freshUntil;
+    if (!fresh) await this.loaded(id, url, state, origin);
+    const client = await this.options.clients.get(id);
+    if (client || !fresh) return client;
+    // Fresh, yet no row: swept or deleted since (here or by another instance). The document makes it again.
+    state.freshUntil = 0;
+    await this.loaded(id, url, state, origin);
     return this.options.clients.get(id);
   }
 
-  private async load(id: string, url: URL, state: DocumentState): Promise<void> {
+  /** One load at a time per document, shared by the requests that wait for it; none within 30 s of a failure. */
+  private async loaded(id: string, url: URL, state: DocumentState, origin: DocumentRequestOrigin | undefined): Promise<void> {
+    if (!state.pending && this.options.now().getTime() < state.retryAfter) throw new MetadataDocumentRefused(state.lastError ?? `metadata document ${id} refused`);
+    state.pending ??= this.load(id, url, state, origin).finally(() => {
+      state.pending = undefined;
+    });
+    await state.pending;
+  }
+
+  private async load(id: string, url: URL, state: DocumentState, origin: DocumentRequestOrigin | undefined): Promise<void> {
     let doc: MetadataDocument;
     let fetched: FetchedJson;
     try {
@@ -284,7 +325,7 @@ export class MetadataDocumentClients {
     const stored = await this.options.clients.get(id);
     if (stored && stored.registeredBy !== 'metadata_document') throw new MetadataDocumentRefused(`client ${id} exists and was not registered by a metadata document`);
     if (!stored || !sameAsStored(stored, doc)) {
-      await storeDocumentClient(this.options.db, id, doc, this.options.defaultAudience, this.options.now());
+      await storeDocumentClient(this.options.db, id, doc, this.options.defaultAudience, this.options.now(), origin);
       this.options.clients.forget(id);
     }
     const now = this.options.now().getTime();

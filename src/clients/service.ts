@@ -434,23 +434,36 @@ export async function deleteClient(db: Kysely<Database>, id: string, change: Cha
 }
 
 /**
- * Deletes the dynamically registered clients (docs/agents.md "Dynamic client registration" not used for
- * `ttlMs`: neither at the token endpoint nor for a code since their last_used_at, or since their
- * creation when never used. In batches, each deletion audited (`client.deleted` by `schedule`) in
- * its batch's transaction. Operator-created clients are never touched. Returns how many went.
+ * The clients that registered themselves, and so are swept when left unused (IDP_DYNAMIC_CLIENT_TTL).
+ * Each kind has its partial index (oauth_clients_dynamic_unused, oauth_clients_document_unused): the
+ * kind is written into the statement as a literal so that the planner can prove the index applies.
  */
-export async function sweepUnusedDynamicClients(db: Kysely<Database>, now: Date, ttlMs: number): Promise<number> {
+export const SWEPT_CLIENT_KINDS = ['dynamic', 'metadata_document'] as const;
+
+/**
+ * Deletes the clients that registered themselves (docs/agents.md "The sweep": dynamic registration,
+ * metadata documents) not used for `ttlMs`: neither at the token endpoint nor for a code since their
+ * last_used_at, or since their creation when never used. In batches, each deletion audited
+ * (`client.deleted` by `schedule`) in its batch's transaction. Operator-created clients are never
+ * touched. A metadata document's client comes back (audited as created) at its next use. Returns
+ * how many went.
+ */
+export async function sweepUnusedClients(db: Kysely<Database>, now: Date, ttlMs: number): Promise<number> {
   const cutoff = new Date(now.getTime() - ttlMs);
   const reason = `not used for ${formatDuration(ttlMs)} (IDP_DYNAMIC_CLIENT_TTL)`;
-  return deleteInBatches(
-    db,
-    { table: 'oauth_clients', key: 'id', where: sql`registered_by = 'dynamic' and coalesce(last_used_at, created_at) < ${cutoff}` },
-    {
-      onDeleted: async (trx, ids) => {
-        for (const id of ids) await recordAudit(trx, { actor: 'schedule', action: 'client.deleted', target: id, reason, at: now, details: { registered_by: 'dynamic' } });
+  let deleted = 0;
+  for (const kind of SWEPT_CLIENT_KINDS) {
+    deleted += await deleteInBatches(
+      db,
+      { table: 'oauth_clients', key: 'id', where: sql`registered_by = ${sql.lit(kind)} and coalesce(last_used_at, created_at) < ${cutoff}` },
+      {
+        onDeleted: async (trx, ids) => {
+          for (const id of ids) await recordAudit(trx, { actor: 'schedule', action: 'client.deleted', target: id, reason, at: now, details: { registered_by: kind } });
+        },
       },
-    },
-  );
+    );
+  }
+  return deleted;
 }
 
 function notFound(id: string): ClientError {

@@ -111,7 +111,7 @@ export interface ClientAuthenticatorOptions {
    * not fresh; undefined for any other id. Rejects with MetadataDocumentRefused when the document
    * cannot be had or does not qualify. Absent when metadata documents are off.
    */
-  documentClient?: (id: string) => Promise<Client | undefined>;
+  documentClient?: (id: string, origin: { ip: string }) => Promise<Client | undefined>;
 }
 
 /**
@@ -142,7 +142,7 @@ export class ClientAuthenticator {
       // An id this server cannot have issued is unknown without asking the database (nor failing when it is unreachable),
       // unless it is a client id URL.
       if (ISSUED_CLIENT_ID.test(credentials.clientId)) client = await this.options.clients.get(credentials.clientId);
-      else client = await this.options.documentClient?.(credentials.clientId);
+      else client = await this.options.documentClient?.(credentials.clientId, { ip: address });
     } catch (error) {
       if (error instanceof MetadataDocumentRefused) {
         return this.fail(address, undefined, new InvalidClient('client authentication failed', error.message));

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { ClientCache } from '../clients/cache';
-import { MetadataDocumentClients, MetadataDocumentRefused } from '../clients/metadata-documents';
+import { MetadataDocumentClients, MetadataDocumentRefused, type DocumentRequestOrigin } from '../clients/metadata-documents';
 import { listAllowedScopes, type Client } from '../clients/repository';
 import type { Config } from '../config';
 import type { DatabaseHandle } from '../db';
@@ -26,9 +26,10 @@ export interface OAuthServices {
   authenticator: ClientAuthenticator;
   /**
    * A client by id: a client id URL through its metadata document (docs/oauth.md "Client ID Metadata Documents", when on), any other from the client cache. A document that cannot be had or does
-   * not qualify gives undefined, like an unknown id (the cause is logged).
+   * not qualify gives undefined, like an unknown id (the cause is logged). `origin`: the request asking
+   * (its address is the actor of the audit event when a document's client is first made).
    */
-  client(id: string): Promise<Client | undefined>;
+  client(id: string, origin?: DocumentRequestOrigin): Promise<Client | undefined>;
   /** Deletes expired `jti` deny-list entries, expired client-assertion `jti`s and failure counters whose window has passed. */
   sweep(): Promise<void>;
   /** Stops the sweep and writes the client uses still waiting (the database must still be open). */
@@ -63,10 +64,10 @@ export async function startOAuth(deps: OAuthDeps): Promise<OAuthServices> {
   const documents = config.clientIdMetadataDocuments
     ? new MetadataDocumentClients({ db: handle.db, clients, defaultAudience: config.clientDefaultAudience, maxEntries: config.clientCacheSize, production: config.production, logger, now })
     : undefined;
-  const documentClient = documents && ((id: string) => documents.resolve(id));
-  const client = async (id: string) => {
+  const documentClient = documents && ((id: string, origin?: DocumentRequestOrigin) => documents.resolve(id, origin));
+  const client = async (id: string, origin?: DocumentRequestOrigin) => {
     if (!documents?.isClientIdUrl(id)) return clients.get(id);
-    return documents.resolve(id).catch((error: unknown) => {
+    return documents.resolve(id, origin).catch((error: unknown) => {
       if (error instanceof MetadataDocumentRefused) return undefined;
       throw error;
     });

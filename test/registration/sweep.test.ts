@@ -1,10 +1,12 @@
 import crypto from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { tokenHash } from '../../src/authorization/cookies';
 import { insertCode } from '../../src/authorization/repository';
 import { loadConfig } from '../../src/config';
 import type { DatabaseHandle } from '../../src/db';
-import { makeCodeClient } from '../authorization/support';
+import { authorizePath, makeCodeClient, pkce } from '../authorization/support';
 import { FakeClock, startTestServer, type TestServer } from '../helpers/context';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { basic, eventually } from '../oauth/helpers';
@@ -16,12 +18,12 @@ const MINUTE = 60_000;
 const CALLBACK = 'https://app.example/callback';
 
 /**
- * docs/agents.md "Dynamic client registration": a dynamically registered client not used for
- * IDP_DYNAMIC_CLIENT_TTL (its creation counting for a client never used) is deleted by the
+ * docs/agents.md "The sweep": a dynamically registered client or a metadata document's client not
+ * used for IDP_DYNAMIC_CLIENT_TTL (its creation counting for a client never used) is deleted by the
  * composition's periodic sweep, audited; a client used within it and any operator-created client are
- * kept. A fake clock stands in for the hours.
+ * kept; a document's client comes back, audited, at its next use. A fake clock stands in for the hours.
  */
-describe('the sweep of dynamically registered clients left unused (IDP_DYNAMIC_CLIENT_TTL)', () => {
+describe('the sweep of self-registered clients left unused (IDP_DYNAMIC_CLIENT_TTL)', () => {
   let database: TestDatabase;
   let handle: DatabaseHandle;
   let server: TestServer;
@@ -109,5 +111,46 @@ describe('the sweep of dynamically registered clients left unused (IDP_DYNAMIC_C
     });
     const deletions = await handle.db.selectFrom('audit_events').select('target').where('action', '=', 'client.deleted').execute();
     expect(deletions.map((d) => d.target).sort()).toEqual([never, used].sort());
+  });
+
+  it('a metadata document\'s client: its creation audited with the address that brought it in; unused for the TTL, swept and audited; made again (audited) at its next use, though its document is still fresh', async () => {
+    const documents = http.createServer((req, res) => {
+      const id = `http://127.0.0.1:${(documents.address() as AddressInfo).port}${req.url}`;
+      // Fresh for a day: longer than the TTL, so the row goes while this instance still holds the document fresh.
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'max-age=86400' });
+      res.end(JSON.stringify({ client_id: id, client_name: 'Doc Agent', redirect_uris: [CALLBACK], token_endpoint_auth_method: 'none' }));
+    });
+    await new Promise<void>((resolve) => documents.listen(0, '127.0.0.1', resolve));
+    try {
+      const id = `http://127.0.0.1:${(documents.address() as AddressInfo).port}/agent.json`;
+      const authorize = () =>
+        request(server.url)
+          .get(authorizePath({ client_id: id, redirect_uri: CALLBACK, response_type: 'code', scope: 'openid', code_challenge: pkce().challenge, code_challenge_method: 'S256' }))
+          .set('X-Request-Id', 'req-doc-1');
+      // The sign-in page: the client is known.
+      expect((await authorize()).status).toBe(200);
+      const created = async () => handle.db.selectFrom('audit_events').selectAll().where('action', '=', 'client.created').where('target', '=', id).execute();
+      const [first] = await created();
+      expect(first).toMatchObject({ actor: expect.stringMatching(/^ip:(::ffff:)?127\.0\.0\.1$/), reason: expect.stringContaining('first use of its client ID metadata document'), details: { registered_by: 'metadata_document', name: 'Doc Agent', redirect_uris: [CALLBACK] } });
+      expect(await created()).toHaveLength(1);
+      // Fetched again while fresh: no write, no second event.
+      expect((await authorize()).status).toBe(200);
+      expect(await created()).toHaveLength(1);
+
+      clock.advance(70 * MINUTE);
+      await sweepOf(server)();
+      expect(await exists(id)).toBe(false);
+      const deleted = await handle.db.selectFrom('audit_events').selectAll().where('action', '=', 'client.deleted').where('target', '=', id).executeTakeFirstOrThrow();
+      expect(deleted).toMatchObject({ actor: 'schedule', reason: 'not used for 1h (IDP_DYNAMIC_CLIENT_TTL)', details: { registered_by: 'metadata_document' } });
+
+      // Its next use brings it back (the client cache learns of the deletion by notification: polled).
+      await eventually(async () => {
+        expect((await authorize()).status).toBe(200);
+        expect(await exists(id)).toBe(true);
+      }, 5_000);
+      expect(await created()).toHaveLength(2);
+    } finally {
+      await new Promise<void>((resolve) => documents.close(() => resolve()));
+    }
   });
 });

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
 import pg from 'pg';
-import { argument, startIdp, summarise, type RunFigures } from './lib/bench';
+import { argument, cpuMs, median, processTree, startIdp, summarise, type RunFigures } from './lib/bench';
 
 /**
  * One autocannon run of a fixed number of requests. Requests per second are the responses over the
@@ -33,6 +33,41 @@ async function load(options: autocannon.Options): Promise<RunFigures> {
   };
 }
 
+/** CPU per request of one run, µs of one core: the load generator (this process), the server's processes, the Postgres backends serving it. */
+interface CpuPerRequest {
+  loadGenerator: number;
+  server: number;
+  postgres: number;
+}
+
+/**
+ * Runs `run` and measures the CPU each party used for it. On 2 shared cores the requests a second
+ * move with whatever else the machine does; the CPU a request costs much less, so it is printed too.
+ */
+async function measured(run: () => Promise<RunFigures>, requests: number, serverPid: number, database: pg.Client): Promise<RunFigures & { cpu: CpuPerRequest }> {
+  const backends = async () =>
+    (await database.query<{ pid: number }>('select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()')).rows.map((r) => r.pid);
+  const serverBefore = cpuMs(processTree(serverPid));
+  const postgresBefore = cpuMs(await backends());
+  const ownBefore = process.cpuUsage();
+  const figures = await run();
+  const own = process.cpuUsage(ownBefore);
+  const used = (before: Map<number, number>, after: Map<number, number>) => [...after].reduce((sum, [pid, ms]) => sum + ms - (before.get(pid) ?? 0), 0);
+  const serverMs = used(serverBefore, cpuMs(processTree(serverPid)));
+  const postgresMs = used(postgresBefore, cpuMs(await backends()));
+  const perRequest = (ms: number) => (ms * 1000) / requests;
+  return { ...figures, cpu: { loadGenerator: (own.user + own.system) / requests, server: perRequest(serverMs), postgres: perRequest(postgresMs) } };
+}
+
+function summariseCpu(label: string, runs: Array<{ cpu: CpuPerRequest }>): number {
+  const part = (name: keyof CpuPerRequest) => median(runs.map((r) => r.cpu[name]));
+  const total = median(runs.map((r) => r.cpu.loadGenerator + r.cpu.server + r.cpu.postgres));
+  console.log(
+    `${label.padEnd(34)} CPU per request, µs of one core: load generator ${part('loadGenerator').toFixed(0)}, server ${part('server').toFixed(0)}, Postgres backends ${part('postgres').toFixed(0)}, total ${total.toFixed(0)}`,
+  );
+  return total;
+}
+
 /**
  * `npm run bench:private-key-jwt [-- --requests 30000 --connections 50 --runs 3]`
  *
@@ -42,7 +77,10 @@ async function load(options: autocannon.Options): Promise<RunFigures> {
  * run, alternating. Each run sends a fixed number of requests; before each private_key_jwt run a
  * pool of that many assertions, each with its own jti, is signed (on the thread pool), so that the
  * load generator, which shares the machine, only picks the next body and RSA signing is not
- * measured. Prints the medians and the ratio; non-2xx must be 0 (a reused jti would be a 401).
+ * measured. Prints the medians and the ratio; non-2xx must be 0 (a reused jti would be a 401). Also
+ * the CPU each request cost (medians), by party: this process (the load generator), the server's
+ * processes, and the Postgres backends of its database (Postgres's shared background processes,
+ * the WAL writer among them, are not counted: other databases use them too).
  *
  * Postgres: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test) names the server; a
  * scratch database is created on it and dropped at the end. Loopback addresses only.
@@ -89,13 +127,12 @@ async function main(): Promise<void> {
 
     const secretRun = (requests: number) =>
       load({ url, connections, amount: requests, method: 'POST', headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=client_credentials' });
-    const jwtRun = async (requests: number) => {
-      const bodies = await presign(requests);
+    const jwtRun = (bodies: string[]) => {
       let next = 0;
       return load({
         url,
         connections,
-        amount: requests,
+        amount: bodies.length,
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
         requests: [
@@ -112,22 +149,28 @@ async function main(): Promise<void> {
     console.log(
       `POST /oauth/token client_credentials: private_key_jwt (RS256, 2048-bit) next to client_secret_basic; ${connections} connections, ${amount} requests a run, ${runs} runs each, alternating; ${workers} process(es); ${os.availableParallelism()} CPUs; Postgres; load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`,
     );
-    await secretRun(Math.min(amount, 5_000));
-    await jwtRun(Math.min(amount, 5_000));
-    const secret: RunFigures[] = [];
-    const jwt: RunFigures[] = [];
-    for (let i = 0; i < runs; i++) {
-      secret.push(await secretRun(amount));
-      jwt.push(await jwtRun(amount));
-    }
-    const a = summarise('client_secret_basic', secret);
-    const b = summarise('private_key_jwt (RS256)', jwt);
-    const perRequestUs = (1 / b.requestsPerSecond - 1 / a.requestsPerSecond) * 1e6 * workers;
-    console.log(`ratio private_key_jwt / client_secret_basic: ${(b.requestsPerSecond / a.requestsPerSecond).toFixed(2)}; extra CPU per request ≈ ${perRequestUs.toFixed(0)} µs of one core (non-2xx must be 0)`);
-
+    if (idp.pid === undefined) throw new Error('the server did not start');
+    const serverPid = idp.pid;
     const database = new pg.Client({ connectionString: idp.env.DATABASE_URL });
     await database.connect();
     try {
+      await secretRun(Math.min(amount, 5_000));
+      await jwtRun(await presign(Math.min(amount, 5_000)));
+      const secret: Array<RunFigures & { cpu: CpuPerRequest }> = [];
+      const jwt: Array<RunFigures & { cpu: CpuPerRequest }> = [];
+      for (let i = 0; i < runs; i++) {
+        secret.push(await measured(() => secretRun(amount), amount, serverPid, database));
+        // Signed before the measurement starts: RSA signing is the client's cost, not the server's.
+        const bodies = await presign(amount);
+        jwt.push(await measured(() => jwtRun(bodies), amount, serverPid, database));
+      }
+      const a = summarise('client_secret_basic', secret);
+      const b = summarise('private_key_jwt (RS256)', jwt);
+      console.log(`ratio private_key_jwt / client_secret_basic: ${(b.requestsPerSecond / a.requestsPerSecond).toFixed(2)} (non-2xx must be 0)`);
+      const cpuA = summariseCpu('client_secret_basic', secret);
+      const cpuB = summariseCpu('private_key_jwt (RS256)', jwt);
+      console.log(`ratio by CPU per request, client_secret_basic / private_key_jwt: ${(cpuA / cpuB).toFixed(2)}`);
+
       const { rows } = await database.query<{ count: string }>('select count(*) from client_assertion_jtis');
       console.log(`client_assertion_jtis rows (one per accepted assertion, until exp): ${rows[0]?.count}`);
     } finally {

@@ -73,6 +73,37 @@ export async function load(options: autocannon.Options): Promise<RunFigures> {
   };
 }
 
+/** CPU time (user + system, ms) each of `pids` has used so far, from /proc (Linux); a process gone since is left out. */
+export function cpuMs(pids: readonly number[]): Map<number, number> {
+  const used = new Map<number, number>();
+  for (const pid of pids) {
+    try {
+      // Fields after the parenthesised command name: utime and stime are the 12th and 13th, in clock ticks (100 a second).
+      const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+      used.set(pid, (Number(fields[11]) + Number(fields[12])) * 10);
+    } catch {
+      // exited
+    }
+  }
+  return used;
+}
+
+/** `pid` and its descendants (Linux /proc). */
+export function processTree(pid: number): number[] {
+  const found = [pid];
+  for (let i = 0; i < found.length; i++) {
+    try {
+      for (const task of fs.readdirSync(`/proc/${found[i]}/task`)) {
+        const children = fs.readFileSync(`/proc/${found[i]}/task/${task}/children`, 'utf8').trim();
+        if (children !== '') found.push(...children.split(/\s+/).map(Number));
+      }
+    } catch {
+      // exited
+    }
+  }
+  return found;
+}
+
 export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
@@ -114,6 +145,8 @@ export async function scratchDatabase(adminUrl: string, prefix: string): Promise
 
 export interface IdpUnderTest {
   url: string;
+  /** The server's process (the primary, when it runs workers). */
+  pid: number | undefined;
   /** Environment that points the CLI at the same database and MEK. */
   env: NodeJS.ProcessEnv;
   stop(): Promise<void>;
@@ -159,6 +192,7 @@ export async function startIdp(options: { databaseUrl?: string; workers?: number
   }
   return {
     url,
+    pid: child.pid,
     env,
     async stop() {
       await stopChild(child);

@@ -1,11 +1,13 @@
 import { sql, type Kysely } from 'kysely';
+import { prepared } from '../db';
 import type { Database } from '../db/schema';
 import { deleteInBatches } from '../db/sweep';
 import { textProblem } from '../text';
 
 /**
- * The replay guard of client assertions (docs/private-key-jwt.md "Clients without shared secrets: `private_key_jwt`": a `jti` is accepted once per client until its
- * assertion expires, on every instance, because the primary key (client_id, jti) lives in Postgres.
+ * The replay guard of client assertions (docs/private-key-jwt.md "Replay across instances"): a `jti`
+ * is accepted once per client until its assertion expires, on every instance, because the primary
+ * key (client_id, jti) lives in Postgres and a `jti` is answered only once its row is committed.
  */
 
 /** The longest `jti` accepted (a UUID is 36 characters; openid-client sends 43). */
@@ -56,19 +58,24 @@ const keyOf = (row: { clientId: string; jti: string }) => `${row.clientId}\u0000
  * the keys (`keyOf`) of those that were new, or whose earlier use has expired and not been swept yet.
  * The others are replays. Two instances racing on the same `jti` cannot both get it: the primary key
  * decides.
+ *
+ * The rows travel as three arrays, so the statement's text never varies and it is prepared once per
+ * connection. Its commit is asynchronous (`set_config(..., true)`: this transaction only, the
+ * connection goes back to the pool as it was): it returns once the commit is in Postgres's WAL
+ * buffers, not on disk, so it waits for no disk flush. The row is visible to every other session
+ * from that moment, which is what refuses a replay on every instance; only a crash of Postgres (or
+ * of its machine) within the WAL writer's next flush, at most 3 × `wal_writer_delay` (600 ms by
+ * default), can lose it (docs/private-key-jwt.md "What a crash or a failover can let through").
  */
 async function recordBatch(db: Kysely<Database>, rows: readonly AssertionJti[], now: Date): Promise<Set<string>> {
-  const fresh = await db
-    .insertInto('client_assertion_jtis')
-    .values(rows.map((r) => ({ client_id: r.clientId, jti: r.jti, expires_at: r.expiresAt })))
-    .onConflict((oc) =>
-      oc
-        .columns(['client_id', 'jti'])
-        .doUpdateSet((eb) => ({ expires_at: eb.ref('excluded.expires_at') }))
-        .where('client_assertion_jtis.expires_at', '<=', now),
-    )
-    .returning(['client_id', 'jti'])
-    .execute();
+  const query = sql<{ client_id: string; jti: string }>`
+    insert into client_assertion_jtis (client_id, jti, expires_at)
+    select client_id, jti, expires_at
+      from unnest(${rows.map((r) => r.clientId)}::text[], ${rows.map((r) => r.jti)}::text[], ${rows.map((r) => r.expiresAt)}::timestamptz[]) as r (client_id, jti, expires_at)
+     where set_config('synchronous_commit', 'off', true) is not null
+    on conflict (client_id, jti) do update set expires_at = excluded.expires_at where client_assertion_jtis.expires_at <= ${now}
+    returning client_id, jti`.compile(db);
+  const { rows: fresh } = await db.executeQuery(prepared('idp_assertion_jtis', query));
   return new Set(fresh.map((r) => keyOf({ clientId: r.client_id, jti: r.jti })));
 }
 
@@ -80,9 +87,10 @@ interface Waiting extends AssertionJti {
 /** The most jtis one statement records. */
 const MAX_BATCH = 500;
 /**
- * Statements in flight at once per process. One: the cost of a statement (parse, plan, commit) is the
- * larger part of a small batch's, so the fewer and larger the batches the better; measured with
- * bench:private-key-jwt on 2 cores, 1 served about 40% more assertions a second than 2.
+ * Statements in flight at once per process. One: the cost of a statement (a round trip, executing
+ * it, committing) is the larger part of a small batch's, so the fewer and larger the batches the
+ * better; measured with bench:private-key-jwt on 2 cores, 1 served about 40% more assertions a
+ * second than 2.
  */
 const MAX_IN_FLIGHT = 1;
 
@@ -90,8 +98,8 @@ const MAX_IN_FLIGHT = 1;
  * The replay guard as the token endpoint uses it: group commit. A `jti` arriving while the
  * statement in flight is busy waits for the next one, which records every `jti` that arrived
  * meanwhile (up to 500) in one insert and one commit. An idle process writes a lone `jti` at once,
- * so nothing waits on a timer; under load the cost of a commit (a WAL flush) is shared by the
- * assertions of one batch instead of paid by each. A `jti` presented twice within one batch is
+ * so nothing waits on a timer; under load the cost of a statement is shared by the assertions of one
+ * batch instead of paid by each. A `jti` presented twice within one batch is
  * recorded once, and the second presentation is the replay.
  */
 export class AssertionJtiStore {

@@ -244,6 +244,8 @@ async function main(): Promise<void> {
 
     server = await startServer(env, workers);
     const pool = new pg.Pool({ connectionString: database.url, max: 2 });
+    // An idle connection ended by the server (someone else's pg_terminate_backend on a shared server) must not end the run.
+    pool.on('error', (error) => console.error(`  (bench pool: ${error.message})`));
     const middle = async (table: 'users' | 'audit_events', column: 'created_at' | 'occurred_at', rows: number) =>
       (await pool.query<{ at: Date; id: string }>(`select ${column} as at, id from ${table} order by ${column} desc, id desc offset $1 limit 1`, [Math.floor(rows / 2)])).rows[0] as { at: Date; id: string };
     const usersMiddle = await middle('users', 'created_at', counts.users);

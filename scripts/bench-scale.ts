@@ -253,8 +253,14 @@ async function main(): Promise<void> {
     if (parts.has('pages')) {
       const admin = JSON.parse(execFileSync(process.execPath, [CLI, 'admin-token', 'issue', '--super', '--ttl', '1h', '--json'], { env: { ...env, IDP_LOG_LEVEL: 'silent' } }).toString()) as { token: string };
       const auth = { authorization: `Bearer ${admin.token}` };
-      // The cursor as the admin API writes it (its format is the admin API's business: loaded at run time).
-      const cursors = (await import(path.join(ROOT, 'dist/src/admin/cursor.js'))) as { encodeCursor(kind: 'users' | 'audit', position: { at: Date; id: string }): string };
+      // The cursor as the service writes it, MAC'd under a key derived from the same MEK ring (its format is the service's business: loaded at run time).
+      const { loadConfig } = (await import(path.join(ROOT, 'dist/src/config/index.js'))) as { loadConfig(env: NodeJS.ProcessEnv): { production: boolean; mek: string | undefined; mekFile: string | undefined; devMekFile: string } };
+      const { loadMekRing } = (await import(path.join(ROOT, 'dist/src/crypto/mek.js'))) as { loadMekRing(source: ReturnType<typeof loadConfig>, logger: { warn(): void }): unknown };
+      const { CursorCodec } = (await import(path.join(ROOT, 'dist/src/http/cursor.js'))) as {
+        CursorCodec: new (mek: unknown) => { encode(kind: 'users' | 'audit', position: { at: Date; id: string }): string };
+      };
+      const codec = new CursorCodec(loadMekRing(loadConfig(env), { warn: () => undefined }));
+      const cursors = { encodeCursor: (kind: 'users' | 'audit', position: { at: Date; id: string }) => codec.encode(kind, position) };
       const pages: PageCase[] = [
         { label: 'GET /admin/v1/users first page', path: '/admin/v1/users?limit=50' },
         { label: 'GET /admin/v1/users middle page (cursor)', path: `/admin/v1/users?limit=50&cursor=${cursors.encodeCursor('users', usersMiddle)}` },

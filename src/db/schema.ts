@@ -196,7 +196,7 @@ export interface OAuthClientsTable {
   registered_by: ColumnType<ClientRegistrar, ClientRegistrar | undefined, ClientRegistrar>;
   /** RFC 7591 name; `none` is a public client (no secret, no keys). */
   token_endpoint_auth_method: ColumnType<TokenEndpointAuthMethod, TokenEndpointAuthMethod | undefined, TokenEndpointAuthMethod>;
-  /** Written at most once a minute per client by its use; not announced to the client caches. */
+  /** Written at most once an hour per client by its use (src/clients/cache.ts clientUseInterval); not announced to the client caches. */
   last_used_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
   /** What an RFC 7591 registration said beyond the other columns; null for an operator's client. */
   registration_metadata: ColumnType<StoredRegistrationMetadata | null, string | null | undefined, string | null>;

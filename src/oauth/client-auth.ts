@@ -46,6 +46,8 @@ const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
 
 /** RFC 6749 §2.3.1: id and secret are form-urlencoded before Base64. */
 function formDecode(text: string): string {
+  // Issued ids and secrets are base64url: nothing to decode (the common case, on the hot path).
+  if (!text.includes('%') && !text.includes('+')) return text;
   try {
     return decodeURIComponent(text.replace(/\+/g, ' '));
   } catch {

@@ -1,6 +1,6 @@
-import crypto from 'node:crypto';
 import type { Client } from '../clients/repository';
 import { narrowAudience, narrowScopes } from './narrowing';
+import { createJtiSource } from '../tokens/jti';
 import type { Signer } from '../tokens/sign';
 import type { Grant, TokenResponse } from './types';
 
@@ -29,6 +29,7 @@ export interface ClientCredentialsDeps {
 
 export function clientCredentialsGrant(deps: ClientCredentialsDeps): Grant {
   const maxTtl = Math.floor(deps.clientTokenTtlMs / 1000);
+  const newJti = createJtiSource();
   return {
     grantType: 'client_credentials',
     parameters: ['scope', 'resource', 'audience'],
@@ -47,7 +48,7 @@ export function clientCredentialsGrant(deps: ClientCredentialsDeps): Grant {
         exp: iat + ttl,
         iat,
         nbf: iat,
-        jti: crypto.randomBytes(16).toString('base64url'),
+        jti: newJti(),
         client_id: owner.id,
         scope,
         ...(owner.tenantId !== null && { tenant_id: owner.tenantId }),

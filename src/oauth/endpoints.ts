@@ -50,6 +50,18 @@ type Endpoint = (req: IncomingMessage, deps: OAuthEndpointDeps) => Promise<{ bod
  */
 export function createOAuthDispatch(context: OAuthDispatchContext): (req: IncomingMessage, res: ServerResponse, path: string) => boolean {
   const { metrics, logger } = context;
+  // The success series, looked up once rather than hashing their labels on every token.
+  const tokenSucceeded = metrics.oauthTokenDuration.labels({ outcome: 'success' });
+  const issued = new Map<string, { inc(): void }>();
+  const countIssued = (grantType: string) => {
+    let counter = issued.get(grantType);
+    if (!counter) {
+      // Bounded: only grant types the registry knows get here.
+      counter = metrics.oauthTokensIssued.labels({ grant_type: grantType });
+      issued.set(grantType, counter);
+    }
+    counter.inc();
+  };
   const endpoints: Record<string, { name: string; handle: Endpoint }> = {
     [TOKEN_PATH]: { name: 'token', handle: token },
     [INTROSPECTION_PATH]: { name: 'introspection', handle: introspection },
@@ -76,7 +88,7 @@ export function createOAuthDispatch(context: OAuthDispatchContext): (req: Incomi
       const deps = context.deps();
       if (!deps) throw new TemporarilyUnavailable('the service is starting');
       const { body, grantType } = await endpoint.handle(req, deps);
-      if (grantType) metrics.oauthTokensIssued.inc({ grant_type: grantType });
+      if (grantType) countIssued(grantType);
       send(res, 200, NO_STORE_HEADERS, body);
     } catch (thrown) {
       if (thrown instanceof ClientGone) {
@@ -93,7 +105,11 @@ export function createOAuthDispatch(context: OAuthDispatchContext): (req: Incomi
       if (response.status === 413) response.headers.Connection = 'close';
       send(res, response.status, response.headers, response.body);
     } finally {
-      if (endpoint.name === 'token') metrics.oauthTokenDuration.observe({ outcome }, Number(process.hrtime.bigint() - started) / 1e9);
+      if (endpoint.name === 'token') {
+        const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+        if (outcome === 'success') tokenSucceeded.observe(seconds);
+        else metrics.oauthTokenDuration.observe({ outcome }, seconds);
+      }
     }
   };
 
@@ -110,8 +126,8 @@ export function createOAuthDispatch(context: OAuthDispatchContext): (req: Incomi
 }
 
 /** The client of a request to `path` (an assertion's `aud` may name the endpoint called); public clients only where `publicClients`. */
-async function authenticated(req: IncomingMessage, form: FormParams, deps: OAuthEndpointDeps, path: string, publicClients: boolean) {
-  return deps.authenticator.authenticate(readClientCredentials(req.headers.authorization, form), clientAddress(req, deps.trustProxy), path, publicClients);
+async function authenticated(req: IncomingMessage, form: FormParams, deps: OAuthEndpointDeps, path: string, publicClients: boolean, address = clientAddress(req, deps.trustProxy)) {
+  return deps.authenticator.authenticate(readClientCredentials(req.headers.authorization, form), address, path, publicClients);
 }
 
 const token: Endpoint = async (req, deps) => {
@@ -122,10 +138,11 @@ const token: Endpoint = async (req, deps) => {
   if (!registered) throw new UnsupportedGrantType(`unsupported grant_type ${quoted(grantType)}`);
   const grant = registered.select?.(form) ?? registered;
   let client;
+  const ip = clientAddress(req, deps.trustProxy);
   // Read again by `authenticated`; only grants that do not require authentication pay for it here.
   const presented = grant.clientAuthentication !== 'required' && readClientCredentials(req.headers.authorization, form) !== undefined;
   if (grant.clientAuthentication === 'required' || (grant.clientAuthentication === 'optional' && presented)) {
-    client = await authenticated(req, form, deps, TOKEN_PATH, true);
+    client = await authenticated(req, form, deps, TOKEN_PATH, true, ip);
     // docs/oauth.md "Grant types": each client uses only the grants it was given (RFC 6749 §5.2), and a
     // public client only those that need no client credentials (never client_credentials).
     if (client.authMethod === 'none' && grant.publicClients !== true) {
@@ -135,7 +152,7 @@ const token: Endpoint = async (req, deps) => {
   } else if (presented) {
     throw new InvalidClient(`grant_type ${grantType} takes no client authentication`);
   }
-  const body = await grant.handler({ params: form, client, ip: clientAddress(req, deps.trustProxy) });
+  const body = await grant.handler({ params: form, client, ip });
   if (client) deps.recordClientUse?.(client.id);
   return { body, grantType };
 };

@@ -1,9 +1,7 @@
-import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import os from 'node:os';
-import path from 'node:path';
 import autocannon from 'autocannon';
-import { argument, startIdp, summarise, type RunFigures } from './lib/bench';
+import { argument, startIdp, summarise, type RunFigures, cookieOf, hiddenField } from './lib/bench';
 
 /**
  * `npm run bench:authorization-code [-- --requests 5000 --signins 600 --connections 16 --runs 3]`
@@ -62,26 +60,12 @@ async function pool<T>(count: number, concurrency: number, task: () => Promise<T
   return results;
 }
 
-function cookieOf(res: Response): string {
-  return res.headers
-    .getSetCookie()
-    .map((c) => c.split(';')[0])
-    .join('; ');
-}
-
-function hidden(html: string, name: string): string {
-  const value = new RegExp(`name="${name}" value="([^"]+)"`).exec(html)?.[1];
-  if (!value) throw new Error(`the page has no ${name}`);
-  return value;
-}
-
 async function main(): Promise<void> {
   const amount = argument('requests', 5_000);
   const signins = argument('signins', 600);
   const connections = argument('connections', 16);
   const runs = argument('runs', 3);
   const workers = argument('workers', Number(process.env.IDP_WORKERS ?? os.availableParallelism()));
-  const root = path.resolve(__dirname, '../..');
   const idp = await startIdp({
     databaseUrl: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
     workers,
@@ -89,7 +73,7 @@ async function main(): Promise<void> {
     env: { IDP_AUTH_CODE_TTL: '10m' },
   });
   try {
-    const cli = (...args: string[]) => JSON.parse(execFileSync(process.execPath, [path.join(root, 'dist/src/cli/main.js'), ...args, '--json'], { env: idp.env }).toString());
+    const cli = idp.cli;
     const redirectUri = 'http://127.0.0.1/callback';
     const app = cli('clients', 'create', '--name', 'bench app', '--scope', 'read', '--redirect-uri', redirectUri, '--first-party') as { client_id: string; client_secret: string };
     const thirdParty = cli('clients', 'create', '--name', 'bench third party', '--scope', 'read', '--redirect-uri', redirectUri) as { client_id: string };
@@ -116,7 +100,7 @@ async function main(): Promise<void> {
     const signInPage = async (clientId: string) => {
       const res = await fetch(authorizeUrl(clientId), { redirect: 'manual' });
       const html = await res.text();
-      return { cookie: cookieOf(res), interaction: hidden(html, 'interaction'), csrf: hidden(html, 'csrf_token') };
+      return { cookie: cookieOf(res), interaction: hiddenField(html, 'interaction'), csrf: hiddenField(html, 'csrf_token') };
     };
     const formBody = (page: { interaction: string; csrf: string }, user = email) => new URLSearchParams({ interaction: page.interaction, csrf_token: page.csrf, email: user, password }).toString();
 

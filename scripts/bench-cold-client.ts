@@ -1,10 +1,8 @@
-import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
-import path from 'node:path';
-import { argument, median, startIdp } from './lib/bench';
+import { argument, median, startIdp, cookieOf, hiddenField } from './lib/bench';
 
 /**
  * `npm run bench:cold-client [-- --requests 400 --connections 8 --runs 3 --slow-ms 500 --hung 32]`
@@ -77,19 +75,6 @@ function summarise(label: string, runs: Figures[]): Figures {
   return f;
 }
 
-function cookieOf(res: Response): string {
-  return res.headers
-    .getSetCookie()
-    .map((c) => c.split(';')[0])
-    .join('; ');
-}
-
-function hidden(html: string, name: string): string {
-  const value = new RegExp(`name="${name}" value="([^"]+)"`).exec(html)?.[1];
-  if (!value) throw new Error(`the page has no ${name}`);
-  return value;
-}
-
 /** The clients' web server: /doc/<n>.json answers at once, /slow/<n>.json after slowMs, /hung/<n>.json never. */
 async function documentHost(slowMs: number): Promise<{ url: string; hits: number; close(): Promise<void> }> {
   const host = { url: '', hits: 0, close: async () => {} };
@@ -121,7 +106,6 @@ async function main(): Promise<void> {
   const slowMs = argument('slow-ms', 500);
   const hung = argument('hung', 32);
   const workers = argument('workers', Number(process.env.IDP_WORKERS ?? os.availableParallelism()));
-  const root = path.resolve(__dirname, '..');
   const idp = await startIdp({
     databaseUrl: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
     workers,
@@ -132,7 +116,7 @@ async function main(): Promise<void> {
   const host = await documentHost(slowMs);
   try {
     const redirectUri = 'http://127.0.0.1/callback';
-    const cli = (...args: string[]) => JSON.parse(execFileSync(process.execPath, [path.join(root, 'src/cli/main.js'), ...args, '--json'], { env: idp.env }).toString());
+    const cli = idp.cli;
     const registered = (cli('clients', 'create', '--name', 'bench registered', '--scope', 'read', '--redirect-uri', redirectUri, '--public') as { client_id: string }).client_id;
     const remembered = (cli('clients', 'create', '--name', 'bench remembered', '--scope', 'read', '--redirect-uri', redirectUri, '--public') as { client_id: string }).client_id;
     const warmDocument = `${host.url}/doc/warm.json`;
@@ -152,7 +136,7 @@ async function main(): Promise<void> {
     const signInPage = await fetch(authorize(remembered), { redirect: 'manual' });
     const signInHtml = await signInPage.text();
     const binding = cookieOf(signInPage);
-    const signedIn = await post(binding, { interaction: hidden(signInHtml, 'interaction'), csrf_token: hidden(signInHtml, 'csrf_token'), email, password });
+    const signedIn = await post(binding, { interaction: hiddenField(signInHtml, 'interaction'), csrf_token: hiddenField(signInHtml, 'csrf_token'), email, password });
     if (signedIn.status !== 200 && signedIn.status !== 303) throw new Error(`sign-in through the page failed with ${signedIn.status}`);
     const session = `${binding}; ${cookieOf(signedIn)}`;
     // Consent, given once, to the clients of the "remembered" figures.
@@ -160,7 +144,7 @@ async function main(): Promise<void> {
       const page = await fetch(authorize(clientId), { redirect: 'manual', headers: { Cookie: session } });
       const html = await page.text();
       if (page.status !== 200) throw new Error(`no consent page for ${clientId}: ${page.status}`);
-      const allowed = await post(`${session}; ${cookieOf(page)}`, { interaction: hidden(html, 'interaction'), csrf_token: hidden(html, 'csrf_token'), decision: 'allow' });
+      const allowed = await post(`${session}; ${cookieOf(page)}`, { interaction: hiddenField(html, 'interaction'), csrf_token: hiddenField(html, 'csrf_token'), decision: 'allow' });
       if (allowed.status !== 303 || !new URL(allowed.headers.get('location') ?? 'x:').searchParams.has('code')) throw new Error(`consent for ${clientId} failed with ${allowed.status}`);
     }
 

@@ -1,8 +1,6 @@
-import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import os from 'node:os';
-import path from 'node:path';
-import { argument, load, startIdp, summarise, type RunFigures } from './lib/bench';
+import { argument, load, startIdp, summarise, type RunFigures, cookieOf, hiddenField } from './lib/bench';
 
 /**
  * `npm run bench:delegation [-- --duration 10 --connections 50 --runs 3]`
@@ -23,19 +21,6 @@ import { argument, load, startIdp, summarise, type RunFigures } from './lib/benc
  * on it and dropped at the end. Loopback only.
  */
 
-function cookieOf(res: Response): string {
-  return res.headers
-    .getSetCookie()
-    .map((c) => c.split(';')[0])
-    .join('; ');
-}
-
-function hidden(html: string, name: string): string {
-  const value = new RegExp(`name="${name}" value="([^"]+)"`).exec(html)?.[1];
-  if (!value) throw new Error(`the page has no ${name}`);
-  return value;
-}
-
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
 
@@ -44,10 +29,9 @@ async function main(): Promise<void> {
   const connections = argument('connections', 50);
   const runs = argument('runs', 3);
   const workers = argument('workers', Number(process.env.IDP_WORKERS ?? os.availableParallelism()));
-  const root = path.resolve(__dirname, '../..');
   const idp = await startIdp({ databaseUrl: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test', workers, name: 'bench-delegation' });
   try {
-    const cli = (...args: string[]) => JSON.parse(execFileSync(process.execPath, [path.join(root, 'dist/src/cli/main.js'), ...args, '--json'], { env: idp.env }).toString());
+    const cli = idp.cli;
     const calendar = 'https://calendar.bench';
     const tools = 'https://tools.bench';
     const redirectUri = 'http://127.0.0.1/callback';
@@ -82,7 +66,7 @@ async function main(): Promise<void> {
       method: 'POST',
       redirect: 'manual',
       headers: { 'Content-Type': form, Cookie: cookie },
-      body: new URLSearchParams({ interaction: hidden(html, 'interaction'), csrf_token: hidden(html, 'csrf_token'), email, password }).toString(),
+      body: new URLSearchParams({ interaction: hiddenField(html, 'interaction'), csrf_token: hiddenField(html, 'csrf_token'), email, password }).toString(),
     });
     const again = await fetch(authorizeUrl, { redirect: 'manual', headers: { Cookie: `${cookie}; ${cookieOf(signedIn)}` } });
     const code = new URL(again.headers.get('location') ?? 'x:').searchParams.get('code');

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -149,7 +149,24 @@ export interface IdpUnderTest {
   pid: number | undefined;
   /** Environment that points the CLI at the same database and MEK. */
   env: NodeJS.ProcessEnv;
+  /** Runs `idp <args> --json` (dist/src/cli/main.js) against this server's database; its parsed output. */
+  cli(...args: string[]): unknown;
   stop(): Promise<void>;
+}
+
+/** The cookies a response sets, as a `Cookie` header sends them back. */
+export function cookieOf(res: Response): string {
+  return res.headers
+    .getSetCookie()
+    .map((c) => c.split(';')[0])
+    .join('; ');
+}
+
+/** The value of a hosted page's hidden input (the CSRF token, the interaction id). */
+export function hiddenField(html: string, name: string): string {
+  const value = new RegExp(`name="${name}" value="([^"]+)"`).exec(html)?.[1];
+  if (!value) throw new Error(`the page has no ${name}`);
+  return value;
 }
 
 /**
@@ -194,6 +211,7 @@ export async function startIdp(options: { databaseUrl?: string; workers?: number
     url,
     pid: child.pid,
     env,
+    cli: (...args: string[]) => JSON.parse(execFileSync(process.execPath, [path.join(root, 'dist/src/cli/main.js'), ...args, '--json'], { env }).toString()) as unknown,
     async stop() {
       await stopChild(child);
       await stop();

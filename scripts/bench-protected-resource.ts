@@ -4,7 +4,7 @@ import path from 'node:path';
 import express from 'express';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { createVerifier, protectedResource, protectedResourceMetadataUrl, requireAuth } from '../src/verifier';
-import { argument, freePort, load, startChild, startIdp, stopChild, summarise, type RunFigures } from './lib/bench';
+import { alternatingRuns, argument, freePort, startChild, startIdp, stopChild, summarise } from './lib/bench';
 
 /**
  * `npm run bench:protected-resource [-- --duration 10 --connections 50 --runs 3]`
@@ -144,14 +144,7 @@ async function main(): Promise<void> {
     console.log(
       `GET /mcp (scope "${SCOPE}"), Bearer client-credentials token for ${RESOURCE} (${token.length} bytes, RS256 2048); ${connections} connections, ${duration}s a run, ${runs} runs each, alternating; 1 process each; ${os.availableParallelism()} CPUs; load average ${os.loadavg()[0]?.toFixed(1)}; ${process.env.DATABASE_URL ? 'Postgres' : 'PGlite'}`,
     );
-    const figures = new Map<Variant, RunFigures[]>(VARIANTS.map((v) => [v, []]));
-    for (const variant of VARIANTS) {
-      const warm = await load({ ...request(variant), duration: 2 });
-      if (warm.non2xx > 0 || warm.errors > 0) throw new Error(`${variant}: ${warm.non2xx} non-2xx and ${warm.errors} errors in the warm-up`);
-    }
-    for (let i = 0; i < runs; i++) {
-      for (const variant of VARIANTS) figures.get(variant)?.push(await load({ ...request(variant), duration }));
-    }
+    const figures = await alternatingRuns(VARIANTS, request, runs, duration);
     const labels: Record<Variant, string> = {
       requireAuth: 'protectedResource + requireAuth',
       'requireAuth-nocache': '... requireAuth, verifiedTtl 0',

@@ -5,7 +5,7 @@ import path from 'node:path';
 import express from 'express';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { createVerifier, requireAuth } from '../src/verifier';
-import { argument, freePort, load, startChild, startIdp, stopChild, summarise, type RunFigures } from './lib/bench';
+import { alternatingRuns, argument, freePort, startChild, startIdp, stopChild, summarise } from './lib/bench';
 
 /**
  * `npm run bench:verifier [-- --duration 10 --connections 50 --runs 3]`
@@ -105,14 +105,7 @@ async function main(): Promise<void> {
     console.log(
       `GET /r on Express ${(JSON.parse(fs.readFileSync(require.resolve('express/package.json'), 'utf8')) as { version: string }).version}, Bearer client-credentials token (${token.length} bytes, RS256 2048); ${connections} connections, ${duration}s a run, ${runs} runs each, alternating; 1 process each; ${os.availableParallelism()} CPUs; ${process.env.DATABASE_URL ? 'Postgres' : 'PGlite'}`,
     );
-    const figures = new Map<Variant, RunFigures[]>(VARIANTS.map((v) => [v, []]));
-    for (const variant of VARIANTS) {
-      const warm = await load({ ...request(variant), duration: 2 });
-      if (warm.non2xx > 0 || warm.errors > 0) throw new Error(`${variant}: ${warm.non2xx} non-2xx and ${warm.errors} errors in the warm-up`);
-    }
-    for (let i = 0; i < runs; i++) {
-      for (const variant of VARIANTS) figures.get(variant)?.push(await load({ ...request(variant), duration }));
-    }
+    const figures = await alternatingRuns(VARIANTS, request, runs, duration);
     const labels: Record<Variant, string> = {
       requireAuth: 'requireAuth (defaults)',
       'requireAuth-nocache': 'requireAuth, verifiedTtl 0',

@@ -73,6 +73,22 @@ export async function load(options: autocannon.Options): Promise<RunFigures> {
   };
 }
 
+/**
+ * Each variant warmed up for 2 s (which must answer only 2xx), then `runs` runs of `duration` s each,
+ * alternating between the variants so that a drifting load falls on all of them alike.
+ */
+export async function alternatingRuns<V extends string>(variants: readonly V[], request: (variant: V) => autocannon.Options, runs: number, duration: number): Promise<Map<V, RunFigures[]>> {
+  for (const variant of variants) {
+    const warm = await load({ ...request(variant), duration: 2 });
+    if (warm.non2xx > 0 || warm.errors > 0) throw new Error(`${variant}: ${warm.non2xx} non-2xx and ${warm.errors} errors in the warm-up`);
+  }
+  const figures = new Map<V, RunFigures[]>(variants.map((v) => [v, []]));
+  for (let i = 0; i < runs; i++) {
+    for (const variant of variants) figures.get(variant)?.push(await load({ ...request(variant), duration }));
+  }
+  return figures;
+}
+
 /** CPU time (user + system, ms) each of `pids` has used so far, from /proc (Linux); a process gone since is left out. */
 export function cpuMs(pids: readonly number[]): Map<number, number> {
   const used = new Map<number, number>();

@@ -1,4 +1,5 @@
 import type { JWTPayload } from 'jose';
+import type { ClientAccessTokenClaims } from '../oauth/client-credentials';
 import { peekClaims } from '../tokens/claims';
 
 /**
@@ -12,18 +13,8 @@ export interface ActClaim {
   act?: ActClaim;
 }
 
-export interface DelegatedAccessClaims {
-  iss: string;
-  /** The user. */
-  sub: string;
-  aud: string;
-  exp: number;
-  iat: number;
-  nbf: number;
-  jti: string;
-  /** The current actor: `act.sub`. */
-  client_id: string;
-  scope: string;
+/** A client access token's claims (docs/tokens.md), whose `sub` is the user and `client_id` the current actor (`act.sub`). */
+export interface DelegatedAccessClaims extends ClientAccessTokenClaims {
   /** The user's session, the subject's: ending it ends this token. */
   sid: string;
   act: ActClaim;
@@ -33,7 +24,6 @@ export interface DelegatedAccessClaims {
    * deny-list row lives until the ancestor's `exp`, never earlier than this token's.
    */
   delegated_from: string[];
-  tenant_id?: string;
 }
 
 /** Far beyond any IDP_MAX_DELEGATION_DEPTH: bounds the walk over a claim read before verification. */

@@ -1,4 +1,3 @@
-import crypto from 'node:crypto';
 import { narrowAudience, narrowScopes } from '../oauth/narrowing';
 import type { Config } from '../config';
 import type { AbuseLimits } from '../ratelimit/policies';
@@ -9,6 +8,7 @@ import { readFormParams } from '../oauth/schemas';
 import type { ApiKeyRecord } from './repository';
 import { ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT, tokenExchangeRequest } from './schemas';
 import type { ApiKeys, Presentation } from './service';
+import { createJtiSource } from '../tokens/jti';
 
 export { TOKEN_EXCHANGE_GRANT, ACCESS_TOKEN_TYPE };
 
@@ -80,6 +80,7 @@ function refusal(presented: Exclude<Presentation, { status: 'active' }>): Invali
  * key counts against the per-address limit; a correct key is never checked against it.
  */
 export function tokenExchangeGrant(deps: TokenExchangeDeps): Grant {
+  const newJti = createJtiSource();
   return {
     grantType: TOKEN_EXCHANGE_GRANT,
     parameters: ['subject_token', 'subject_token_type', 'requested_token_type', 'scope', 'resource', 'audience'],
@@ -118,7 +119,7 @@ export function tokenExchangeGrant(deps: TokenExchangeDeps): Grant {
         exp: iat + ttl,
         iat,
         nbf: iat,
-        jti: crypto.randomBytes(16).toString('base64url'),
+        jti: newJti(),
         scope,
         api_key_id: key.id,
         ...(key.owner.kind === 'client' && { client_id: key.owner.id }),

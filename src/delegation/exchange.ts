@@ -1,4 +1,3 @@
-import crypto from 'node:crypto';
 import { errors, type JWTPayload } from 'jose';
 import { recordAudit } from '../audit';
 import type { Client } from '../clients/repository';
@@ -16,6 +15,7 @@ import { ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT } from '../api-keys/schemas';
 import { actClaim, peekDelegated, type DelegatedAccessClaims } from './claims';
 import { delegationRequest } from './schemas';
 import { liveDelegatedToken, type DelegatedTokenDeps } from './tokens';
+import { createJtiSource } from '../tokens/jti';
 
 /** The claims of a live user access token the exchange reads (the users' `authenticateAnyAudience`). */
 export interface UserTokenClaims {
@@ -164,6 +164,7 @@ async function actorOf(token: string, caller: Client, deps: DelegationExchangeDe
  */
 export function delegationGrant(deps: DelegationExchangeDeps): Grant {
   const { settings } = deps;
+  const newJti = createJtiSource();
 
   async function exchange({ params, client: caller }: GrantRequest): Promise<DelegationResponse> {
     const request = readFormParams(delegationRequest, params);
@@ -205,7 +206,7 @@ export function delegationGrant(deps: DelegationExchangeDeps): Grant {
       exp: iat + ttl,
       iat,
       nbf: iat,
-      jti: crypto.randomBytes(16).toString('base64url'),
+      jti: newJti(),
       client_id: actor.id,
       scope,
       sid: subject.sid,

@@ -1,4 +1,12 @@
-import { CLIENT_USE_INTERVAL_MS, clientUseInterval } from '../../src/clients/cache';
+import crypto from 'node:crypto';
+import { CLIENT_USE_INTERVAL_MS, ClientCache, clientUseInterval } from '../../src/clients/cache';
+import { insertClient } from '../../src/clients/repository';
+import { hashClientSecret } from '../../src/clients/secret';
+import type { DatabaseHandle } from '../../src/db';
+import { migrateToLatest } from '../../src/db/migrate';
+import { createLogger } from '../../src/observability/logger';
+import { captureLogs } from '../helpers/context';
+import { createTestDatabase, usingPostgres, type TestDatabase } from '../helpers/database';
 
 describe('clientUseInterval: how often a client use is written, for the sweep of unused clients', () => {
   it('is an hour for the default TTL (30 days)', () => {
@@ -9,5 +17,59 @@ describe('clientUseInterval: how often a client use is written, for the sweep of
   it('is a tenth of a shorter TTL, so that a client in use is never older than the TTL when swept', () => {
     expect(clientUseInterval(600_000)).toBe(60_000);
     expect(clientUseInterval(5_000)).toBe(1_000);
+  });
+});
+
+describe(`a client's last_used_at is written once per interval, by every process together (${usingPostgres ? 'Postgres' : 'PGlite'})`, () => {
+  const INTERVAL = 60_000;
+  const logs = captureLogs();
+  let database: TestDatabase;
+  let handle: DatabaseHandle;
+  let clock = new Date('2026-12-06T12:00:00.000Z');
+  /** Two processes' caches over one database, on the same clock. */
+  const caches: ClientCache[] = [];
+  let second: ClientCache;
+  const cache = () => new ClientCache({ handle, logger: createLogger('info', logs.stream), maxEntries: 10, useIntervalMs: INTERVAL, now: () => clock });
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    handle = await database.open();
+    await migrateToLatest(handle);
+    second = cache();
+    caches.push(cache(), second);
+  });
+  afterAll(async () => {
+    for (const c of caches) await c.stop();
+    await database?.drop();
+  });
+
+  const lastUsed = async (id: string) => (await handle.db.selectFrom('oauth_clients').select('last_used_at').where('id', '=', id).executeTakeFirstOrThrow()).last_used_at;
+  /** Writes what each process has waiting (the batch timer's work, without waiting for it). */
+  const flush = async () => {
+    for (const c of caches) await c.stop();
+  };
+
+  it('50 uses at once in each of two processes write it once; uses within the interval write nothing, from a new process either; the first use after it writes again', async () => {
+    const id = crypto.randomBytes(16).toString('base64url');
+    await insertClient(handle.db, { id, name: 'used', secretHash: hashClientSecret('s'), scopes: [], audiences: ['https://api.test'], tenantId: null, tokenTtlSeconds: null, now: clock });
+    expect(await lastUsed(id)).toBeNull();
+
+    const first = clock;
+    for (let i = 0; i < 50; i++) for (const c of caches) c.recordUse(id);
+    await flush();
+    expect(await lastUsed(id)).toEqual(first);
+
+    // Within the interval nobody writes: not the two processes, nor a third that starts now and has
+    // written nothing itself (the statement's own condition holds it back).
+    clock = new Date(first.getTime() + INTERVAL - 1);
+    caches.push(cache());
+    for (const c of caches) c.recordUse(id);
+    await flush();
+    expect(await lastUsed(id)).toEqual(first);
+
+    clock = new Date(first.getTime() + INTERVAL);
+    second.recordUse(id);
+    await flush();
+    expect(await lastUsed(id)).toEqual(clock);
   });
 });

@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import type { DatabaseHandle } from '../db';
 import type { Logger } from '../observability/logger';
-import { CLIENTS_CHANNEL, findClients, findTenantsDisabled, touchClients, type Client, type ClientRead, type TenantlessClient } from './repository';
+import { CLIENTS_CHANNEL, clientReader, findTenantsDisabled, touchClients, type Client, type ClientRead, type ClientReader } from './repository';
 
 export interface ClientCacheOptions {
   handle: DatabaseHandle;
@@ -24,16 +24,6 @@ export const CLIENT_USE_INTERVAL_MS = 3_600_000;
  */
 export function clientUseInterval(unusedTtlMs: number): number {
   return Math.max(1_000, Math.min(CLIENT_USE_INTERVAL_MS, Math.floor(unusedTtlMs / 10)));
-}
-
-/**
- * The client as kept in memory: its secret hashes copied out of the driver's buffers. A small Buffer
- * from pg is a slice of a shared 8 KiB slab, and keeping the slice keeps the slab: measured, 100,000
- * cached clients held ~50 MB of slabs in a quiet process and several times that under load.
- */
-function detached<C extends TenantlessClient>(client: C): C {
-  const copy = (hash: Uint8Array | null) => (hash === null ? null : new Uint8Array(hash));
-  return { ...client, secretHash: copy(client.secretHash), previousSecretHash: copy(client.previousSecretHash) };
 }
 
 /** A client waiting to be read, or being read; `stale` once an invalidation for it arrived meanwhile (its result is then not kept). */
@@ -132,8 +122,9 @@ class Batches<T> {
  * - Bounded by configuration, not by data: at most `maxEntries` clients (an LRU). Nothing runs
  *   periodically over the entries: the cost of keeping them fresh does not grow with how many there are.
  * - A miss is cheap: the clients missing at the same moment are read together, in one prepared
- *   primary-key query (`id = any($1)`, at most CLIENT_BATCH_SIZE ids), one read in flight per
- *   process, so a burst of misses for different clients costs one statement, not one each. Their
+ *   primary-key query (`id = any($1)`, at most CLIENT_BATCH_SIZE ids, each row one JSON array:
+ *   repository.ts `clientReader`), one read in flight per process, so a burst of misses for
+ *   different clients costs one statement, not one each. Their
  *   tenants' states are kept apart (bounded like the entries), so the query joins nothing. Uses are
  *   written in batches too, and a client whose last_used_at (any instance's) is within the interval
  *   is not written again.
@@ -162,8 +153,10 @@ export class ClientCache {
   private readonly uses = new Batches<string>(CLIENT_BATCH_SIZE, CLIENT_USE_WRITE_DELAY_MS, (batch) => this.writeUses(batch));
 
   private readonly useIntervalMs: number;
+  private readonly readClients: ClientReader;
 
   constructor(private readonly options: ClientCacheOptions) {
+    this.readClients = clientReader(options.handle.db);
     this.useIntervalMs = options.useIntervalMs ?? CLIENT_USE_INTERVAL_MS;
     this.entries = new LRUCache<string, Client>({ max: options.maxEntries });
     this.usesWritten = new LRUCache<string, number>({ max: options.maxEntries });
@@ -246,7 +239,7 @@ export class ClientCache {
     let found: Map<string, ClientRead>;
     const tenantsDisabled = new Map<string, boolean>();
     try {
-      found = await findClients(this.options.handle.db, [...new Set(batch.map((read) => read.id))]);
+      found = await this.readClients([...new Set(batch.map((read) => read.id))]);
       const unknown: string[] = [];
       for (const { client } of found.values()) {
         if (client.tenantId === null || tenantsDisabled.has(client.tenantId) || unknown.includes(client.tenantId)) continue;
@@ -275,7 +268,7 @@ export class ClientCache {
       const row = found.get(read.id);
       const client: Client | undefined = row && { ...row.client, tenantDisabled: row.client.tenantId !== null && tenantsDisabled.get(row.client.tenantId) === true };
       if (row && client && !read.stale) {
-        this.entries.set(read.id, detached(client));
+        this.entries.set(read.id, client);
         // Written within the interval (by any instance): its use needs no write until the interval is over.
         const lastUsed = row.lastUsedAt?.getTime();
         if (lastUsed !== undefined && lastUsed > (this.usesWritten.peek(read.id) ?? -Infinity)) this.usesWritten.set(read.id, lastUsed);

@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
-import { CompiledQuery, sql, type KyselyPlugin, type PluginTransformQueryArgs, type PluginTransformResultArgs, type QueryResult, type RootOperationNode, type UnknownRow } from 'kysely';
+import { CompiledQuery, sql, type KyselyPlugin, type PluginTransformQueryArgs, type PluginTransformResultArgs, type QueryId, type QueryResult, type RootOperationNode, type UnknownRow } from 'kysely';
 import { CLIENT_BATCH_SIZE, ClientCache } from '../../src/clients/cache';
-import { insertClient, updateClient } from '../../src/clients/repository';
+import { findClient, insertClient, updateClient } from '../../src/clients/repository';
 import { hashClientSecret } from '../../src/clients/secret';
 import { LISTENER_APPLICATION_NAME, type DatabaseHandle } from '../../src/db';
 import { migrateToLatest } from '../../src/db/migrate';
@@ -12,15 +12,22 @@ import { createTestDatabase, usingPostgres, type TestDatabase } from '../helpers
 import { clientNotificationsDelivered } from '../helpers/notifications';
 import { waitFor } from '../multiprocess/processes';
 
-/** Records every statement the cache sends, compiled: the cache's whole conversation with the database. */
+/**
+ * Records every statement the cache sends, each time it runs: the cache's whole conversation with the
+ * database. A statement is compiled once and run many times (its parameters are not seen here, only
+ * its text), so each is recorded when its result comes back, not when it is compiled.
+ */
 class StatementLog implements KyselyPlugin {
   readonly statements: CompiledQuery[] = [];
+  private readonly compiled = new WeakMap<QueryId, CompiledQuery>();
   constructor(private readonly handle: () => DatabaseHandle) {}
   transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
-    this.statements.push(this.handle().db.getExecutor().compileQuery(args.node, args.queryId));
+    this.compiled.set(args.queryId, this.handle().db.getExecutor().compileQuery(args.node, args.queryId));
     return args.node;
   }
   async transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
+    const statement = this.compiled.get(args.queryId);
+    if (statement) this.statements.push(statement);
     return args.result;
   }
 }
@@ -136,14 +143,64 @@ describe(`the client cache: bounded by IDP_CLIENT_CACHE_SIZE, fresh by notificat
     const clients = await Promise.all(ids.map((id) => cache.get(id)));
     expect(clients.map((client) => client?.id)).toEqual(ids);
     expect(reads() - before).toBe(1);
+    // One statement answered all twenty, so it carried all twenty ids.
     expect(log.statements.at(-1)?.sql).toMatch(/from "oauth_clients" as "c" where "c"\."id" = any\(\$1\)$/);
-    expect(log.statements.at(-1)?.parameters).toEqual([ids]);
 
     // Ids that exist nowhere are read like any other (and not kept): 2 × CLIENT_BATCH_SIZE + 1 of them, three statements.
     const unknown = Array.from({ length: 2 * CLIENT_BATCH_SIZE + 1 }, (_, i) => `unknown-${i}`);
     const beforeUnknown = reads();
     expect(await Promise.all(unknown.map((id) => cache.get(id)))).toEqual(unknown.map(() => undefined));
     expect(reads() - beforeUnknown).toBe(3);
+  });
+
+  it('reads every field of a client exactly as the admin read does (one JSON array a row: dates, hashes, keys, lists)', async () => {
+    await createTenant(handle.db, { id: 'initech', name: 'Initech', now: new Date() });
+    const secretId = crypto.randomBytes(16).toString('base64url');
+    await insertClient(handle.db, {
+      id: secretId,
+      name: 'every field "quoted" ü',
+      secretHash: hashClientSecret('current'),
+      scopes: ['read', 'write'],
+      audiences: ['https://api.test', 'https://other.test'],
+      tenantId: 'initech',
+      tokenTtlSeconds: 120,
+      redirectUris: ['https://app.test/cb', 'http://127.0.0.1/cb'],
+      postLogoutRedirectUris: ['https://app.test/bye'],
+      grantTypes: ['authorization_code', 'refresh_token'],
+      firstParty: true,
+      registeredBy: 'dynamic',
+      now: new Date('2026-01-02T03:04:05.678Z'),
+    });
+    await sql`update oauth_clients set previous_secret_hash = ${hashClientSecret('previous')}, previous_secret_expires_at = ${new Date('2026-01-03T00:00:00.001Z')},
+                disabled_at = ${new Date('2026-01-04T00:00:00.999Z')}, last_used_at = ${new Date('2026-01-05T00:00:00.5Z')} where id = ${secretId}`.execute(handle.db);
+    const keysId = crypto.randomBytes(16).toString('base64url');
+    const jwk = { kty: 'RSA', n: crypto.randomBytes(256).toString('base64url'), e: 'AQAB', kid: 'k1', alg: 'RS256', use: 'sig' };
+    await insertClient(handle.db, { id: keysId, name: 'keys', secretHash: null, keys: { jwks: { keys: [jwk] } }, scopes: [], audiences: ['https://api.test'], tenantId: null, tokenTtlSeconds: null, now: new Date() });
+    const uriId = crypto.randomBytes(16).toString('base64url');
+    await insertClient(handle.db, { id: uriId, name: 'uri', secretHash: null, keys: { jwksUri: 'https://keys.test/jwks.json' }, scopes: ['read'], audiences: ['https://api.test'], tenantId: null, tokenTtlSeconds: null, now: new Date() });
+    await clientNotificationsDelivered(handle);
+
+    for (const id of [secretId, keysId, uriId]) {
+      const admin = await findClient(handle.db, id);
+      const cached = await cache.get(id);
+      expect(cached).toBeDefined();
+      const bytes = (hash: Uint8Array | null | undefined) => (hash ? Buffer.from(hash).toString('hex') : hash);
+      expect({ ...cached, secretHash: bytes(cached?.secretHash), previousSecretHash: bytes(cached?.previousSecretHash) }).toEqual({
+        ...admin,
+        secretHash: bytes(admin?.secretHash),
+        previousSecretHash: bytes(admin?.previousSecretHash),
+      });
+    }
+    const secretClient = cache.peek(secretId);
+    expect(secretClient).toMatchObject({ tenantId: 'initech', tokenTtlSeconds: 120, firstParty: true, registeredBy: 'dynamic', authMethod: 'client_secret' });
+    expect(secretClient?.previousSecretExpiresAt?.toISOString()).toBe('2026-01-03T00:00:00.001Z');
+    expect(secretClient?.disabledAt?.toISOString()).toBe('2026-01-04T00:00:00.999Z');
+    expect(secretClient?.createdAt.toISOString()).toBe('2026-01-02T03:04:05.678Z');
+    expect(Buffer.from(secretClient?.secretHash ?? []).equals(Buffer.from(hashClientSecret('current')))).toBe(true);
+    // Its own memory, not a view of a buffer the driver shares with other rows.
+    expect(secretClient?.secretHash?.byteLength).toBe(secretClient?.secretHash?.buffer.byteLength);
+    expect(cache.peek(keysId)?.jwks).toEqual({ keys: [jwk] });
+    expect(cache.peek(uriId)?.jwksUri).toBe('https://keys.test/jwks.json');
   });
 
   it("reads a tenant's state once for its clients, and again after the tenant changed", async () => {
@@ -242,7 +299,7 @@ describe(`the client cache: bounded by IDP_CLIENT_CACHE_SIZE, fresh by notificat
       await sql`analyze oauth_clients`.execute(handle.db);
       await cache.get('bulk-12345');
       const statement = log.statements.at(-1) as CompiledQuery;
-      const plan = await handle.db.executeQuery<{ 'QUERY PLAN': string }>(CompiledQuery.raw(`explain ${statement.sql}`, [...statement.parameters]));
+      const plan = await handle.db.executeQuery<{ 'QUERY PLAN': string }>(CompiledQuery.raw(`explain ${statement.sql}`, [['bulk-12345']]));
       const text = plan.rows.map((r) => r['QUERY PLAN']).join('\n');
       expect(text).toMatch(/Index Scan using oauth_clients_pkey on oauth_clients c/);
       expect(text).not.toMatch(/Seq Scan on oauth_clients/);

@@ -10,7 +10,8 @@ import { basic, makeClient, type TestClient } from '../oauth/helpers';
 
 /**
  * Counts the statements that read clients, as the service sends them through its database handle
- * (the only way it has to the database): each is compiled once, so the count is exact. The first
+ * (the only way it has to the database): every execution of a statement over oauth_clients passes
+ * through transformResult, so the count is exact however often a statement was compiled. The first
  * such read can be held back, as a slow database would hold it, so that a burst of requests is
  * certain to overlap it; the statement itself runs on the real database.
  */
@@ -29,15 +30,14 @@ class ClientReads implements KyselyPlugin {
     const node = args.node;
     const from = SelectQueryNode.is(node) ? node.from?.froms[0] : undefined;
     const table = from && AliasNode.is(from) ? from.node : from;
-    if (table && TableNode.is(table) && table.table.identifier.name === 'oauth_clients') {
-      this.count += 1;
-      this.reads.add(args.queryId);
-    }
+    if (table && TableNode.is(table) && table.table.identifier.name === 'oauth_clients') this.reads.add(args.queryId);
     return node;
   }
 
   async transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
-    if (this.gate && this.reads.has(args.queryId)) {
+    if (!this.reads.has(args.queryId)) return args.result;
+    this.count += 1;
+    if (this.gate) {
       const gate = this.gate;
       this.gate = undefined;
       await gate;

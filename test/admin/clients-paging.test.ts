@@ -125,10 +125,23 @@ describe('the clients list in pages (admin API and CLI)', () => {
   });
 
   it('without limit, a page of 100 (the users list default); at most 500', async () => {
-    const all = await get('');
-    expect(all.body).toEqual({ clients: expect.any(Array), next_cursor: null });
-    expect(all.body.clients.map((c: { client_id: string }) => c.client_id)).toEqual(expected);
-    expect((await get('?limit=500')).status).toBe(200);
+    expect((await get('')).body).toEqual({ clients: expect.any(Array), next_cursor: null });
+    // 95 more, older than the others: 106 in all.
+    await sql`insert into oauth_clients (id, name, secret_hash, scopes, audiences, created_at, updated_at)
+      select 'bulk' || g, 'bulk', decode('00', 'hex'), '[]', '["https://api.example"]', t, t
+        from generate_series(1, 95) g, lateral (select timestamptz '2026-01-01T00:00:00Z' + g * interval '1 second' as t) at`.execute(handle.db);
+    try {
+      const page = await get('');
+      expect(page.body.clients).toHaveLength(100);
+      expect(page.body.clients.slice(0, 11).map((c: { client_id: string }) => c.client_id)).toEqual(expected);
+      expect(page.body.next_cursor).toEqual(expect.any(String));
+      expect((await get(`?cursor=${page.body.next_cursor}`)).body.clients).toHaveLength(6);
+      const all = await get('?limit=500');
+      expect(all.body.clients).toHaveLength(106);
+      expect(all.body.next_cursor).toBeNull();
+    } finally {
+      await sql`delete from oauth_clients where id like 'bulk%'`.execute(handle.db);
+    }
   });
 
   it('refuses a bad limit and any cursor it did not hand out: 400 in the admin API error shape', async () => {

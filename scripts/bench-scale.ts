@@ -26,7 +26,7 @@ import { SEED_DEFAULTS, SEED_TENANTS, seed, seedClientId, seedClientSecret, seed
  * 4. resident memory (VmRSS from /proc/<pid>/status) of each worker before and after a pass that
  *    presents each client of the smallest set to every worker, for both cache sizes, and again after
  *    the throughput runs (which present a good share of the largest set);
- * 5. p50/p99 at `--connections` of sign-in and of /admin/v1/users and /admin/v1/audit pages: first,
+ * 5. p50/p99 at `--connections` of sign-in and of /admin/v1/users, /admin/v1/audit and /admin/v1/clients pages: first,
  *    middle (by cursor), filtered;
  * 6. EXPLAIN ANALYZE of the queries behind them, as the service's own code builds them.
  */
@@ -246,10 +246,11 @@ async function main(): Promise<void> {
     const pool = new pg.Pool({ connectionString: database.url, max: 2 });
     // An idle connection ended by the server (someone else's pg_terminate_backend on a shared server) must not end the run.
     pool.on('error', (error) => console.error(`  (bench pool: ${error.message})`));
-    const middle = async (table: 'users' | 'audit_events', column: 'created_at' | 'occurred_at', rows: number) =>
+    const middle = async (table: 'users' | 'audit_events' | 'oauth_clients', column: 'created_at' | 'occurred_at', rows: number) =>
       (await pool.query<{ at: Date; id: string }>(`select ${column} as at, id from ${table} order by ${column} desc, id desc offset $1 limit 1`, [Math.floor(rows / 2)])).rows[0] as { at: Date; id: string };
     const usersMiddle = await middle('users', 'created_at', counts.users);
     const auditMiddle = await middle('audit_events', 'occurred_at', counts.audit);
+    const clientsMiddle = await middle('oauth_clients', 'created_at', counts.clients);
     if (parts.has('pages')) {
       const admin = JSON.parse(execFileSync(process.execPath, [CLI, 'admin-token', 'issue', '--super', '--ttl', '1h', '--json'], { env: { ...env, IDP_LOG_LEVEL: 'silent' } }).toString()) as { token: string };
       const auth = { authorization: `Bearer ${admin.token}` };
@@ -257,10 +258,10 @@ async function main(): Promise<void> {
       const { loadConfig } = (await import(path.join(ROOT, 'dist/src/config/index.js'))) as { loadConfig(env: NodeJS.ProcessEnv): { production: boolean; mek: string | undefined; mekFile: string | undefined; devMekFile: string } };
       const { loadMekRing } = (await import(path.join(ROOT, 'dist/src/crypto/mek.js'))) as { loadMekRing(source: ReturnType<typeof loadConfig>, logger: { warn(): void }): unknown };
       const { CursorCodec } = (await import(path.join(ROOT, 'dist/src/http/cursor.js'))) as {
-        CursorCodec: new (mek: unknown) => { encode(kind: 'users' | 'audit', position: { at: Date; id: string }): string };
+        CursorCodec: new (mek: unknown) => { encode(kind: 'users' | 'audit' | 'clients', position: { at: Date; id: string }): string };
       };
       const codec = new CursorCodec(loadMekRing(loadConfig(env), { warn: () => undefined }));
-      const cursors = { encodeCursor: (kind: 'users' | 'audit', position: { at: Date; id: string }) => codec.encode(kind, position) };
+      const cursors = { encodeCursor: (kind: 'users' | 'audit' | 'clients', position: { at: Date; id: string }) => codec.encode(kind, position) };
       const pages: PageCase[] = [
         { label: 'GET /admin/v1/users first page', path: '/admin/v1/users?limit=50' },
         { label: 'GET /admin/v1/users middle page (cursor)', path: `/admin/v1/users?limit=50&cursor=${cursors.encodeCursor('users', usersMiddle)}` },
@@ -271,6 +272,8 @@ async function main(): Promise<void> {
         { label: 'GET /admin/v1/audit ?action=', path: '/admin/v1/audit?limit=50&action=key.promoted' },
         { label: 'GET /admin/v1/audit ?actor=', path: '/admin/v1/audit?limit=50&actor=cli' },
         { label: 'GET /admin/v1/audit ?target=', path: '/admin/v1/audit?limit=50&target=seed-42' },
+        { label: 'GET /admin/v1/clients first page', path: '/admin/v1/clients?limit=50' },
+        { label: 'GET /admin/v1/clients middle page (cursor)', path: `/admin/v1/clients?limit=50&cursor=${cursors.encodeCursor('clients', clientsMiddle)}` },
       ];
       console.log(`\n5. latency at ${connections} connections, ${Math.min(duration, 10)} s each (p99 target < 50 ms; load average ${os.loadavg().map((l) => l.toFixed(2)).join(" ")})`);
       for (const page of pages) {
@@ -294,7 +297,7 @@ async function main(): Promise<void> {
 
     if (parts.has('explain')) {
       console.log('\n6. EXPLAIN ANALYZE of the queries the service builds (first plan lines; execution time)');
-      await explainAll(database.url, counts, usersMiddle, auditMiddle);
+      await explainAll(database.url, counts, usersMiddle, auditMiddle, clientsMiddle);
     }
     await pool.end();
   } finally {
@@ -304,7 +307,13 @@ async function main(): Promise<void> {
 }
 
 /** Runs the service's own query builders over a Kysely that records each compiled query, then EXPLAIN ANALYZEs them. */
-async function explainAll(url: string, counts: { clients: number; users: number }, usersMiddle: { at: Date; id: string }, auditMiddle: { at: Date; id: string }): Promise<void> {
+async function explainAll(
+  url: string,
+  counts: { clients: number; users: number },
+  usersMiddle: { at: Date; id: string },
+  auditMiddle: { at: Date; id: string },
+  clientsMiddle: { at: Date; id: string },
+): Promise<void> {
   const captured: CompiledQuery[] = [];
   const pool = new pg.Pool({ connectionString: url, max: 1 });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log: (event) => void (event.level === 'query' && captured.push(event.query)) });
@@ -323,7 +332,10 @@ async function explainAll(url: string, counts: { clients: number; users: number 
     console.log(`  ${label.padEnd(40)} ${time?.padStart(10)}   ${nodes.join(' → ')}`);
   };
   // Loaded at run time: the repositories' shapes belong to their owners.
-  const clients = (await import(path.join(ROOT, 'dist/src/clients/repository.js'))) as { findClient(db: Kysely<Database>, id: string): Promise<unknown> };
+  const clients = (await import(path.join(ROOT, 'dist/src/clients/repository.js'))) as {
+    findClient(db: Kysely<Database>, id: string): Promise<unknown>;
+    listClients(db: Kysely<Database>, page: { limit: number; after?: { at: Date; id: string } }): Promise<unknown>;
+  };
   const users = (await import(path.join(ROOT, 'dist/src/users/repository.js'))) as {
     findUserByEmail(db: Kysely<Database>, email: string): Promise<unknown>;
     listUsers(db: Kysely<Database>, filter: { limit: number; tenantId?: string; after?: { at: Date; id: string } }): Promise<unknown>;
@@ -339,6 +351,8 @@ async function explainAll(url: string, counts: { clients: number; users: number 
     await run('audit middle page (cursor)', () => audit.listAudit(db, { limit: 50, after: auditMiddle }));
     await run('audit by action', () => audit.listAudit(db, { limit: 50, action: 'key.promoted' }));
     await run('audit by target', () => audit.listAudit(db, { limit: 50, target: 'seed-42' }));
+    await run('clients first page', () => clients.listClients(db, { limit: 50 }));
+    await run('clients middle page (cursor)', () => clients.listClients(db, { limit: 50, after: clientsMiddle }));
     // The middle pages as a row comparison, which an index can start from (what the admin queries should say).
     await run('users middle page, (created_at, id) < (…)', () =>
       db.selectFrom('users').selectAll().where((eb) => eb(eb.refTuple('created_at', 'id'), '<', eb.tuple(usersMiddle.at, usersMiddle.id))).orderBy('created_at', 'desc').orderBy('id', 'desc').limit(51).execute(),

@@ -16,8 +16,9 @@ import {
   type ClientKeysInput,
 } from '../clients/service';
 import { ApiError } from '../http/api-error';
+import { pagePosition } from '../http/cursor';
 import { parseInput as parse } from '../http/input';
-import { createClientBody, patchClientBody, rotateSecretBody } from './schemas';
+import { createClientBody, listClientsQuery, patchClientBody, rotateSecretBody } from './schemas';
 import { clientError, change, type Guard } from './http';
 
 /** /admin/v1/clients: the same service as `idp clients`; every change is audited there with the admin token as actor. */
@@ -32,8 +33,10 @@ export function clientRoutes(router: Router, guard: Guard): void {
 
   router.get(
     '/clients',
-    guard('clients:read', async (_req, res, _caller, deps) => {
-      res.json({ clients: (await listClients(deps.db)).map(clientView) });
+    guard('clients:read', async (req, res, _caller, deps) => {
+      const query = parse(listClientsQuery, req.query, 'query');
+      const page = await listClients(deps.db, { limit: query.limit, after: pagePosition(deps.cursors, 'clients', query.cursor) });
+      res.json({ clients: page.clients.map(clientView), next_cursor: page.next ? deps.cursors.encode('clients', page.next) : null });
     }),
   );
   router.post(

@@ -4,7 +4,7 @@ import {
   auditPageBody,
   auditQuery,
   clearedLimitBody,
-  clientListBody,
+  clientPageBody,
   clientViewBody,
   createClientBody,
   createdClientBody,
@@ -12,6 +12,7 @@ import {
   keyListBody,
   limitKeyParameter,
   limitsBody,
+  listClientsQuery,
   listUsersQuery,
   patchClientBody,
   patchUserBody,
@@ -60,7 +61,13 @@ export const adminOpenApi: OpenApiFragment = {
       }),
     },
     '/admin/v1/clients': {
-      get: admin('clients:read', { tags: clientTags, operationId: 'listClients', summary: 'Every OAuth client', success: { 200: ok('The clients.', clientListBody) } }),
+      get: admin('clients:read', {
+        tags: clientTags,
+        operationId: 'listClients',
+        summary: 'OAuth clients, newest first, in pages',
+        requestParams: { query: listClientsQuery },
+        success: { 200: ok('A page of clients.', clientPageBody) },
+      }),
       post: admin('clients:write', {
         tags: clientTags,
         operationId: 'createClient',

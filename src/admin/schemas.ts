@@ -6,6 +6,7 @@ import type { ClientView } from '../clients/view';
 import type { KeyChange } from '../keys/lifecycle';
 import type { KeyView } from '../keys/view';
 import type { BlockView } from '../ratelimit/operators';
+import { CURSOR_MAX_LENGTH, type CursorKind } from '../http/cursor';
 import { instantBody, scopesField } from '../http/fields';
 import { TENANT_ID } from '../tenants/repository';
 import { publicUserBody } from '../users/schemas';
@@ -40,7 +41,7 @@ export function pathParameter<N extends keyof typeof PATH_PARAMETERS>(name: N) {
 export const limitKeyParameter = z.object({ key: z.string().meta({ description: 'a limit key such as oauth:ip:203.0.113.7, as GET /admin/v1/limits lists it' }) });
 
 const pageLimit = z.coerce.number().int().min(1).max(500).default(100);
-const cursorField = z.string().max(400).optional().meta({ description: 'The next_cursor of the previous page, unchanged.' });
+const cursorField = (kind: CursorKind) => z.string().max(CURSOR_MAX_LENGTH[kind]).optional().meta({ description: 'The next_cursor of the previous page, unchanged.' });
 
 /** A date-time with offset (RFC 3339) that is a real instant: `2026-02-31T00:00:00Z` is refused. */
 const instant = z.iso.datetime({ offset: true }).transform((text, ctx) => {
@@ -138,6 +139,9 @@ export const rotateSecretBody = z
   .strict()
   .meta({ id: 'RotateClientSecret' });
 
+/** `GET /admin/v1/clients`: newest first. */
+export const listClientsQuery = z.object({ limit: pageLimit, cursor: cursorField('clients') });
+
 /** `GET /admin/v1/users`. */
 export const listUsersQuery = z.object({
   email: z.string().max(254).optional(),
@@ -146,7 +150,7 @@ export const listUsersQuery = z.object({
     .optional()
     .meta({ description: 'Users of this tenant; empty: users without a tenant.' }),
   limit: pageLimit,
-  cursor: cursorField,
+  cursor: cursorField('users'),
 });
 
 /** `PATCH /admin/v1/users/{userId}`; `disabled: true` also revokes every session of the user. */
@@ -176,7 +180,7 @@ export const auditQuery = z.object({
   since: instant.optional().meta({ description: 'RFC 3339; events at or after it.' }),
   until: instant.optional().meta({ description: 'RFC 3339; events before it.' }),
   limit: pageLimit,
-  cursor: cursorField,
+  cursor: cursorField('audit'),
 });
 
 // Responses.
@@ -243,7 +247,7 @@ export const createdClientBody = clientViewBody
   .extend({ client_secret: z.string().optional().meta({ description: 'Shown here only (a client with a secret); only its hash is stored.' }) })
   .meta({ id: 'CreatedClient' });
 
-export const clientListBody = z.object({ clients: z.array(clientViewBody) }).meta({ id: 'ClientList' });
+export const clientPageBody = z.object({ clients: z.array(clientViewBody), next_cursor: z.string().nullable() }).meta({ id: 'ClientPage' });
 
 export const rotatedSecretBody = z
   .object({ client_id: z.string(), client_secret: z.string(), previous_secret_valid_until: instantBody.nullable() })

@@ -21,7 +21,10 @@ import {
 } from '../clients/service';
 import { parseDuration } from '../config/duration';
 import type { Database } from '../db/schema';
+import { listClientsQuery } from '../admin/schemas';
+import { CursorCodec } from '../http/cursor';
 import { CliError, table, type CliContext, type OutputOptions } from './context';
+import { mekOf } from './services';
 import { printable } from './text';
 import { quoted } from '../text';
 
@@ -260,12 +263,33 @@ export function registerClientCommands(program: Command, context: CliContext): v
 
   clients
     .command('list')
-    .description('every client (never a secret)')
-    .option('--json', 'print JSON')
-    .action(async (opts: OutputOptions) => {
-      const list = (await withDb((db) => listClients(db))).map(clientView);
+    .description('clients, newest first, a page at a time (never a secret); prints next_cursor when there are more')
+    .option('--limit <n>', 'clients on the page, 1 to 500 (default 100)')
+    .option('--cursor <cursor>', 'the next_cursor of the previous page, unchanged')
+    .option('--json', 'print JSON: {clients, next_cursor}, as GET /admin/v1/clients')
+    .action(async (opts: OutputOptions & { limit?: string; cursor?: string }) => {
+      // The rules and defaults of GET /admin/v1/clients, whose cursors are interchangeable with these.
+      const parsed = listClientsQuery.safeParse({ limit: opts.limit, cursor: opts.cursor });
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        throw new CliError(`--${String(issue?.path[0] ?? 'limit')}: ${issue?.message ?? 'invalid'}`);
+      }
+      const { limit, cursor } = parsed.data;
+      // Read inside the command's database work, so that a command handed to the running server
+      // (src/cli/program.ts) reads the cursor under the server's MEK ring. The ring is loaded only
+      // when a cursor is read or written: a list that fits on one page needs none.
+      const { clients: found, next } = await withDb(async (db) => {
+        let cursors: CursorCodec | undefined;
+        const codec = () => (cursors ??= new CursorCodec(mekOf(context)));
+        const after = cursor === undefined ? undefined : codec().decode('clients', cursor);
+        if (cursor !== undefined && after === undefined) throw new CliError('--cursor: not a cursor of idp clients list or GET /admin/v1/clients (pass next_cursor back unchanged)');
+        const page = await listClients(db, { limit, after });
+        return { clients: page.clients, next: page.next ? codec().encode('clients', page.next) : null };
+      });
+      const list = found.map(clientView);
       const rows = list.map((c) => ({ ...c, scopes: c.scopes.join(' '), audiences: c.audiences.join(' ') }));
-      context.print(opts, list, table(rows, ['client_id', 'name', 'scopes', 'audiences', 'tenant_id', 'registered_by', 'disabled_at', 'created_at']));
+      const text = table(rows, ['client_id', 'name', 'scopes', 'audiences', 'tenant_id', 'registered_by', 'disabled_at', 'created_at']);
+      context.print(opts, { clients: list, next_cursor: next }, next ? `${text}\nnext_cursor: ${next}` : text);
     });
 
   clients

@@ -1,5 +1,6 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import { prepared } from '../db';
+import type { KeysetPosition } from '../http/cursor';
 import type { ClientRegistrar, Database, StoredClientJwks, StoredRegistrationMetadata, TokenEndpointAuthMethod } from '../db/schema';
 import { resolveGrantTypes } from './grant-types';
 
@@ -244,8 +245,26 @@ export async function findTenantsDisabled(db: Db, ids: readonly string[]): Promi
   return new Map(rows.map((row) => [row.id, row.disabled_at !== null]));
 }
 
-export async function listClients(db: Db): Promise<Client[]> {
-  return (await selectClients(db).orderBy('c.created_at').orderBy('c.id').execute()).map(toClient);
+export interface ClientPage {
+  clients: Client[];
+  /** Where the next page starts (the last row's position); absent on the last page. */
+  next?: KeysetPosition;
+}
+
+/**
+ * Clients by creation, newest first, in keyset pages over (created_at, id) as the users are listed
+ * (stable while clients are registered meanwhile): each page is a range of oauth_clients_created_at_id,
+ * however many clients there are and however deep the cursor.
+ */
+export async function listClients(db: Db, page: { limit: number; after?: KeysetPosition }): Promise<ClientPage> {
+  let query = selectClients(db);
+  const after = page.after;
+  // A row comparison, one index range from the cursor on (the equivalent `or` reads every row before it).
+  if (after) query = query.where((eb) => eb(eb.refTuple('c.created_at', 'c.id'), '<', eb.tuple(after.at, after.id)));
+  const rows = await query.orderBy('c.created_at', 'desc').orderBy('c.id', 'desc').limit(page.limit + 1).execute();
+  const clients = rows.slice(0, page.limit).map(toClient);
+  const last = clients[clients.length - 1];
+  return rows.length > page.limit && last ? { clients, next: { at: last.createdAt, id: last.id } } : { clients };
 }
 
 /** A client's keys (private_key_jwt): exactly one of the two. */

@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import { z } from 'zod';
+import { PRESENTED_CLIENT_ID } from '../clients/client-id';
 import type { MekProvider } from '../crypto/mek';
 import { ApiError } from './api-error';
 
@@ -10,26 +11,36 @@ export interface KeysetPosition {
 }
 
 /** What a cursor pages over; a cursor of one list is refused by another. */
-export type CursorKind = 'users' | 'audit' | 'api-keys';
+export type CursorKind = 'users' | 'audit' | 'api-keys' | 'clients';
 
 // Version 2 added the MAC; version 1 cursors are refused.
 const CURSOR_VERSION = 2;
-const CURSOR_TEXT = /^[A-Za-z0-9_-]{1,400}$/;
+const CURSOR_TEXT = /^[A-Za-z0-9_-]+$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-/** The row ids of each list: users and audit events are UUIDs, API keys 16 base62 characters. */
-const ROW_ID: Record<CursorKind, RegExp> = { users: UUID, audit: UUID, 'api-keys': /^[0-9A-Za-z]{16}$/ };
+/**
+ * The row ids of each list: users and audit events are UUIDs, API keys 16 base62 characters. A
+ * client's id is one this server issued (base64url, at most 128) or the URL of a Client ID Metadata
+ * Document (at most 256): printable ASCII either way, the presented form of src/clients/client-id.ts.
+ */
+const ROW_ID: Record<CursorKind, RegExp> = { users: UUID, audit: UUID, 'api-keys': /^[0-9A-Za-z]{16}$/, clients: PRESENTED_CLIENT_ID };
+/**
+ * The longest cursor text of each list, checked before anything is decoded (and the bound of its
+ * `cursor` query parameter). A clients cursor of the longest id, each of its 256 characters escaped
+ * in the JSON (`"` or `\`), is 786 characters; the others' are under 200.
+ */
+export const CURSOR_MAX_LENGTH: Readonly<Record<CursorKind, number>> = { users: 400, audit: 400, 'api-keys': 400, clients: 1024 };
 
 // Exactly what `encode` writes: the timestamp as toISOString() prints it, so that it round-trips
-// (no year -5000 or 2026-02-31), and the row's id (checked per kind below).
+// (no year -5000 or 2026-02-31), and the row's id (checked per kind below; none is longer than 256).
 const payload = z
   .object({
     v: z.literal(CURSOR_VERSION),
-    k: z.enum(['users', 'audit', 'api-keys']),
+    k: z.enum(['users', 'audit', 'api-keys', 'clients']),
     at: z.iso.datetime({ precision: 3 }).refine((t) => {
       const date = new Date(t);
       return !Number.isNaN(date.getTime()) && date.toISOString() === t;
     }),
-    id: z.string().max(64),
+    id: z.string().max(256),
   })
   .strict();
 
@@ -69,7 +80,7 @@ export class CursorCodec {
 
   /** The position of a cursor this codec's ring encoded for `kind`, or undefined for anything else. */
   decode(kind: CursorKind, text: string): KeysetPosition | undefined {
-    if (!CURSOR_TEXT.test(text)) return undefined;
+    if (text.length > CURSOR_MAX_LENGTH[kind] || !CURSOR_TEXT.test(text)) return undefined;
     const bytes = Buffer.from(text, 'base64url');
     // Only the canonical spelling: base64url's spare low bits of the last character must be zero.
     if (bytes.length <= TAG_BYTES || bytes.toString('base64url') !== text) return undefined;
@@ -85,7 +96,7 @@ export class CursorCodec {
     // Authentic, so this only guards against our own mistakes (and a cursor of another list).
     const parsed = payload.safeParse(json);
     if (!parsed.success || parsed.data.k !== kind || !ROW_ID[kind].test(parsed.data.id)) return undefined;
-    // UUIDs compare in lower case; base62 ids are case-sensitive.
+    // UUIDs compare in lower case; base62 ids and client ids are case-sensitive.
     return { at: new Date(parsed.data.at), id: ROW_ID[kind] === UUID ? parsed.data.id.toLowerCase() : parsed.data.id };
   }
 }

@@ -222,7 +222,10 @@ describe('bad input at /admin/v1 and /auth/v1: 400 with the standard body, nothi
       '/audit?until=-005000-01-01T00:00:00Z',
       '/audit?since=%00',
       '/audit?limit=-1',
-      ...TAMPERED_CURSORS.flatMap((cursor) => [`/users?cursor=${cursor}`, `/audit?cursor=${cursor}`]),
+      '/clients?limit=0',
+      '/clients?limit=501',
+      '/clients?limit=abc',
+      ...TAMPERED_CURSORS.flatMap((cursor) => [`/users?cursor=${cursor}`, `/audit?cursor=${cursor}`, `/clients?cursor=${cursor}`]),
     ];
     for (const query of queries) expectBadRequest(await send('GET', `/admin/v1${query}`), query);
     expect(await snapshot()).toEqual(before);
@@ -245,6 +248,13 @@ describe('bad input at /admin/v1 and /auth/v1: 400 with the standard body, nothi
     const auditCursor = (audit.body as { next_cursor: string }).next_cursor;
     expect((await send('GET', `/admin/v1/audit?limit=1&cursor=${auditCursor}`)).status).toBe(200);
     expectBadRequest(await send('GET', `/admin/v1/users?cursor=${auditCursor}`), 'audit cursor at /users');
+    // Nor is either a clients cursor, or one of those theirs.
+    expectBadRequest(await send('GET', `/admin/v1/clients?cursor=${cursor}`), 'users cursor at /clients');
+    expectBadRequest(await send('GET', `/admin/v1/clients?cursor=${auditCursor}`), 'audit cursor at /clients');
+    await send('POST', '/admin/v1/clients', JSON.stringify({ name: 'second', scopes: 'read' }));
+    const clientsCursor = ((await send('GET', '/admin/v1/clients?limit=1')).body as { next_cursor: string }).next_cursor;
+    expect((await send('GET', `/admin/v1/clients?limit=1&cursor=${clientsCursor}`)).status).toBe(200);
+    expectBadRequest(await send('GET', `/admin/v1/users?cursor=${clientsCursor}`), 'clients cursor at /users');
   });
 
   it('refuses every single-bit flip and every truncation of a real cursor: cursors are authenticated (issue 15)', async () => {

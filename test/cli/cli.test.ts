@@ -183,7 +183,7 @@ describe('idp CLI', () => {
     expect(show.stdout).toContain('\\x1b]0;pwned');
     const json = await idp(['clients', 'list', '--json']);
     expect(json.stdout).not.toMatch(raw);
-    expect(JSON.parse(json.stdout)[0].name).toBe(evil);
+    expect(JSON.parse(json.stdout).clients[0].name).toBe(evil);
   });
 
   describe('the compiled binary', () => {

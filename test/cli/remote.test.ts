@@ -146,6 +146,9 @@ describe('idp while the embedded server runs on the same data directory', () => 
     ['keys list', ['keys', 'list', '--json']],
     ['refused rotation', ['keys', 'rotate']],
     ['usage error', ['clients', 'create', '--scope', 'read']],
+    // A page's cursor is made under the server's MEK ring, and the same under the CLI's own (one IDP_MEK).
+    ['clients page', ['clients', 'list', '--limit', '1', '--json']],
+    ['refused cursor', ['clients', 'list', '--cursor', 'edited']],
   ];
 
   it('a failing command answers through the server with its exit code and its one line on stderr', async () => {
@@ -155,6 +158,8 @@ describe('idp while the embedded server runs on the same data directory', () => 
     expect(throughServer['refused rotation']!.code).toBe(1);
     expect(throughServer['refused rotation']!.stderr).toMatch(/^idp: next key \S+ has been published for less than IDP_KEY_PREPUBLISH; rotation is safe from \S+ \(or use --force\)\n$/);
     expect(throughServer['usage error']!.code).toBe(2);
+    expect(JSON.parse(throughServer['clients page']!.stdout)).toEqual({ clients: [expect.objectContaining({ client_id: expect.any(String) })], next_cursor: expect.any(String) });
+    expect(throughServer['refused cursor']).toEqual({ code: 1, stdout: '', stderr: expect.stringMatching(/^idp: --cursor: not a cursor of idp clients list or GET \/admin\/v1\/clients .*\n$/) });
   });
 
   it('once the server stops, the socket is gone and the same commands give the same output and exit codes directly', async () => {
@@ -172,7 +177,7 @@ describe('idp while the embedded server runs on the same data directory', () => 
     const direct = await idp(['clients', 'list', '--json'], env);
     expect(direct.stderr).toBe('');
     expect(direct.code).toBe(0);
-    expect(JSON.parse(direct.stdout)).toHaveLength(2);
+    expect(JSON.parse(direct.stdout).clients).toHaveLength(2);
 
     server = await start();
     await waitFor('a fresh CLI socket', () => (fs.statSync(socketFile, { throwIfNoEntry: false })?.isSocket() ? true : undefined), 30_000);

@@ -348,6 +348,7 @@ describe('OpenAPI document (GET /openapi.json) against real responses', () => {
 
       documented(await adminCall('get', '/clients'), 200);
       documented(await adminCall('get', '/clients', undefined, null), 401);
+      documented(await adminCall('get', '/clients?cursor=edited'), 400);
       const created = documented(await adminCall('post', '/clients', { name: 'openapi', scopes: 'read write', audiences: ['https://api.test'] }), 201).body;
       expect(created.client_secret).toEqual(expect.any(String));
       const jwk = { ...crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' }), kid: 'es-1', alg: 'ES256' };
@@ -364,6 +365,7 @@ describe('OpenAPI document (GET /openapi.json) against real responses', () => {
       documented(await adminCall('patch', `/clients/${created.client_id}`, { secret: 'mine' }), 400);
       documented(await adminCall('post', `/clients/${created.client_id}/secret`, { grace: '0s' }), 200);
       documented(await adminCall('post', '/clients/unknown/secret', {}), 404);
+      expect(documented(await adminCall('get', '/clients?limit=1'), 200).body.next_cursor).toEqual(expect.any(String));
       documented(await adminCall('delete', `/clients/${created.client_id}`), 204);
       documented(await adminCall('delete', `/clients/${created.client_id}`), 404);
 

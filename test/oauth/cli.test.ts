@@ -1,5 +1,5 @@
 import { runCli } from '../../src/cli/program';
-import { listClients } from '../../src/clients/repository';
+import { everyClient } from '../helpers/clients';
 import type { DatabaseHandle } from '../../src/db';
 import { createTenant } from '../../src/tenants/repository';
 import { migrateToLatest } from '../../src/db/migrate';
@@ -31,13 +31,13 @@ describe('idp clients ...', () => {
 
   /** Failure: non-zero exit, exactly one line on stderr, nothing on stdout, no client changed. */
   const expectRefused = async (args: string[], message: RegExp, exitCode = 1) => {
-    const before = await listClients(handle.db);
+    const before = await everyClient(handle.db);
     const result = await idp(args);
     expect(result.code).toBe(exitCode);
     expect(result.stdout).toBe('');
     expect(result.stderr).toMatch(message);
     if (exitCode === 1) expect(result.stderr.trimEnd().split('\n')).toHaveLength(1);
-    expect(await listClients(handle.db)).toEqual(before);
+    expect(await everyClient(handle.db)).toEqual(before);
   };
 
   let id: string;
@@ -71,7 +71,8 @@ describe('idp clients ...', () => {
   it('list and show never print a secret', async () => {
     const list = await idp(['clients', 'list', '--json']);
     expect(list.code).toBe(0);
-    const clients = JSON.parse(list.stdout);
+    const { clients, next_cursor } = JSON.parse(list.stdout);
+    expect(next_cursor).toBeNull();
     expect(clients.map((c: { client_id: string }) => c.client_id)).toContain(id);
     for (const client of clients) expect(Object.keys(client)).not.toContain('client_secret');
     const text = await idp(['clients', 'list']);

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import request from 'supertest';
 import { loadConfig } from '../../src/config';
-import { listClients } from '../../src/clients/repository';
+import { everyClient } from '../helpers/clients';
 import type { DatabaseHandle } from '../../src/db';
 import { startTestServer, type TestServer } from '../helpers/context';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
@@ -52,13 +52,13 @@ describe('registering private_key_jwt clients (CLI and admin API)', () => {
   const idp = (...argv: string[]) => cli(env, handle, ...argv);
   /** Refused: exit 1, one line on stderr, nothing on stdout, no client changed. */
   const refusedCli = async (argv: string[], message: RegExp) => {
-    const before = await listClients(handle.db);
+    const before = await everyClient(handle.db);
     const result = await idp(...argv);
     expect(result.stdout).toBe('');
     expect(result.stderr).toMatch(message);
     expect(result.stderr.trimEnd().split('\n')).toHaveLength(1);
     expect(result.code).toBe(1);
-    expect(await listClients(handle.db)).toEqual(before);
+    expect(await everyClient(handle.db)).toEqual(before);
   };
   const admin = () => ({
     post: (p: string) => request(server.url).post(`/admin/v1${p}`).set('Authorization', `Bearer ${token}`),
@@ -216,12 +216,12 @@ describe('registering private_key_jwt clients (CLI and admin API)', () => {
     expect(secretClient.body).toMatchObject({ token_endpoint_auth_method: 'client_secret_basic', client_secret: expect.any(String) });
 
     const bad = async (body: object, message: RegExp, method: 'post' | 'patch' = 'post', target = '/clients') => {
-      const before = await listClients(handle.db);
+      const before = await everyClient(handle.db);
       const res = await admin()[method](target).send(body);
       expect(res.status).toBe(400);
       expect(res.body.error).toBe('invalid_request');
       expect(res.body.message).toMatch(message);
-      expect(await listClients(handle.db)).toEqual(before);
+      expect(await everyClient(handle.db)).toEqual(before);
     };
     await bad({ name: 'x', scopes: 'read', token_endpoint_auth_method: 'private_key_jwt' }, /needs jwks or jwks_uri/);
     await bad({ name: 'x', scopes: 'read', token_endpoint_auth_method: 'private_key_jwt', jwks: jwksOf(es), jwks_uri: 'https://k.example/j' }, /not both/);

@@ -322,6 +322,10 @@ describe('authorization-code clients: CLI, admin API, token endpoint', () => {
       expect(heard).not.toContain(`client:${webApp.id}`);
       await handle.db.updateTable('oauth_clients').set({ first_party: true }).where('id', '=', webApp.id).execute();
       await eventually(async () => expect(heard).toContain(`client:${webApp.id}`), 5_000);
+      // A use written together with another change is that change: announced.
+      heard.length = 0;
+      await handle.db.updateTable('oauth_clients').set({ first_party: false, last_used_at: new Date(Date.now() + 7_200_000) }).where('id', '=', webApp.id).execute();
+      await eventually(async () => expect(heard).toContain(`client:${webApp.id}`), 5_000);
     });
 
     it('records last_used_at on use, at most once per interval', async () => {

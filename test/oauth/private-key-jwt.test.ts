@@ -195,6 +195,35 @@ describe('private_key_jwt client authentication (RFC 7523)', () => {
       await refused(`${header}.${payload}.${signature}`, 'no key for RS256');
     });
 
+    it('a signature changed by one bit, a header that names an extension (crit, b64), and parts that are not base64url', async () => {
+      for (const alg of ['RS256', 'PS256', 'ES256'] as const) {
+        const own = await makeKeyClient(a.services, { jwks: jwksOf(keys[alg]) });
+        const jwt = await assertion(keys[alg], own, issuer);
+        const [header, payload, signature] = jwt.split('.') as [string, string, string];
+        const bytes = Buffer.from(signature, 'base64url');
+        bytes[bytes.length - 1] = (bytes[bytes.length - 1] as number) ^ 1;
+        await refused(`${header}.${payload}.${bytes.toString('base64url')}`, `signature (${alg}) does not verify`);
+        // The same signature with a claim changed, and with the signature cut short.
+        const other = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(payload, 'base64url').toString()), jti: 'another' })).toString('base64url');
+        await refused(`${header}.${other}.${signature}`, `signature (${alg}) does not verify`);
+        await refused(`${header}.${payload}.${signature.slice(0, 20)}`, `signature (${alg}) does not verify`);
+      }
+      // Properly signed, but asking for an extension this verifier does not implement.
+      const signed = (header: Record<string, unknown>) => {
+        const now = Math.floor(Date.now() / 1000);
+        const part = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+        const input = `${part({ alg: 'RS256', kid: key().kid, ...header })}.${part({ iss: id(), sub: id(), aud: issuer, iat: now, exp: now + 60, jti: crypto.randomUUID() })}`;
+        return `${input}.${crypto.sign('sha256', Buffer.from(input), key().privateKey).toString('base64url')}`;
+      };
+      await post(a, '/oauth/token', assertionForm(signed({})), nextAddress()).expect(200);
+      await refused(signed({ crit: ['exp'], exp: 1 }), 'names an extension');
+      await refused(signed({ b64: false, crit: ['b64'] }), 'names an extension');
+      const valid = await assertion(key(), id(), issuer);
+      await refused(`${valid}=`, 'not a compact JWS of three base64url parts');
+      await refused(valid.replace('.', '.+'), 'not a compact JWS of three base64url parts');
+      await refused(`${valid}.x`, 'not a compact JWS of three base64url parts');
+    });
+
     it('a replayed assertion, at the same instance and at another one on the same database', async () => {
       const jwt = await assertion(key(), id(), issuer);
       await post(a, '/oauth/token', assertionForm(jwt), nextAddress()).expect(200);

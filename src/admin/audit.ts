@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { AuditEventRow, Database } from '../db/schema';
-import type { KeysetPosition } from '../http/cursor';
+import { keysetPage, type KeysetPosition } from '../http/cursor';
 
 export interface AuditFilter {
   actor?: string;
@@ -28,9 +28,8 @@ export async function listAudit(db: Kysely<Database>, filter: AuditFilter): Prom
     query = query.where((eb) => eb(eb.refTuple('occurred_at', 'id'), '<', eb.tuple(after.at, after.id)));
   }
   const rows = await query.orderBy('occurred_at', 'desc').orderBy('id', 'desc').limit(filter.limit + 1).execute();
-  const events = rows.slice(0, filter.limit);
-  const last = events[events.length - 1];
-  return rows.length > filter.limit && last ? { events, next: { at: last.occurred_at, id: last.id } } : { events };
+  const { items: events, next } = keysetPage(rows, filter.limit, (row) => ({ at: row.occurred_at, id: row.id }));
+  return next ? { events, next } : { events };
 }
 
 export function auditView(row: AuditEventRow): Record<string, unknown> {

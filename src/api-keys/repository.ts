@@ -1,4 +1,4 @@
-import type { KeysetPosition } from '../http/cursor';
+import { keysetPage, type KeysetPosition } from '../http/cursor';
 import type { Kysely, Transaction } from 'kysely';
 import type { ApiKeyRow, Database } from '../db/schema';
 
@@ -235,9 +235,8 @@ export async function listApiKeys(db: Db, filter: ApiKeyFilter): Promise<{ rows:
     query = query.where((eb) => eb(eb.refTuple('created_at', 'id'), '<', eb.tuple(cursor.at, cursor.id)));
   }
   const rows = await query.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(filter.limit + 1).execute();
-  const page = rows.slice(0, filter.limit);
-  const last = page[page.length - 1];
-  return rows.length > filter.limit && last ? { rows: page, next: { at: last.created_at, id: last.id } } : { rows: page };
+  const { items, next } = keysetPage(rows, filter.limit, (row) => ({ at: row.created_at, id: row.id }));
+  return next ? { rows: items, next } : { rows: items };
 }
 
 /** The RFC 7009 deny-list of JWT access tokens (shared with client access tokens). */

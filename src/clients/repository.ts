@@ -1,6 +1,6 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import { prepared } from '../db';
-import type { KeysetPosition } from '../http/cursor';
+import { keysetPage, type KeysetPosition } from '../http/cursor';
 import type { ClientRegistrar, Database, StoredClientJwks, StoredRegistrationMetadata, TokenEndpointAuthMethod } from '../db/schema';
 import { resolveGrantTypes } from './grant-types';
 
@@ -262,9 +262,9 @@ export async function listClients(db: Db, page: { limit: number; after?: KeysetP
   // A row comparison, one index range from the cursor on (the equivalent `or` reads every row before it).
   if (after) query = query.where((eb) => eb(eb.refTuple('c.created_at', 'c.id'), '<', eb.tuple(after.at, after.id)));
   const rows = await query.orderBy('c.created_at', 'desc').orderBy('c.id', 'desc').limit(page.limit + 1).execute();
-  const clients = rows.slice(0, page.limit).map(toClient);
-  const last = clients[clients.length - 1];
-  return rows.length > page.limit && last ? { clients, next: { at: last.createdAt, id: last.id } } : { clients };
+  const { items, next } = keysetPage(rows, page.limit, (row) => ({ at: row.created_at, id: row.id }));
+  const clients = items.map(toClient);
+  return next ? { clients, next } : { clients };
 }
 
 /** A client's keys (private_key_jwt): exactly one of the two. */

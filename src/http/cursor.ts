@@ -10,6 +10,16 @@ export interface KeysetPosition {
   id: string;
 }
 
+/**
+ * The page of a newest-first keyset read of `limit + 1` rows: the first `limit`, and where the next
+ * page starts (the last of them) when the extra row said there is one.
+ */
+export function keysetPage<R>(rows: readonly R[], limit: number, positionOf: (row: R) => KeysetPosition): { items: R[]; next?: KeysetPosition } {
+  const items = rows.slice(0, limit);
+  const last = items[items.length - 1];
+  return rows.length > limit && last !== undefined ? { items, next: positionOf(last) } : { items };
+}
+
 /** What a cursor pages over; a cursor of one list is refused by another. */
 export type CursorKind = 'users' | 'audit' | 'api-keys' | 'clients';
 

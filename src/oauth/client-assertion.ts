@@ -132,7 +132,7 @@ export class ClientAssertionVerifier {
 
     let claims: Record<string, unknown>;
     try {
-      const parsed: unknown = JSON.parse(Buffer.from(payload).toString('utf8'));
+      const parsed: unknown = JSON.parse(payload.toString('utf8'));
       if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
       claims = parsed as Record<string, unknown>;
     } catch {

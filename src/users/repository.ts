@@ -1,5 +1,6 @@
 import { type Kysely, type Transaction } from 'kysely';
 import type { Database, SessionRow, UserRow } from '../db/schema';
+import { keysetPage } from '../http/cursor';
 
 type Db = Kysely<Database> | Transaction<Database>;
 
@@ -72,9 +73,8 @@ export async function listUsers(db: Db, filter: { email?: string; tenantId?: str
     query = query.where((eb) => eb(eb.refTuple('created_at', 'id'), '<', eb.tuple(after.at, after.id)));
   }
   const rows = await query.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(filter.limit + 1).execute();
-  const users = rows.slice(0, filter.limit);
-  const last = users[users.length - 1];
-  return rows.length > filter.limit && last ? { users, next: { at: last.created_at, id: last.id } } : { users };
+  const { items: users, next } = keysetPage(rows, filter.limit, (row) => ({ at: row.created_at, id: row.id }));
+  return next ? { users, next } : { users };
 }
 
 export async function updateUser(db: Db, id: string, changes: { role?: string; tenantId?: string | null; disabledAt?: Date | null; now: Date }): Promise<UserRow | undefined> {

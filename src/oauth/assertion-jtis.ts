@@ -53,30 +53,40 @@ export interface AssertionJti {
 
 const keyOf = (row: { clientId: string; jti: string }) => `${row.clientId}\u0000${row.jti}`;
 
+/** Records a batch of distinct (client, jti) pairs; resolves with the keys (`keyOf`) of those that were new. */
+type BatchRecorder = (rows: readonly AssertionJti[], now: Date) => Promise<Set<string>>;
+
 /**
  * Records the `jti`s of accepted assertions (distinct (client, jti) pairs) in one statement; returns
  * the keys (`keyOf`) of those that were new, or whose earlier use has expired and not been swept yet.
  * The others are replays. Two instances racing on the same `jti` cannot both get it: the primary key
  * decides.
  *
- * The rows travel as three arrays, so the statement's text never varies and it is prepared once per
- * connection. Its commit is asynchronous (`set_config(..., true)`: this transaction only, the
- * connection goes back to the pool as it was): it returns once the commit is in Postgres's WAL
- * buffers, not on disk, so it waits for no disk flush. The row is visible to every other session
- * from that moment, which is what refuses a replay on every instance; only a crash of Postgres (or
- * of its machine) within the WAL writer's next flush, at most 3 × `wal_writer_delay` (600 ms by
- * default), can lose it (docs/private-key-jwt.md "What a crash or a failover can let through").
+ * The rows travel as three arrays, so the statement's text never varies: it is compiled once, here,
+ * and prepared once per connection. Its commit is asynchronous (`set_config(..., true)`: this
+ * transaction only, the connection goes back to the pool as it was): it returns once the commit is
+ * in Postgres's WAL buffers, not on disk, so it waits for no disk flush. The row is visible to every
+ * other session from that moment, which is what refuses a replay on every instance; only a crash of
+ * Postgres (or of its machine) within the WAL writer's next flush, at most 3 × `wal_writer_delay`
+ * (600 ms by default), can lose it (docs/private-key-jwt.md "What a crash or a failover can let through").
  */
-async function recordBatch(db: Kysely<Database>, rows: readonly AssertionJti[], now: Date): Promise<Set<string>> {
-  const query = sql<{ client_id: string; jti: string }>`
+function batchRecorder(db: Kysely<Database>): BatchRecorder {
+  const none: unknown[] = [];
+  const statement = prepared(
+    'idp_assertion_jtis',
+    sql<{ client_id: string; jti: string }>`
     insert into client_assertion_jtis (client_id, jti, expires_at)
     select client_id, jti, expires_at
-      from unnest(${rows.map((r) => r.clientId)}::text[], ${rows.map((r) => r.jti)}::text[], ${rows.map((r) => r.expiresAt)}::timestamptz[]) as r (client_id, jti, expires_at)
+      from unnest(${none}::text[], ${none}::text[], ${none}::timestamptz[]) as r (client_id, jti, expires_at)
      where set_config('synchronous_commit', 'off', true) is not null
-    on conflict (client_id, jti) do update set expires_at = excluded.expires_at where client_assertion_jtis.expires_at <= ${now}
-    returning client_id, jti`.compile(db);
-  const { rows: fresh } = await db.executeQuery(prepared('idp_assertion_jtis', query));
-  return new Set(fresh.map((r) => keyOf({ clientId: r.client_id, jti: r.jti })));
+    on conflict (client_id, jti) do update set expires_at = excluded.expires_at where client_assertion_jtis.expires_at <= ${new Date(0)}
+    returning client_id, jti`.compile(db),
+  );
+  return async (rows, now) => {
+    const parameters = [rows.map((r) => r.clientId), rows.map((r) => r.jti), rows.map((r) => r.expiresAt), now];
+    const { rows: fresh } = await db.executeQuery<{ client_id: string; jti: string }>({ ...statement, parameters });
+    return new Set(fresh.map((r) => keyOf({ clientId: r.client_id, jti: r.jti })));
+  };
 }
 
 interface Waiting extends AssertionJti {
@@ -105,11 +115,14 @@ const MAX_IN_FLIGHT = 1;
 export class AssertionJtiStore {
   private readonly waiting: Waiting[] = [];
   private inFlight = 0;
+  private readonly recordBatch: BatchRecorder;
 
   constructor(
-    private readonly db: Kysely<Database>,
+    db: Kysely<Database>,
     private readonly now: () => Date,
-  ) {}
+  ) {
+    this.recordBatch = batchRecorder(db);
+  }
 
   /**
    * True when this `jti` is new for this client (it is now recorded until `expiresAt`); false for a
@@ -155,7 +168,7 @@ export class AssertionJtiStore {
     const parts = [entries];
     for (let part = parts.pop(); part !== undefined; part = parts.pop()) {
       try {
-        const fresh = await recordBatch(this.db, part, this.now());
+        const fresh = await this.recordBatch(part, this.now());
         for (const entry of part) entry.resolve(fresh.has(keyOf(entry)));
       } catch (error) {
         if (!isRowError(error)) {

@@ -6,6 +6,7 @@ import path from 'node:path';
 import autocannon from 'autocannon';
 import pg from 'pg';
 import { argument, cpuMs, median, processTree, startIdp, summarise, type RunFigures } from './lib/bench';
+import { formRequest, rawLoad } from './lib/raw-load';
 
 /**
  * One autocannon run of a fixed number of requests. Requests per second are the responses over the
@@ -69,7 +70,7 @@ function summariseCpu(label: string, runs: Array<{ cpu: CpuPerRequest }>): numbe
 }
 
 /**
- * `npm run bench:private-key-jwt [-- --requests 30000 --connections 50 --runs 3]`
+ * `npm run bench:private-key-jwt [-- --requests 30000 --connections 50 --runs 3 --autocannon]`
  *
  * POST /oauth/token (client_credentials) of the real server — IDP_WORKERS processes (default: the
  * CPU count) on Postgres — authenticated with private_key_jwt (an RS256 assertion, verified from the
@@ -90,6 +91,7 @@ async function main(): Promise<void> {
   const connections = argument('connections', 50);
   const runs = argument('runs', 3);
   const workers = argument('workers', Number(process.env.IDP_WORKERS ?? os.availableParallelism()));
+  const useAutocannon = process.argv.includes('--autocannon');
   const root = path.resolve(__dirname, '../..');
   const idp = await startIdp({ databaseUrl: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test', workers, name: 'bench-pkjwt' });
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-pkjwt-'));
@@ -125,9 +127,17 @@ async function main(): Promise<void> {
       return bodies;
     };
 
+    const secretBody = 'grant_type=client_credentials';
+    // The load generator shares the 2 cores with the server: by default the lean one (scripts/lib/raw-load.ts), whose request
+    // costs the same whatever it holds; `--autocannon` measures with autocannon, which rebuilds every changed request.
     const secretRun = (requests: number) =>
-      load({ url, connections, amount: requests, method: 'POST', headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=client_credentials' });
-    const jwtRun = (bodies: string[]) => {
+      useAutocannon
+        ? load({ url, connections, amount: requests, method: 'POST', headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' }, body: secretBody })
+        : rawLoad({ url, connections, requests: Array<Buffer>(requests).fill(formRequest(url, secretBody, { authorization })) });
+    /** Runs the requests of `bodies`, prepared for the load generator (by `prepare`) before the measurement. */
+    const prepare = (bodies: string[]) => (useAutocannon ? bodies : bodies.map((body) => formRequest(url, body)));
+    const jwtRun = (bodies: string[] | Buffer[]) => {
+      if (!useAutocannon) return rawLoad({ url, connections, requests: bodies as Buffer[] });
       let next = 0;
       return load({
         url,
@@ -138,7 +148,7 @@ async function main(): Promise<void> {
         requests: [
           {
             setupRequest: (req) => {
-              req.body = bodies[next++ % bodies.length];
+              req.body = bodies[next++ % bodies.length] as string;
               return req;
             },
           },
@@ -147,7 +157,7 @@ async function main(): Promise<void> {
     };
 
     console.log(
-      `POST /oauth/token client_credentials: private_key_jwt (RS256, 2048-bit) next to client_secret_basic; ${connections} connections, ${amount} requests a run, ${runs} runs each, alternating; ${workers} process(es); ${os.availableParallelism()} CPUs; Postgres; load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`,
+      `POST /oauth/token client_credentials: private_key_jwt (RS256, 2048-bit) next to client_secret_basic; ${connections} connections, ${amount} requests a run, ${runs} runs each, alternating; ${workers} process(es); ${os.availableParallelism()} CPUs; load generator ${useAutocannon ? 'autocannon' : 'lean (scripts/lib/raw-load.ts)'}; Postgres; load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`,
     );
     if (idp.pid === undefined) throw new Error('the server did not start');
     const serverPid = idp.pid;
@@ -155,13 +165,13 @@ async function main(): Promise<void> {
     await database.connect();
     try {
       await secretRun(Math.min(amount, 5_000));
-      await jwtRun(await presign(Math.min(amount, 5_000)));
+      await jwtRun(prepare(await presign(Math.min(amount, 5_000))));
       const secret: Array<RunFigures & { cpu: CpuPerRequest }> = [];
       const jwt: Array<RunFigures & { cpu: CpuPerRequest }> = [];
       for (let i = 0; i < runs; i++) {
         secret.push(await measured(() => secretRun(amount), amount, serverPid, database));
         // Signed before the measurement starts: RSA signing is the client's cost, not the server's.
-        const bodies = await presign(amount);
+        const bodies = prepare(await presign(amount));
         jwt.push(await measured(() => jwtRun(bodies), amount, serverPid, database));
       }
       const a = summarise('client_secret_basic', secret);

@@ -1,5 +1,5 @@
 import crypto, { type KeyObject } from 'node:crypto';
-import { decodeJwt, decodeProtectedHeader } from 'jose';
+import { decodeJwt } from 'jose';
 import { CLIENT_ASSERTION_ALGORITHMS, type ClientAssertionAlgorithm, type ClientKey } from '../clients/jwks';
 import type { Client } from '../clients/repository';
 import { ClientKeysUnavailable, type ClientKeys } from './client-keys';
@@ -86,6 +86,7 @@ function signatureVerifies(alg: ClientAssertionAlgorithm, key: KeyObject, signin
 /**
  * Verifies a `private_key_jwt` client assertion (RFC 7523 §3, OpenID Connect Core §9), everything but
  * the replay guard (the caller records the `jti` once the client is known to be active):
+ * - the header and the claims are JSON objects nested at most MAX_JSON_DEPTH levels deep;
  * - the header's `alg` is RS256, PS256 or ES256 (never `none`, never HS*: a MAC keyed with a public
  *   key proves nothing), and the signature verifies with one of the client's keys (by `kid`, or any
  *   key of that algorithm without one);
@@ -101,13 +102,8 @@ export class ClientAssertionVerifier {
   async verify(client: Client, assertion: string, endpointPath: string): Promise<AcceptedAssertion> {
     const parts = assertion.split('.');
     if (parts.length !== 3 || !parts.every((part) => BASE64URL.test(part))) throw new AssertionRefused('not a compact JWS of three base64url parts');
-    const [, encodedPayload, encodedSignature] = parts as [string, string, string];
-    let header: Record<string, unknown>;
-    try {
-      header = decodeProtectedHeader(assertion);
-    } catch (error) {
-      throw new AssertionRefused(`malformed assertion header: ${(error as Error).message}`);
-    }
+    const [encodedHeader, encodedPayload, encodedSignature] = parts as [string, string, string];
+    const header = jsonObjectOf(encodedHeader, 'the header is');
     const { alg, kid } = header;
     if (typeof alg !== 'string' || !ALGORITHMS.includes(alg)) {
       throw new AssertionRefused(`alg ${JSON.stringify(alg)} is not accepted (${ALGORITHMS.join(', ')})`);
@@ -128,18 +124,7 @@ export class ClientAssertionVerifier {
     if (!candidates.some((candidate) => signatureVerifies(alg as ClientAssertionAlgorithm, candidate.key, signingInput, signature))) {
       throw new AssertionRefused(`signature (${alg}) does not verify with the client's key(s) ${describeKeys(candidates)}`);
     }
-    const payload = Buffer.from(encodedPayload, 'base64url');
-
-    let claims: Record<string, unknown>;
-    try {
-      const parsed: unknown = JSON.parse(payload.toString('utf8'));
-      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
-      claims = parsed as Record<string, unknown>;
-    } catch {
-      throw new AssertionRefused('the claims are not a JSON object');
-    }
-    // The messages below quote claims with JSON.stringify, which would run out of stack on a deep one.
-    if (nestedDeeperThan(claims)) throw new AssertionRefused(`the claims are nested more than ${MAX_JSON_DEPTH} levels deep`);
+    const claims = jsonObjectOf(encodedPayload, 'the claims are');
     return this.checkClaims(client, claims, endpointPath);
   }
 
@@ -174,6 +159,23 @@ export class ClientAssertionVerifier {
     if (typeof jti !== 'string' || jti === '') throw new AssertionRefused('jti is missing');
     return { jti, replayGuardUntil: new Date(Math.ceil(exp + tolerance) * 1000) };
   }
+}
+
+/**
+ * The JSON object a base64url part of the assertion holds (its header or its claims), refused when
+ * it is not one or nests deeper than MAX_JSON_DEPTH: the refusals quote its values with
+ * JSON.stringify, which would run out of stack on a deep one (a 500 instead of invalid_client).
+ */
+function jsonObjectOf(part: string, what: 'the header is' | 'the claims are'): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
+  } catch {
+    throw new AssertionRefused(`${what} not JSON`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new AssertionRefused(`${what} not a JSON object`);
+  if (nestedDeeperThan(parsed)) throw new AssertionRefused(`${what} nested more than ${MAX_JSON_DEPTH} levels deep`);
+  return parsed as Record<string, unknown>;
 }
 
 function describe(value: unknown): string {

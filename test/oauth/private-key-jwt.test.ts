@@ -224,6 +224,18 @@ describe('private_key_jwt client authentication (RFC 7523)', () => {
       await refused(`${valid}.x`, 'not a compact JWS of three base64url parts');
     });
 
+    it('a header nested thousands of levels deep (in alg, in kid, elsewhere) is refused, not a 500', async () => {
+      const [, payload] = (await assertion(key(), id(), issuer)).split('.') as [string, string];
+      const deep = `${'['.repeat(5_000)}${']'.repeat(5_000)}`;
+      for (const header of [`{"alg":${deep}}`, `{"alg":"RS256","kid":${deep}}`, `{"alg":"RS256","x":${deep}}`]) {
+        await refused(`${Buffer.from(header).toString('base64url')}.${payload}.AAAA`, 'the header is nested more than');
+      }
+      await refused(`${Buffer.from('{"alg":').toString('base64url')}.${payload}.AAAA`, 'the header is not JSON');
+      await refused(`${Buffer.from('["RS256"]').toString('base64url')}.${payload}.AAAA`, 'the header is not a JSON object');
+      // The same client, its assertion shaped as usual, is served.
+      await post(a, '/oauth/token', assertionForm(await assertion(key(), id(), issuer)), nextAddress()).expect(200);
+    });
+
     it('a replayed assertion, at the same instance and at another one on the same database', async () => {
       const jwt = await assertion(key(), id(), issuer);
       await post(a, '/oauth/token', assertionForm(jwt), nextAddress()).expect(200);

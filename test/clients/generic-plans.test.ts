@@ -1,0 +1,65 @@
+import crypto from 'node:crypto';
+import { sql } from 'kysely';
+import { clientReader, insertClient, touchClients } from '../../src/clients/repository';
+import { hashClientSecret } from '../../src/clients/secret';
+import { genericPlanKeys, openDatabase, type DatabaseHandle } from '../../src/db';
+import { migrateToLatest } from '../../src/db/migrate';
+import { createLogger } from '../../src/observability/logger';
+import { createTestDatabase, usingPostgres, type TestDatabase } from '../helpers/database';
+
+it('genericPlanKeys pads with the first key to 10 values, and leaves 10 or more, or none, as they are', () => {
+  expect(genericPlanKeys(['a', 'b', 'c'])).toEqual(['a', 'b', 'c', 'a', 'a', 'a', 'a', 'a', 'a', 'a']);
+  const eleven = Array.from({ length: 11 }, (_, i) => `k${i}`);
+  expect(genericPlanKeys(eleven)).toEqual(eleven);
+  expect(genericPlanKeys([])).toEqual([]);
+});
+
+// Named prepared statements, and so plan caching, exist on Postgres only: PGlite runs each statement as it is.
+if (usingPostgres) describe('the client cache statements keep one generic plan per connection (Postgres)', () => {
+  let database: TestDatabase;
+  let handle: DatabaseHandle;
+  const ids: string[] = [];
+
+  /** The plans each prepared statement of this connection was executed with (one connection: the pool holds one). */
+  const plans = async (name: string) => {
+    const { rows } = await sql<{ generic_plans: string; custom_plans: string }>`
+      select generic_plans, custom_plans from pg_prepared_statements where name = ${name}`.execute(handle.db);
+    return { generic: Number(rows[0]?.generic_plans ?? 0), custom: Number(rows[0]?.custom_plans ?? 0) };
+  };
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    handle = await openDatabase({ databaseUrl: database.databaseUrl, dataDir: 'unused', logger: createLogger('silent'), poolSize: 1 });
+    await migrateToLatest(handle);
+    for (let i = 0; i < 30; i++) {
+      const id = crypto.randomBytes(16).toString('base64url');
+      await insertClient(handle.db, { id, name: `client ${i}`, secretHash: hashClientSecret(id), scopes: [], audiences: ['https://api.test'], tenantId: null, tokenTtlSeconds: null, now: new Date() });
+      ids.push(id);
+    }
+    // Enough rows, with statistics, for the planner to weigh an index scan as it does on a real table.
+    await sql`insert into oauth_clients (id, name, secret_hash, scopes, audiences, created_at, updated_at)
+              select 'bulk-' || g, 'bulk ' || g, sha256(g::text::bytea), '[]', '["https://api.test"]', now(), now()
+                from generate_series(1, 20000) as g`.execute(handle.db);
+    await sql`analyze oauth_clients`.execute(handle.db);
+  });
+
+  afterAll(async () => {
+    await handle?.close();
+    await database?.drop();
+  });
+
+  it('reading a few clients at a time is planned at most the five times Postgres tries custom plans, then never again (before: at every read)', async () => {
+    const read = clientReader(handle.db);
+    for (let i = 0; i < 12; i++) {
+      const batch = ids.slice(i, i + 1 + (i % 3));
+      const found = await read(batch);
+      expect([...found.keys()].sort()).toEqual([...batch].sort());
+    }
+    expect(await plans('idp_clients_by_id')).toEqual({ custom: 5, generic: 7 });
+  });
+
+  it('recording the use of a few clients at a time is planned at most five times too', async () => {
+    for (let i = 0; i < 12; i++) expect(await touchClients(handle.db, [ids[i] as string, ids[i] as string], new Date(), 3_600_000)).toBe(1);
+    expect(await plans('idp_clients_used')).toEqual({ custom: 5, generic: 7 });
+  });
+});

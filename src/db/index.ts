@@ -50,7 +50,7 @@ export function prepared<R>(name: string, query: CompiledQuery<R>): CompiledQuer
 }
 
 /** The fewest values a key array of a prepared statement is sent with (see genericPlanKeys). */
-export const GENERIC_PLAN_KEYS = 10;
+const GENERIC_PLAN_KEYS = 10;
 
 /**
  * The keys of a prepared `key = any($1)` lookup, padded with repeats of the first to at least

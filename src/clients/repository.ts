@@ -241,7 +241,7 @@ export async function findTenantsDisabled(db: Db, ids: readonly string[]): Promi
   const query = db
     .selectFrom('tenants')
     .select(['id', 'disabled_at'])
-    .where('id', '=', (eb) => eb.fn.any(eb.val([...ids])))
+    .where('id', '=', (eb) => eb.fn.any(eb.val(genericPlanKeys(ids))))
     .compile();
   const { rows } = await db.executeQuery(prepared('idp_tenants_disabled', query));
   return new Map(rows.map((row) => [row.id, row.disabled_at !== null]));

@@ -42,9 +42,9 @@ const PREPARED = /^\/\* prepared:([a-z_]+) \*\/ /;
  * A statement run so often that parsing and planning it each time would matter (the client cache's
  * reads and use records): on Postgres it is sent as a named prepared statement, parsed once per
  * connection, then only bound and executed; planned once too when Postgres keeps its generic plan
- * (for a `= any($1)` lookup, see genericPlanKeys); PGlite runs it as it is. Only for a statement
- * whose text never varies (everything that varies is a parameter), under a name used for nothing
- * else, so that each connection holds at most one statement per name.
+ * (a `= any($1)` lookup must send its keys through genericPlanKeys); PGlite runs it as it is. Only
+ * for a statement whose text never varies (everything that varies is a parameter), under a name used
+ * for nothing else, so that each connection holds at most one statement per name.
  */
 export function prepared<R>(name: string, query: CompiledQuery<R>): CompiledQuery<R> {
   return { ...query, sql: `/* prepared:${name} */ ${query.sql}` };

@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import { sql } from 'kysely';
-import { clientReader, insertClient, touchClients } from '../../src/clients/repository';
+import { clientReader, findTenantsDisabled, insertClient, touchClients } from '../../src/clients/repository';
 import { hashClientSecret } from '../../src/clients/secret';
 import { genericPlanKeys, openDatabase, type DatabaseHandle } from '../../src/db';
 import { migrateToLatest } from '../../src/db/migrate';
@@ -45,7 +45,9 @@ if (usingPostgres) describe('the client cache statements keep one generic plan p
     await sql`insert into oauth_clients (id, name, secret_hash, scopes, audiences, created_at, updated_at)
               select 'bulk-' || g, 'bulk ' || g, sha256(g::text::bytea), '[]', '["https://api.test"]', now(), now()
                 from generate_series(1, 20000) as g`.execute(handle.db);
+    await sql`insert into tenants (id, name) select 'tenant-' || g, 'tenant ' || g from generate_series(1, 20000) as g`.execute(handle.db);
     await sql`analyze oauth_clients`.execute(handle.db);
+    await sql`analyze tenants`.execute(handle.db);
   });
 
   afterAll(async () => {
@@ -66,5 +68,13 @@ if (usingPostgres) describe('the client cache statements keep one generic plan p
   it('recording the use of a few clients at a time is planned at most five times too', async () => {
     for (let i = 0; i < 12; i++) expect(await touchClients(handle.db, [ids[i] as string, ids[i] as string], new Date(), 3_600_000)).toBe(1);
     plannedOnceAfterTries(await plans('idp_clients_used'));
+  });
+
+  it('reading the states of a few tenants at a time is planned at most five times too', async () => {
+    for (let i = 0; i < 12; i++) {
+      const tenants = [`tenant-${i + 1}`, `tenant-${i + 100}`].slice(0, 1 + (i % 2));
+      expect([...(await findTenantsDisabled(handle.db, tenants)).entries()].sort()).toEqual(tenants.map((id) => [id, false]).sort());
+    }
+    plannedOnceAfterTries(await plans('idp_tenants_disabled'));
   });
 });

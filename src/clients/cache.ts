@@ -156,7 +156,7 @@ export class ClientCache {
   private readonly readClients: ClientReader;
 
   constructor(private readonly options: ClientCacheOptions) {
-    this.readClients = clientReader(options.handle.db);
+    this.readClients = clientReader(options.handle);
     this.useIntervalMs = options.useIntervalMs ?? CLIENT_USE_INTERVAL_MS;
     this.entries = new LRUCache<string, Client>({ max: options.maxEntries });
     this.usesWritten = new LRUCache<string, number>({ max: options.maxEntries });
@@ -266,7 +266,9 @@ export class ClientCache {
     for (const read of batch) {
       if (this.loading.get(read.id) === read) this.loading.delete(read.id);
       const row = found.get(read.id);
-      const client: Client | undefined = row && { ...row.client, tenantDisabled: row.client.tenantId !== null && tenantsDisabled.get(row.client.tenantId) === true };
+      const client = row?.client;
+      // Not shared with anyone yet: its tenant's state is set in place.
+      if (client) client.tenantDisabled = client.tenantId !== null && tenantsDisabled.get(client.tenantId) === true;
       if (row && client && !read.stale) {
         this.entries.set(read.id, client);
         // Written within the interval (by any instance): its use needs no write until the interval is over.

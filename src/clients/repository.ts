@@ -1,5 +1,5 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
-import { genericPlanKeys, prepared } from '../db';
+import { genericPlanKeys, prepared, type DatabaseHandle } from '../db';
 import { keysetPage, type KeysetPosition } from '../http/cursor';
 import type { ClientRegistrar, Database, StoredClientJwks, StoredRegistrationMetadata, TokenEndpointAuthMethod } from '../db/schema';
 import { resolveGrantTypes } from './grant-types';
@@ -76,6 +76,9 @@ const CLIENT_COLUMNS = [
   'c.registered_by',
 ] as const;
 
+/** The ones clientReader sends as milliseconds since the epoch. */
+const TIMESTAMP_COLUMNS: ReadonlySet<string> = new Set(['c.disabled_at', 'c.created_at', 'c.updated_at', 'c.previous_secret_expires_at', 'c.last_used_at']);
+
 function selectClientRows(db: Db) {
   return db.selectFrom('oauth_clients as c').select(CLIENT_COLUMNS);
 }
@@ -88,7 +91,7 @@ function selectClients(db: Db) {
 type ClientRow = Awaited<ReturnType<ReturnType<typeof selectClientRows>['executeTakeFirstOrThrow']>>;
 
 /** A client without its tenant's state. */
-export type TenantlessClient = Omit<Client, 'tenantDisabled'>;
+type TenantlessClient = Omit<Client, 'tenantDisabled'>;
 
 function toTenantlessClient(row: ClientRow): TenantlessClient {
   return {
@@ -135,7 +138,8 @@ export async function findClient(db: Db, id: string): Promise<Client | undefined
  * use within the interval writes nothing.
  */
 export interface ClientRead {
-  client: TenantlessClient;
+  /** Its tenantDisabled is false until the cache, which knows the tenants' states, sets it. */
+  client: Client;
   lastUsedAt: Date | null;
 }
 
@@ -147,13 +151,13 @@ type ClientJsonRow = [
   audiences: string[],
   tenantId: string | null,
   tokenTtlSeconds: number | null,
-  disabledAt: string | null,
-  createdAt: string,
-  updatedAt: string,
+  disabledAt: number | null,
+  createdAt: number,
+  updatedAt: number,
   tokenEndpointAuthMethod: TokenEndpointAuthMethod,
   secretHashHex: string | null,
   previousSecretHashHex: string | null,
-  previousSecretExpiresAt: string | null,
+  previousSecretExpiresAt: number | null,
   jwks: StoredClientJwks | null,
   jwksUri: string | null,
   redirectUris: string[],
@@ -161,40 +165,50 @@ type ClientJsonRow = [
   grantTypes: string[] | null,
   firstParty: boolean,
   registeredBy: ClientRegistrar,
-  lastUsedAt: string | null,
+  lastUsedAt: number | null,
 ];
 
-/** A timestamp as JSON has it (ISO 8601 with its offset), to the millisecond as the driver's own parser gives it. */
-const jsonDate = (text: string): Date => new Date(text);
-const jsonDateOrNull = (text: string | null): Date | null => (text === null ? null : jsonDate(text));
+/** A frozen empty list, shared by every client read with none (most have no redirect URIs). */
+const NONE: readonly string[] = Object.freeze([]);
+/** A list parsed for this row alone, frozen in place rather than copied. */
+const frozen = (list: string[]): readonly string[] => (list.length === 0 ? NONE : Object.freeze(list));
+/** Milliseconds since the epoch, as the statement sends timestamps (no text to parse). */
+const dateOrNull = (ms: number | null): Date | null => (ms === null ? null : new Date(ms));
 /** A fresh array, not a slice of the driver's shared 8 KiB slab, which a cached client would keep alive. */
 const jsonBytes = (hex: string | null): Uint8Array | null => (hex === null ? null : new Uint8Array(Buffer.from(hex, 'hex')));
 
+/**
+ * The client of one row, built in one step: its lists are the ones JSON.parse made for this row
+ * (frozen, not copied), its timestamps numbers. Its tenant's state is false until the cache sets it.
+ */
 function fromJsonRow(json: ClientJsonRow): ClientRead {
   const [id, name, scopes, audiences, tenantId, tokenTtlSeconds, disabledAt, createdAt, updatedAt, method, secretHash, previousSecretHash, previousSecretExpiresAt, jwks, jwksUri, redirectUris, postLogoutRedirectUris, grantTypes, firstParty, registeredBy, lastUsedAt] = json;
-  const row: ClientRow = {
+  const redirects = frozen(redirectUris);
+  const client: Client = {
     id,
     name,
-    scopes,
-    audiences,
-    tenant_id: tenantId,
-    token_ttl_seconds: tokenTtlSeconds,
-    disabled_at: jsonDateOrNull(disabledAt),
-    created_at: jsonDate(createdAt),
-    updated_at: jsonDate(updatedAt),
-    token_endpoint_auth_method: method,
-    secret_hash: jsonBytes(secretHash),
-    previous_secret_hash: jsonBytes(previousSecretHash),
-    previous_secret_expires_at: jsonDateOrNull(previousSecretExpiresAt),
+    scopes: frozen(scopes),
+    audiences: frozen(audiences),
+    tenantId,
+    tenantDisabled: false,
+    tokenTtlSeconds,
+    disabledAt: dateOrNull(disabledAt),
+    createdAt: new Date(createdAt),
+    updatedAt: new Date(updatedAt),
+    authMethod: authMethodOf(method),
+    tokenEndpointAuthMethod: method,
+    secretHash: jsonBytes(secretHash),
+    previousSecretHash: jsonBytes(previousSecretHash),
+    previousSecretExpiresAt: dateOrNull(previousSecretExpiresAt),
     jwks,
-    jwks_uri: jwksUri,
-    redirect_uris: redirectUris,
-    post_logout_redirect_uris: postLogoutRedirectUris,
-    grant_types: grantTypes,
-    first_party: firstParty,
-    registered_by: registeredBy,
+    jwksUri,
+    redirectUris: redirects,
+    postLogoutRedirectUris: frozen(postLogoutRedirectUris),
+    grantTypes: frozen(grantTypes ?? [...resolveGrantTypes(null, redirects)]),
+    firstParty,
+    registeredBy,
   };
-  return { client: toTenantlessClient(row), lastUsedAt: jsonDateOrNull(lastUsedAt) };
+  return { client, lastUsedAt: dateOrNull(lastUsedAt) };
 }
 
 /** What the client cache reads clients with: `read(ids)` gives the clients of `ids` that exist. */
@@ -203,30 +217,34 @@ export type ClientReader = (ids: readonly string[]) => Promise<Map<string, Clien
 /**
  * The clients of `ids` that exist, in one statement (`id = any($1)`, an index scan of the primary key,
  * prepared): the client cache reads the clients missing at the same moment together, so this is the
- * token endpoint's cost of a client not in memory. Two things make it cheap, both measured
+ * token endpoint's cost of a client not in memory. What makes it cheap, all measured
  * (docs/scale-and-faults.md "Clients not in memory"):
  * - each row is one JSON array (`json_build_array`), which the driver hands to one JSON.parse,
  *   instead of 21 columns each through its own type parser (timestamps, bytea, jsonb): a third of the
- *   driver's time per statement;
- * - the statement is compiled once, here, not built again for every batch;
+ *   driver's time per statement; its timestamps are numbers, and the client is built from it in one step;
+ * - the statement is compiled once, here, not built again for every batch, and sent on the
+ *   process's statement lane (DatabaseHandle.laneRows), past Kysely and the pool;
  * - its ids are padded (genericPlanKeys) so that Postgres plans it once per connection, not at
  *   every execution.
  */
-export function clientReader(db: Db): ClientReader {
-  const columns = CLIENT_COLUMNS.map((column) => {
+export function clientReader(handle: Pick<DatabaseHandle, 'db' | 'laneRows'>): ClientReader {
+  const columns = [...CLIENT_COLUMNS, 'c.last_used_at'].map((column) => {
     const ref = sql.ref(column);
-    return column === 'c.secret_hash' || column === 'c.previous_secret_hash' ? sql`encode(${ref}, 'hex')` : ref;
+    if (column === 'c.secret_hash' || column === 'c.previous_secret_hash') return sql`encode(${ref}, 'hex')`;
+    // Milliseconds, truncated as a Date made from the text would be: a number is cheaper to send and to read.
+    if (TIMESTAMP_COLUMNS.has(column)) return sql`floor(extract(epoch from ${ref}) * 1000)::int8`;
+    return ref;
   });
   const statement = prepared(
     'idp_clients_by_id',
-    db
+    handle.db
       .selectFrom('oauth_clients as c')
-      .select(sql<ClientJsonRow>`json_build_array(${sql.join(columns)}, c.last_used_at)`.as('row'))
+      .select(sql<ClientJsonRow>`json_build_array(${sql.join(columns)})`.as('row'))
       .where('c.id', '=', (eb) => eb.fn.any(eb.val<string[]>([])))
       .compile(),
   );
   return async (ids) => {
-    const { rows } = await db.executeQuery<{ row: ClientJsonRow }>({ ...statement, parameters: [genericPlanKeys(ids)] });
+    const rows = await handle.laneRows(statement, [genericPlanKeys(ids)]);
     const found = new Map<string, ClientRead>();
     for (const { row } of rows) {
       const read = fromJsonRow(row);

@@ -20,6 +20,15 @@ export interface DatabaseHandle {
   readonly db: Kysely<Database>;
   /** Subscribes to a channel. `onReconnect` runs after a lost listener connection is back (notifications may have been missed). */
   listen(channel: string, handler: NotificationHandler, onReconnect?: () => void): Promise<void>;
+  /**
+   * The rows of a statement marked by `prepared`, sent on this process's statement lane: one
+   * connection of its own (application_name STATEMENT_LANE_APPLICATION_NAME), opened at first use and
+   * again after it is lost, for the few statements a request waits for on its hot path (the client
+   * cache's reads). They skip Kysely and the pool's check-out and release, which cost as much as the
+   * driver's own work for a statement of a few rows (docs/scale-and-faults.md "Clients not in
+   * memory"). Statements queue on the lane in order. PGlite runs it through Kysely as any other.
+   */
+  laneRows<R>(statement: CompiledQuery<R>, parameters: readonly unknown[]): Promise<R[]>;
   /** Cheap reachability probe for /readyz. */
   ping(timeoutMs: number): Promise<boolean>;
   close(): Promise<void>;
@@ -27,6 +36,8 @@ export interface DatabaseHandle {
 
 /** `application_name` of each process's one LISTEN connection (pg_stat_activity). */
 export const LISTENER_APPLICATION_NAME = 'idp-listener';
+/** `application_name` of each process's statement lane (DatabaseHandle.laneRows). */
+export const STATEMENT_LANE_APPLICATION_NAME = 'idp-lane';
 
 export interface DatabaseOptions {
   databaseUrl: string | undefined;
@@ -156,6 +167,9 @@ async function openPglite(options: DatabaseOptions): Promise<DatabaseHandle> {
     async listen(channel, handler) {
       await client.listen(channel, handler);
     },
+    async laneRows<R>(statement: CompiledQuery<R>, parameters: readonly unknown[]): Promise<R[]> {
+      return (await db.executeQuery<R>({ ...statement, parameters })).rows;
+    },
     async ping() {
       return !client.closed;
     },
@@ -234,9 +248,41 @@ async function openPostgres(databaseUrl: string, options: DatabaseOptions): Prom
     reconnectTimer.unref();
   }
 
+  // The statement lane: opened at first use; dropped when lost, so that the next statement opens it again.
+  let lane: Promise<pg.Client> | undefined;
+  const openLane = (): Promise<pg.Client> => {
+    const client = new pg.Client({
+      connectionString: databaseUrl,
+      connectionTimeoutMillis: 5_000,
+      query_timeout: 15_000,
+      application_name: STATEMENT_LANE_APPLICATION_NAME,
+    });
+    const opened = client.connect().then(() => client);
+    const drop = () => {
+      if (lane === opened) lane = undefined;
+    };
+    // A lost connection fails the statements on it (their callers answer 503); the next one reconnects.
+    client.on('error', (error) => {
+      logger.warn({ err: error.message }, 'statement lane connection lost');
+      drop();
+      void client.end().catch(() => undefined);
+    });
+    client.on('end', drop);
+    opened.catch(drop);
+    return opened;
+  };
+
   return {
     kind: 'postgres',
     db,
+    async laneRows<R>(statement: CompiledQuery<R>, parameters: readonly unknown[]): Promise<R[]> {
+      if (closed) throw new Error('the database handle is closed');
+      const name = PREPARED.exec(statement.sql)?.[1];
+      if (name === undefined) throw new Error('laneRows runs only statements marked by prepared()');
+      const client = await (lane ??= openLane());
+      const result = await client.query<R & pg.QueryResultRow>({ name, text: statement.sql, values: [...parameters] });
+      return result.rows;
+    },
     async listen(channel, handler, onReconnect) {
       listeners.push({ channel, handler, onReconnect });
       if (listenClient === undefined && reconnectTimer === undefined) {
@@ -266,6 +312,9 @@ async function openPostgres(databaseUrl: string, options: DatabaseOptions): Prom
       client?.removeAllListeners();
       client?.on('error', () => undefined);
       await client?.end().catch(() => undefined);
+      const openedLane = lane;
+      lane = undefined;
+      await openedLane?.then((c) => c.end()).catch(() => undefined);
       await db.destroy();
     },
   };

@@ -10,10 +10,11 @@ import { basic, makeClient, type TestClient } from '../oauth/helpers';
 
 /**
  * Counts the statements that read clients, as the service sends them through its database handle
- * (the only way it has to the database): every execution of a statement over oauth_clients passes
- * through transformResult, so the count is exact however often a statement was compiled. The first
- * such read can be held back, as a slow database would hold it, so that a burst of requests is
- * certain to overlap it; the statement itself runs on the real database.
+ * (the only way it has to the database): every execution of a Kysely statement over oauth_clients
+ * passes through transformResult, and every statement on the handle's statement lane through
+ * `laneRows` below, so the count is exact however often a statement was compiled. The first such
+ * read can be held back, as a slow database would hold it, so that a burst of requests is certain
+ * to overlap it; the statement itself runs on the real database.
  */
 class ClientReads implements KyselyPlugin {
   count = 0;
@@ -36,13 +37,26 @@ class ClientReads implements KyselyPlugin {
 
   async transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
     if (!this.reads.has(args.queryId)) return args.result;
+    await this.counted();
+    return args.result;
+  }
+
+  /** The handle's laneRows, counting (and holding) the reads of oauth_clients sent on it. */
+  laneRows(handle: DatabaseHandle): DatabaseHandle['laneRows'] {
+    return async (statement, parameters) => {
+      const rows = await handle.laneRows(statement, parameters);
+      if (/\bfrom "oauth_clients"/.test(statement.sql)) await this.counted();
+      return rows;
+    };
+  }
+
+  private async counted(): Promise<void> {
     this.count += 1;
     if (this.gate) {
       const gate = this.gate;
       this.gate = undefined;
       await gate;
     }
-    return args.result;
   }
 }
 
@@ -56,7 +70,7 @@ describe(`cold clients: a burst of token requests for clients not in memory (${u
   beforeAll(async () => {
     database = await createTestDatabase();
     handle = await database.open();
-    app = await startTestServer(testConfig(database), { ...handle, db: handle.db.withPlugin(reads) });
+    app = await startTestServer(testConfig(database), { ...handle, db: handle.db.withPlugin(reads), laneRows: reads.laneRows(handle) });
   });
   afterAll(async () => {
     await app?.close();

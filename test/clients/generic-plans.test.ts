@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import { sql } from 'kysely';
 import { clientReader, findTenantsDisabled, insertClient, touchClients } from '../../src/clients/repository';
 import { hashClientSecret } from '../../src/clients/secret';
-import { genericPlanKeys, openDatabase, type DatabaseHandle } from '../../src/db';
+import { genericPlanKeys, openDatabase, prepared, type DatabaseHandle } from '../../src/db';
 import { migrateToLatest } from '../../src/db/migrate';
 import { createLogger } from '../../src/observability/logger';
 import { createTestDatabase, usingPostgres, type TestDatabase } from '../helpers/database';
@@ -20,10 +20,13 @@ if (usingPostgres) describe('the client cache statements keep one generic plan p
   let handle: DatabaseHandle;
   const ids: string[] = [];
 
-  /** The plans each prepared statement of this connection was executed with (one connection: the pool holds one). */
-  const plans = async (name: string) => {
-    const { rows } = await sql<{ generic_plans: string; custom_plans: string }>`
-      select generic_plans, custom_plans from pg_prepared_statements where name = ${name}`.execute(handle.db);
+  /**
+   * The plans a prepared statement was executed with, on the pool's one connection or on the
+   * statement lane (prepared statements are each connection's own).
+   */
+  const plans = async (name: string, connection: 'pool' | 'lane' = 'pool') => {
+    const query = sql<{ generic_plans: string; custom_plans: string }>`select generic_plans, custom_plans from pg_prepared_statements where name = ${name}`;
+    const rows = connection === 'pool' ? (await query.execute(handle.db)).rows : await handle.laneRows(prepared('idp_test_plans', query.compile(handle.db)), [name]);
     return { generic: Number(rows[0]?.generic_plans ?? 0), custom: Number(rows[0]?.custom_plans ?? 0) };
   };
   /** 12 executions: Postgres's five custom tries, then the generic plan (an invalidation meanwhile, new statistics, may cost one more try). */
@@ -56,13 +59,13 @@ if (usingPostgres) describe('the client cache statements keep one generic plan p
   });
 
   it('reading a few clients at a time is planned at most the five times Postgres tries custom plans, then never again (before: at every read)', async () => {
-    const read = clientReader(handle.db);
+    const read = clientReader(handle);
     for (let i = 0; i < 12; i++) {
       const batch = ids.slice(i, i + 1 + (i % 3));
       const found = await read(batch);
       expect([...found.keys()].sort()).toEqual([...batch].sort());
     }
-    plannedOnceAfterTries(await plans('idp_clients_by_id'));
+    plannedOnceAfterTries(await plans('idp_clients_by_id', 'lane'));
   });
 
   it('recording the use of a few clients at a time is planned at most five times too', async () => {

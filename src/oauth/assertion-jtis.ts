@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely';
-import { prepared } from '../db';
+import { prepared, type DatabaseHandle } from '../db';
 import type { Database } from '../db/schema';
 import { deleteInBatches } from '../db/sweep';
 import { textProblem } from '../text';
@@ -63,14 +63,15 @@ type BatchRecorder = (rows: readonly AssertionJti[], now: Date) => Promise<Set<s
  * decides.
  *
  * The rows travel as three arrays, so the statement's text never varies: it is compiled once, here,
- * and prepared once per connection. Its commit is asynchronous (`set_config(..., true)`: this
- * transaction only, the connection goes back to the pool as it was): it returns once the commit is
+ * and prepared once, on the process's statement lane (DatabaseHandle.laneRows: past Kysely and the
+ * pool, as the client cache's reads). Its commit is asynchronous (`set_config(..., true)`: this
+ * transaction only, the connection is left as it was): it returns once the commit is
  * in Postgres's WAL buffers, not on disk, so it waits for no disk flush. The row is visible to every
  * other session from that moment, which is what refuses a replay on every instance; only a crash of
  * Postgres (or of its machine) within the WAL writer's next flush, at most 3 × `wal_writer_delay`
  * (600 ms by default), can lose it (docs/private-key-jwt.md "What a crash or a failover can let through").
  */
-function batchRecorder(db: Kysely<Database>): BatchRecorder {
+function batchRecorder(handle: Pick<DatabaseHandle, 'db' | 'laneRows'>): BatchRecorder {
   const none: unknown[] = [];
   const statement = prepared(
     'idp_assertion_jtis',
@@ -80,11 +81,11 @@ function batchRecorder(db: Kysely<Database>): BatchRecorder {
       from unnest(${none}::text[], ${none}::text[], ${none}::timestamptz[]) as r (client_id, jti, expires_at)
      where set_config('synchronous_commit', 'off', true) is not null
     on conflict (client_id, jti) do update set expires_at = excluded.expires_at where client_assertion_jtis.expires_at <= ${new Date(0)}
-    returning client_id, jti`.compile(db),
+    returning client_id, jti`.compile(handle.db),
   );
   return async (rows, now) => {
     const parameters = [rows.map((r) => r.clientId), rows.map((r) => r.jti), rows.map((r) => r.expiresAt), now];
-    const { rows: fresh } = await db.executeQuery<{ client_id: string; jti: string }>({ ...statement, parameters });
+    const fresh = await handle.laneRows(statement, parameters);
     return new Set(fresh.map((r) => keyOf({ clientId: r.client_id, jti: r.jti })));
   };
 }
@@ -118,10 +119,10 @@ export class AssertionJtiStore {
   private readonly recordBatch: BatchRecorder;
 
   constructor(
-    db: Kysely<Database>,
+    handle: Pick<DatabaseHandle, 'db' | 'laneRows'>,
     private readonly now: () => Date,
   ) {
-    this.recordBatch = batchRecorder(db);
+    this.recordBatch = batchRecorder(handle);
   }
 
   /**

@@ -72,7 +72,7 @@ export async function startOAuth(deps: OAuthDeps): Promise<OAuthServices> {
       throw error;
     });
   };
-  const jtis = new AssertionJtiStore(handle.db, now);
+  const jtis = new AssertionJtiStore(handle, now);
   const authenticator = new ClientAuthenticator({
     clients,
     limits,

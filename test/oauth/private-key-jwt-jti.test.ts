@@ -86,7 +86,7 @@ describe('private_key_jwt: a jti the replay store cannot record', () => {
     const until = () => new Date(Date.now() + 60_000);
 
     it('refuses an unrecordable jti before it joins a batch', async () => {
-      const store = new AssertionJtiStore(server.services.handle.db, () => new Date());
+      const store = new AssertionJtiStore(server.services.handle, () => new Date());
       for (const jti of ['', 'a\u0000b', '\ud800', 'x\udc00', 'j'.repeat(MAX_JTI_LENGTH + 1)]) {
         await expect(store.record('store-client', jti, until())).rejects.toBeInstanceOf(UnrecordableJti);
       }
@@ -94,7 +94,7 @@ describe('private_key_jwt: a jti the replay store cannot record', () => {
 
     it('a row the database refuses fails alone: the others of its batch are recorded', async () => {
       const db = server.services.handle.db;
-      const store = new AssertionJtiStore(db, () => new Date());
+      const store = new AssertionJtiStore(server.services.handle, () => new Date());
       // The first record starts a statement at once; everything recorded while it runs is one batch.
       const first = store.record('warm-up', 'j', until());
       // A client id is the server's own and not checked by the store: one Postgres cannot hold stands for any row it refuses.

@@ -1,8 +1,7 @@
 import { sql } from 'kysely';
 import request from 'supertest';
-import { openDatabase, type DatabaseHandle } from '../../src/db';
+import { prepared, type DatabaseHandle } from '../../src/db';
 import { AssertionJtiStore } from '../../src/oauth/assertion-jtis';
-import { createLogger } from '../../src/observability/logger';
 import { captureLogs, startTestServer, testConfig, testMek, type TestServer } from '../helpers/context';
 import { createTestDatabase, usingPostgres, type TestDatabase } from '../helpers/database';
 import { assertion, assertionForm, FORM, jwksOf, makeKeyClient, testKey, type TestKey } from './private-key-jwt-support';
@@ -93,17 +92,15 @@ describe('private_key_jwt: a replay is refused across instances', () => {
   });
 
   it('the asynchronous commit is the statement’s own: the connection that recorded jtis commits synchronously afterwards', async () => {
-    // One connection, so that the statement after the store's runs where the store's did.
-    const handle = usingPostgres
-      ? await openDatabase({ databaseUrl: database.databaseUrl, dataDir: 'unused', logger: createLogger('silent'), poolSize: 1 })
-      : await database.open();
+    // The store records on the statement lane: the check runs there too, right after it.
+    const handle = await database.open();
     try {
-      const store = new AssertionJtiStore(handle.db, () => new Date());
+      const store = new AssertionJtiStore(handle, () => new Date());
       const until = new Date(Date.now() + 60_000);
       expect(await Promise.all([store.record('sc-client', 'j1', until), store.record('sc-client', 'j2', until)])).toEqual([true, true]);
       expect(await store.record('sc-client', 'j1', until)).toBe(false);
-      const { rows } = await sql<{ synchronous_commit: string }>`show synchronous_commit`.execute(handle.db);
-      expect(rows).toEqual([{ synchronous_commit: 'on' }]);
+      const setting = prepared('idp_test_synchronous_commit', sql<{ synchronous_commit: string }>`select current_setting('synchronous_commit') as synchronous_commit`.compile(handle.db));
+      expect(await handle.laneRows(setting, [])).toEqual([{ synchronous_commit: 'on' }]);
     } finally {
       if (usingPostgres) await handle.close();
     }

@@ -251,7 +251,7 @@ describe('the jti store and the key cache', () => {
     const now = clock.now();
     let at = now;
     // The store the token endpoint uses, on a clock of this test's own.
-    const store = new AssertionJtiStore(db, () => at);
+    const store = new AssertionJtiStore(server.services.handle, () => at);
     const until = new Date(now.getTime() + 60_000);
     expect(await store.record('c1', 'j1', until)).toBe(true);
     expect(await store.record('c1', 'j1', until)).toBe(false);
@@ -273,7 +273,7 @@ describe('the jti store and the key cache', () => {
 
   it('the store commits concurrent jtis together; of two presentations of one jti at once, one is accepted', async () => {
     const db = server.services.handle.db;
-    const store = new AssertionJtiStore(db, clock.now);
+    const store = new AssertionJtiStore(server.services.handle, clock.now);
     const until = new Date(clock.now().getTime() + 60_000);
     const results = await Promise.all(Array.from({ length: 300 }, (_, i) => store.record('group', `j${i % 150}`, until).then((fresh) => ({ jti: `j${i % 150}`, fresh }))));
     const accepted = results.filter((r) => r.fresh).map((r) => r.jti);

@@ -2,7 +2,7 @@ import { sql, type Kysely, type Transaction } from 'kysely';
 import { genericPlanKeys, prepared, type DatabaseHandle } from '../db';
 import { keysetPage, type KeysetPosition } from '../http/cursor';
 import type { ClientRegistrar, Database, StoredClientJwks, StoredRegistrationMetadata, TokenEndpointAuthMethod } from '../db/schema';
-import { resolveGrantTypes } from './grant-types';
+import { defaultGrantTypes, resolveGrantTypes } from './grant-types';
 
 type Db = Kysely<Database> | Transaction<Database>;
 
@@ -204,7 +204,7 @@ function fromJsonRow(json: ClientJsonRow): ClientRead {
     jwksUri,
     redirectUris: redirects,
     postLogoutRedirectUris: frozen(postLogoutRedirectUris),
-    grantTypes: frozen(grantTypes ?? [...resolveGrantTypes(null, redirects)]),
+    grantTypes: frozen(grantTypes ?? [...defaultGrantTypes(redirects)]),
     firstParty,
     registeredBy,
   };

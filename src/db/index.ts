@@ -62,6 +62,13 @@ export function prepared<R>(name: string, query: CompiledQuery<R>): CompiledQuer
   return { ...query, sql: `/* prepared:${name} */ ${query.sql}` };
 }
 
+/** The name `prepared` gave a statement; a statement without one is a programming error on either database. */
+function preparedName(statement: CompiledQuery): string {
+  const name = PREPARED.exec(statement.sql)?.[1];
+  if (name === undefined) throw new Error('laneRows runs only statements marked by prepared()');
+  return name;
+}
+
 /** The fewest values a key array of a prepared statement is sent with (see genericPlanKeys). */
 const GENERIC_PLAN_KEYS = 10;
 
@@ -169,6 +176,7 @@ async function openPglite(options: DatabaseOptions): Promise<DatabaseHandle> {
       await client.listen(channel, handler);
     },
     async laneRows<R>(statement: CompiledQuery<R>, parameters: readonly unknown[]): Promise<R[]> {
+      preparedName(statement);
       return (await db.executeQuery<R>({ ...statement, parameters })).rows;
     },
     async ping() {
@@ -278,8 +286,7 @@ async function openPostgres(databaseUrl: string, options: DatabaseOptions): Prom
     db,
     async laneRows<R>(statement: CompiledQuery<R>, parameters: readonly unknown[]): Promise<R[]> {
       if (closed) throw new Error('the database handle is closed');
-      const name = PREPARED.exec(statement.sql)?.[1];
-      if (name === undefined) throw new Error('laneRows runs only statements marked by prepared()');
+      const name = preparedName(statement);
       const client = await (lane ??= openLane());
       const result = await client.query<R & pg.QueryResultRow>({ name, text: statement.sql, values: [...parameters] });
       return result.rows;

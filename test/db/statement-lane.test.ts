@@ -23,11 +23,11 @@ describe(`the statement lane (DatabaseHandle.laneRows) (${usingPostgres ? 'Postg
     expect(await handle.laneRows(statement, [1])).toEqual([{ n: 1 }]);
   });
 
-  if (usingPostgres) {
-    it('refuses a statement not marked by prepared()', async () => {
-      await expect(handle.laneRows(sql<{ n: number }>`select 1 as n`.compile(handle.db), [])).rejects.toThrow(/prepared/);
-    });
+  it('refuses a statement not marked by prepared(), on either database', async () => {
+    await expect(handle.laneRows(sql<{ n: number }>`select 1 as n`.compile(handle.db), [])).rejects.toThrow(/prepared/);
+  });
 
+  if (usingPostgres) {
     it('is one connection of its own, named, kept between statements', async () => {
       const [first] = await handle.laneRows(backend(), [1]);
       const [second] = await handle.laneRows(backend(), [2]);
@@ -37,15 +37,23 @@ describe(`the statement lane (DatabaseHandle.laneRows) (${usingPostgres ? 'Postg
       expect(rows[0]?.pid).not.toBe(first?.pid);
     });
 
-    it('is opened again after its connection is lost: a statement that met the loss fails, the next ones run', async () => {
+    it('is opened again after its connection is lost: the statement in flight fails, the next ones run', async () => {
       const [before] = await handle.laneRows(backend(), [1]);
+      const sleep = prepared('idp_test_sleep', sql<{ slept: string }>`select pg_sleep(${0}::float8)::text as slept`.compile(handle.db));
+      const inFlight = handle.laneRows(sleep, [30]);
       const admin = await database.open();
       try {
+        await waitFor('the lane is sleeping', async () => {
+          const { rows } = await sql<{ n: string }>`select count(*) as n from pg_stat_activity
+                             where datname = current_database() and application_name = ${STATEMENT_LANE_APPLICATION_NAME} and query like '%pg_sleep%'`.execute(admin.db);
+          return Number(rows[0]?.n) === 1 ? true : undefined;
+        }, 10_000);
         await sql`select pg_terminate_backend(pid) from pg_stat_activity
                    where datname = current_database() and application_name = ${STATEMENT_LANE_APPLICATION_NAME}`.execute(admin.db);
       } finally {
         await admin.close();
       }
+      await expect(inFlight).rejects.toThrow();
       const after = await waitFor('the lane runs statements again', () => handle.laneRows(backend(), [2]).then((rows) => rows[0], () => undefined), 10_000);
       expect(after.pid).not.toBe(before?.pid);
       expect(after.name).toBe(STATEMENT_LANE_APPLICATION_NAME);

@@ -3,7 +3,7 @@ import request from 'supertest';
 import { prepared, type DatabaseHandle } from '../../src/db';
 import { AssertionJtiStore } from '../../src/oauth/assertion-jtis';
 import { captureLogs, startTestServer, testConfig, testMek, type TestServer } from '../helpers/context';
-import { createTestDatabase, usingPostgres, type TestDatabase } from '../helpers/database';
+import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { assertion, assertionForm, FORM, jwksOf, makeKeyClient, testKey, type TestKey } from './private-key-jwt-support';
 
 const ISSUER = 'http://idp.test';
@@ -102,7 +102,7 @@ describe('private_key_jwt: a replay is refused across instances', () => {
       const setting = prepared('idp_test_synchronous_commit', sql<{ synchronous_commit: string }>`select current_setting('synchronous_commit') as synchronous_commit`.compile(handle.db));
       expect(await handle.laneRows(setting, [])).toEqual([{ synchronous_commit: 'on' }]);
     } finally {
-      if (usingPostgres) await handle.close();
+      await handle.close();
     }
   });
 });

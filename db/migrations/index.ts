@@ -14,6 +14,7 @@ import * as dynamicRegistration from './2026-12-10T1000-dynamic-registration';
 import * as documentClientsUnused from './2026-12-11T1000-document-clients-unused';
 import * as clientsCreatedAtId from './2026-12-12T1000-clients-created-at-id';
 import * as clientUseNotify from './2026-12-12T1100-client-use-notify';
+import * as clientUses from './2026-12-13T1000-client-uses';
 
 /** Every migration, by dated name; the migrator applies them in name order. */
 export const migrations: Record<string, Migration> = {
@@ -32,4 +33,5 @@ export const migrations: Record<string, Migration> = {
   '2026-12-11T1000-document-clients-unused': documentClientsUnused,
   '2026-12-12T1000-clients-created-at-id': clientsCreatedAtId,
   '2026-12-12T1100-client-use-notify': clientUseNotify,
+  '2026-12-13T1000-client-uses': clientUses,
 };

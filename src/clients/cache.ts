@@ -184,7 +184,7 @@ export class ClientCache {
 
   private async writeUses(ids: string[]): Promise<void> {
     try {
-      await touchClients(this.options.handle.db, ids, this.now(), this.useIntervalMs);
+      await touchClients(this.options.handle, ids, this.now(), this.useIntervalMs);
     } catch (error) {
       this.options.logger.warn({ err: (error as Error).message, clients: ids.length }, 'recording client uses failed');
     }

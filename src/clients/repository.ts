@@ -1,4 +1,4 @@
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
 import { genericPlanKeys, prepared, type DatabaseHandle } from '../db';
 import { keysetPage, type KeysetPosition } from '../http/cursor';
 import type { ClientRegistrar, Database, StoredClientJwks, StoredRegistrationMetadata, TokenEndpointAuthMethod } from '../db/schema';
@@ -52,7 +52,7 @@ export interface Client {
 /** The channel the `idp_clients` trigger notifies on: payload `client:<id>` or `tenant:<id>`. */
 export const CLIENTS_CHANNEL = 'idp_clients';
 
-/** The columns a Client is made of: all but last_used_at, which no Client carries. */
+/** The columns a Client is made of. */
 const CLIENT_COLUMNS = [
   'c.id',
   'c.name',
@@ -77,7 +77,7 @@ const CLIENT_COLUMNS = [
 ] as const;
 
 /** The ones clientReader sends as milliseconds since the epoch. */
-const TIMESTAMP_COLUMNS: ReadonlySet<string> = new Set(['c.disabled_at', 'c.created_at', 'c.updated_at', 'c.previous_secret_expires_at', 'c.last_used_at']);
+const TIMESTAMP_COLUMNS: ReadonlySet<string> = new Set(['c.disabled_at', 'c.created_at', 'c.updated_at', 'c.previous_secret_expires_at']);
 
 function selectClientRows(db: Db) {
   return db.selectFrom('oauth_clients as c').select(CLIENT_COLUMNS);
@@ -143,7 +143,7 @@ export interface ClientRead {
   lastUsedAt: Date | null;
 }
 
-/** A client row as `findClients` reads it: one JSON array, in CLIENT_COLUMNS' order and then last_used_at. */
+/** A client row as `clientReader` reads it: one JSON array, in CLIENT_COLUMNS' order and then its last use (oauth_client_uses). */
 type ClientJsonRow = [
   id: string,
   name: string,
@@ -225,16 +225,20 @@ export type ClientReader = (ids: readonly string[]) => Promise<Map<string, Clien
  * - the statement is compiled once, here, not built again for every batch, and sent on the
  *   process's statement lane (DatabaseHandle.laneRows), past Kysely and the pool;
  * - its ids are padded (genericPlanKeys) so that Postgres plans it once per connection, not at
- *   every execution.
+ *   every execution;
+ * - the client's last use (oauth_client_uses) comes by a scalar subquery, one primary-key probe a
+ *   row: as a join it was planned as a hash join over the whole table while that was small, and the
+ *   generic plan, kept, scanned it ever after.
  */
 export function clientReader(handle: Pick<DatabaseHandle, 'db' | 'laneRows'>): ClientReader {
-  const columns = [...CLIENT_COLUMNS, 'c.last_used_at'].map((column) => {
+  // Milliseconds, truncated as a Date made from the text would be: a number is cheaper to send and to read.
+  const milliseconds = (ref: RawBuilder<unknown>) => sql`floor(extract(epoch from ${ref}) * 1000)::int8`;
+  const columns = [...CLIENT_COLUMNS.map((column) => {
     const ref = sql.ref(column);
     if (column === 'c.secret_hash' || column === 'c.previous_secret_hash') return sql`encode(${ref}, 'hex')`;
-    // Milliseconds, truncated as a Date made from the text would be: a number is cheaper to send and to read.
-    if (TIMESTAMP_COLUMNS.has(column)) return sql`floor(extract(epoch from ${ref}) * 1000)::int8`;
+    if (TIMESTAMP_COLUMNS.has(column)) return milliseconds(ref);
     return ref;
-  });
+  }), milliseconds(sql`(select u.used_at from oauth_client_uses u where u.client_id = c.id)`)];
   const statement = prepared(
     'idp_clients_by_id',
     handle.db
@@ -413,21 +417,30 @@ export async function updateClient(db: Db, id: string, changes: ClientChanges, n
 }
 
 /**
- * Records a use of each of `ids` (one statement for all), at most once per `intervalMs` across every
- * instance: the condition makes a second write within the interval a no-op. Returns how many rows
- * were written. The notification trigger ignores this column, so it invalidates no cache. Postgres
- * visits the rows in the primary key's order (it sorts the array for the index scan), so two instances
- * writing overlapping sets lock them in the same order and cannot deadlock.
+ * Records a use of each of `ids` that still exists (one statement for all, on the statement lane), at
+ * most once per `intervalMs` across every instance: a client whose use is more recent is left out
+ * before any row is touched. A use is a row of oauth_client_uses, inserted at the first use and then
+ * updated in place (HOT: no index covers used_at), never the client's own row, so it announces
+ * nothing to the client caches. Its commit is asynchronous (this transaction only): a crash of
+ * Postgres within the WAL writer's next flush may lose the last uses, which moves the sweep of unused
+ * clients by at most one interval. Returns how many were written. Rows are locked in the primary
+ * key's order, so two instances writing overlapping sets cannot deadlock.
  */
-export async function touchClients(db: Db, ids: readonly string[], now: Date, intervalMs: number): Promise<number> {
-  const query = db
-    .updateTable('oauth_clients')
-    .set({ last_used_at: now })
-    .where('id', '=', (eb) => eb.fn.any(eb.val(genericPlanKeys([...new Set(ids)]))))
-    .where((eb) => eb.or([eb('last_used_at', 'is', null), eb('last_used_at', '<=', new Date(now.getTime() - intervalMs))]))
-    .compile();
-  const result = await db.executeQuery(prepared('idp_clients_used', query));
-  return Number(result.numAffectedRows ?? 0n);
+export async function touchClients(handle: Pick<DatabaseHandle, 'db' | 'laneRows'>, ids: readonly string[], now: Date, intervalMs: number): Promise<number> {
+  const parameters = { now, ids: genericPlanKeys([...new Set(ids)]), writtenAfter: new Date(now.getTime() - intervalMs) };
+  const statement = prepared(
+    'idp_clients_used',
+    sql<{ client_id: string }>`
+    insert into oauth_client_uses (client_id, used_at)
+    select c.id, ${parameters.now}::timestamptz from oauth_clients c
+     where c.id = any(${parameters.ids}::text[])
+       and coalesce((select u.used_at from oauth_client_uses u where u.client_id = c.id), '-infinity') <= ${parameters.writtenAfter}::timestamptz
+       and set_config('synchronous_commit', 'off', true) is not null
+     order by c.id
+    on conflict (client_id) do update set used_at = excluded.used_at
+    returning client_id`.compile(handle.db),
+  );
+  return (await handle.laneRows(statement, statement.parameters)).length;
 }
 
 export async function deleteClient(db: Db, id: string): Promise<boolean> {

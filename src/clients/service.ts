@@ -4,7 +4,7 @@ import { recordAudit, type Actor } from '../audit';
 import type { Config } from '../config';
 import { formatDuration, parseDuration } from '../config/duration';
 import type { ClientRegistrar, Database, StoredRegistrationMetadata, TokenEndpointAuthMethod } from '../db/schema';
-import { deleteInBatches } from '../db/sweep';
+import { SWEEP_BATCH_SIZE } from '../db/sweep';
 import { findTenant } from '../tenants/repository';
 import { checkName, InvalidNameError, quoted } from '../text';
 import { CLIENT_CREDENTIALS, CLIENT_GRANT_TYPES, AUTHORIZATION_CODE, resolveGrantTypes } from './grant-types';
@@ -442,26 +442,46 @@ export const SWEPT_CLIENT_KINDS = ['dynamic', 'metadata_document'] as const;
 
 /**
  * Deletes the clients that registered themselves (docs/agents.md "The sweep": dynamic registration,
- * metadata documents) not used for `ttlMs`: neither at the token endpoint nor for a code since their
- * last_used_at, or since their creation when never used. In batches, each deletion audited
- * (`client.deleted` by `schedule`) in its batch's transaction. Operator-created clients are never
- * touched. A metadata document's client comes back (audited as created) at its next use. Returns
- * how many went.
+ * metadata documents) not used for `ttlMs`: no use recorded since the cutoff (oauth_client_uses: a
+ * token at the token endpoint, a code at the authorization endpoint), counting from their creation
+ * when never used. Operator-created clients are never touched. A metadata document's client comes
+ * back (audited as created) at its next use. Returns how many went.
+ *
+ * Each kind is walked once by creation, only among the clients created before the cutoff (an index
+ * range of oauth_clients_<kind>_created, resumed after the last client of the batch before), so a
+ * client in use is read once per sweep however many batches there are. Each batch of candidates is
+ * deleted in one transaction with its audit events (`client.deleted` by `schedule`), the condition
+ * checked again by the delete itself.
  */
-export async function sweepUnusedClients(db: Kysely<Database>, now: Date, ttlMs: number): Promise<number> {
+export async function sweepUnusedClients(db: Kysely<Database>, now: Date, ttlMs: number, options: { batchSize?: number; pauseMs?: number } = {}): Promise<number> {
   const cutoff = new Date(now.getTime() - ttlMs);
+  const batchSize = options.batchSize ?? SWEEP_BATCH_SIZE;
   const reason = `not used for ${formatDuration(ttlMs)} (IDP_DYNAMIC_CLIENT_TTL)`;
   let deleted = 0;
   for (const kind of SWEPT_CLIENT_KINDS) {
-    deleted += await deleteInBatches(
-      db,
-      { table: 'oauth_clients', key: 'id', where: sql`registered_by = ${sql.lit(kind)} and coalesce(last_used_at, created_at) < ${cutoff}` },
-      {
-        onDeleted: async (trx, ids) => {
-          for (const id of ids) await recordAudit(trx, { actor: 'schedule', action: 'client.deleted', target: id, reason, at: now, details: { registered_by: kind } });
-        },
-      },
-    );
+    // Where the last batch ended: its creation in microseconds since the epoch (exact, unlike a Date) and its id.
+    let after: { micros: string; id: string } | undefined;
+    for (;;) {
+      const from = after ? sql`and (created_at, id) > (timestamptz 'epoch' + ${after.micros}::int8 * interval '1 microsecond', ${after.id})` : sql``;
+      const { rows: batch } = await sql<{ id: string; micros: string }>`
+        select id, (extract(epoch from created_at) * 1000000)::int8::text as micros from oauth_clients
+         where registered_by = ${kind} and created_at < ${cutoff} ${from}
+         order by created_at, id limit ${batchSize}`.execute(db);
+      const last = batch[batch.length - 1];
+      if (last === undefined) break;
+      after = { micros: last.micros, id: last.id };
+      deleted += await db.transaction().execute(async (trx) => {
+        const { rows } = await sql<{ id: string }>`
+          delete from oauth_clients c
+           where c.id = any(${batch.map((row) => row.id)}::text[]) and c.registered_by = ${kind} and c.created_at < ${cutoff}
+             and coalesce((select u.used_at from oauth_client_uses u where u.client_id = c.id), '-infinity') < ${cutoff}
+          returning c.id`.execute(trx);
+        for (const { id } of rows) await recordAudit(trx, { actor: 'schedule', action: 'client.deleted', target: id, reason, at: now, details: { registered_by: kind } });
+        return rows.length;
+      });
+      if (batch.length < batchSize) break;
+      await new Promise((resolve) => setTimeout(resolve, options.pauseMs ?? 10));
+    }
   }
   return deleted;
 }

@@ -27,7 +27,10 @@ export interface DatabaseHandle {
    * reads, the replay guard's insert). They skip Kysely and the pool's check-out and release, which
    * cost as much as the driver's own work for a statement of a few rows (docs/scale-and-faults.md
    * "Clients not in memory"). Statements queue on the lane in order; a lost connection fails the
-   * ones on it. PGlite runs them through Kysely as any other.
+   * ones on it. The lane runs primary-key statements only, so its connection disables sequential
+   * scans (`enable_seqscan = off`): a generic plan made while a table was nearly empty (a seq scan of
+   * one page is the cheaper probe then) must not keep scanning the table as it grows. PGlite runs them
+   * through Kysely as any other.
    */
   laneRows<R>(statement: CompiledQuery<R>, parameters: readonly unknown[]): Promise<R[]>;
   /** Cheap reachability probe for /readyz. */
@@ -266,7 +269,11 @@ async function openPostgres(databaseUrl: string, options: DatabaseOptions): Prom
       query_timeout: 15_000,
       application_name: STATEMENT_LANE_APPLICATION_NAME,
     });
-    const opened = client.connect().then(() => client);
+    // A probe by primary key must stay an index probe whatever the table held when it was planned.
+    const opened = client
+      .connect()
+      .then(() => client.query('set enable_seqscan = off'))
+      .then(() => client);
     const drop = () => {
       if (lane === opened) lane = undefined;
     };

@@ -196,8 +196,6 @@ export interface OAuthClientsTable {
   registered_by: ColumnType<ClientRegistrar, ClientRegistrar | undefined, ClientRegistrar>;
   /** RFC 7591 name; `none` is a public client (no secret, no keys). */
   token_endpoint_auth_method: ColumnType<TokenEndpointAuthMethod, TokenEndpointAuthMethod | undefined, TokenEndpointAuthMethod>;
-  /** Written at most once an hour per client by its use (src/clients/cache.ts clientUseInterval); not announced to the client caches. */
-  last_used_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
   /** What an RFC 7591 registration said beyond the other columns; null for an operator's client. */
   registration_metadata: ColumnType<StoredRegistrationMetadata | null, string | null | undefined, string | null>;
 }
@@ -227,6 +225,17 @@ export interface ResourcesTable {
 /** A client's JWKS as stored: only the public members src/clients/jwks.ts keeps. */
 export interface StoredClientJwks {
   keys: Array<Record<string, string>>;
+}
+
+/**
+ * A client's last use, written at most once an hour per client (src/clients/cache.ts
+ * clientUseInterval); a row of its own, not a column of oauth_clients, so that recording a use
+ * rewrites 40 bytes in place rather than the client's row (db/migrations/2026-12-13T1000-client-uses.ts).
+ * A client never used has none; a trigger removes it with its client. Not announced to the client caches.
+ */
+export interface OAuthClientUsesTable {
+  client_id: string;
+  used_at: Date;
 }
 
 /** docs/private-key-jwt.md "Clients without shared secrets: `private_key_jwt`": the `jti` of every accepted client assertion until its `exp` (the replay guard). */
@@ -281,6 +290,7 @@ export interface Database {
   admin_tokens: AdminTokensTable;
   tenants: TenantsTable;
   oauth_clients: OAuthClientsTable;
+  oauth_client_uses: OAuthClientUsesTable;
   revoked_access_tokens: RevokedAccessTokensTable;
   rate_limit_counters: RateLimitCountersTable;
   api_keys: ApiKeysTable;

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import request from 'supertest';
 import { loadConfig } from '../../src/config';
 import { clientPolicy, ClientError, createPublicClient } from '../../src/clients/service';
@@ -304,7 +305,7 @@ describe('authorization-code clients: CLI, admin API, token endpoint', () => {
       expect(body.introspection_endpoint_auth_methods_supported).not.toContain('none');
     });
 
-    it('a write of last_used_at alone announces nothing to the client caches; any other change does', async () => {
+    it("a recorded use announces nothing to the client caches and leaves the client's row as it was; any change of the client does announce", async () => {
       const heard: string[] = [];
       await handle.listen('idp_clients', (payload) => heard.push(payload));
       const { touchClients } = await import('../../src/clients/repository');
@@ -315,30 +316,32 @@ describe('authorization-code clients: CLI, admin API, token endpoint', () => {
         await handle.db.updateTable('oauth_clients').set({ name: `fence ${fences}` }).where('id', '=', id).execute();
         await eventually(async () => expect(heard).toContain(`client:${id}`), 5_000);
       };
+      // The row's version (xmin, ctid): a use that rewrote the client's row would change both.
+      const version = async (id: string) => (await sql<{ v: string }>`select xmin::text || ' ' || ctid::text as v from oauth_clients where id = ${id}`.execute(handle.db)).rows[0]?.v;
       await fence(both.id);
       heard.length = 0;
-      expect(await touchClients(handle.db, [webApp.id], new Date(Date.now() + 3_600_000), 60_000)).toBe(1);
+      const before = await version(webApp.id);
+      expect(await touchClients(handle, [webApp.id], new Date(Date.now() + 3_600_000), 60_000)).toBe(1);
+      expect(await touchClients(handle, [webApp.id], new Date(Date.now() + 7_200_000), 60_000)).toBe(1);
       await fence(both.id);
       expect(heard).not.toContain(`client:${webApp.id}`);
+      expect(await version(webApp.id)).toBe(before);
       await handle.db.updateTable('oauth_clients').set({ first_party: true }).where('id', '=', webApp.id).execute();
-      await eventually(async () => expect(heard).toContain(`client:${webApp.id}`), 5_000);
-      // A use written together with another change is that change: announced.
-      heard.length = 0;
-      await handle.db.updateTable('oauth_clients').set({ first_party: false, last_used_at: new Date(Date.now() + 7_200_000) }).where('id', '=', webApp.id).execute();
       await eventually(async () => expect(heard).toContain(`client:${webApp.id}`), 5_000);
     });
 
-    it('records last_used_at on use, at most once per interval', async () => {
+    it('records a use (oauth_client_uses) on use, at most once per interval', async () => {
+      const lastUsed = async (id: string) => (await handle.db.selectFrom('oauth_client_uses').select('used_at').where('client_id', '=', id).executeTakeFirst())?.used_at ?? null;
       expect((await form('/oauth/token', { grant_type: 'client_credentials' }, basic(service.id, service.secret))).status).toBe(200);
-      await eventually(async () => expect((await row(service.id)).last_used_at).not.toBeNull());
-      const first = (await row(service.id)).last_used_at as Date;
+      await eventually(async () => expect(await lastUsed(service.id)).not.toBeNull());
+      const first = (await lastUsed(service.id)) as Date;
       expect((await form('/oauth/token', { grant_type: 'client_credentials' }, basic(service.id, service.secret))).status).toBe(200);
       // Still the first write: within the interval, nothing is written again.
-      expect(((await row(service.id)).last_used_at as Date).getTime()).toBe(first.getTime());
+      expect(((await lastUsed(service.id)) as Date).getTime()).toBe(first.getTime());
       const unused = await json('clients', 'create', '--name', 'Never used', '--scope', 'read');
-      expect((await row(String(unused.client_id))).last_used_at).toBeNull();
+      expect(await lastUsed(String(unused.client_id))).toBeNull();
       await form('/oauth/token', { grant_type: 'client_credentials' }, basic(String(unused.client_id), String(unused.client_secret)));
-      await eventually(async () => expect((await row(String(unused.client_id))).last_used_at).not.toBeNull());
+      await eventually(async () => expect(await lastUsed(String(unused.client_id))).not.toBeNull());
     });
   });
 });

@@ -184,7 +184,8 @@ describe(`the client cache: bounded by IDP_CLIENT_CACHE_SIZE, fresh by notificat
       now: new Date('2026-01-02T03:04:05.678Z'),
     });
     await sql`update oauth_clients set previous_secret_hash = ${hashClientSecret('previous')}, previous_secret_expires_at = ${new Date('2026-01-03T00:00:00.001Z')},
-                disabled_at = ${new Date('2026-01-04T00:00:00.999Z')}, last_used_at = ${new Date('2026-01-05T00:00:00.5Z')} where id = ${secretId}`.execute(handle.db);
+                disabled_at = ${new Date('2026-01-04T00:00:00.999Z')} where id = ${secretId}`.execute(handle.db);
+    await sql`insert into oauth_client_uses (client_id, used_at) values (${secretId}, ${new Date('2026-01-05T00:00:00.5Z')})`.execute(handle.db);
     const keysId = crypto.randomBytes(16).toString('base64url');
     const jwk = { kty: 'RSA', n: crypto.randomBytes(256).toString('base64url'), e: 'AQAB', kid: 'k1', alg: 'RS256', use: 'sig' };
     await insertClient(handle.db, { id: keysId, name: 'keys', secretHash: null, keys: { jwks: { keys: [jwk] } }, scopes: [], audiences: ['https://api.test'], tenantId: null, tokenTtlSeconds: null, now: new Date() });
@@ -242,8 +243,11 @@ describe(`the client cache: bounded by IDP_CLIENT_CACHE_SIZE, fresh by notificat
     const ids: string[] = [];
     for (let i = 0; i < 5; i++) ids.push(await newClient());
     await clientNotificationsDelivered(handle);
-    const writes = (statements: CompiledQuery[]) => statements.filter((s) => s.sql.startsWith('update "oauth_clients" set "last_used_at"')).length;
-    const lastUsed = async () => (await handle.db.selectFrom('oauth_clients').select('last_used_at').where('id', 'in', ids).execute()).map((r) => r.last_used_at);
+    const writes = (statements: CompiledQuery[]) => statements.filter((s) => s.sql.includes('insert into oauth_client_uses')).length;
+    const lastUsed = async () => {
+      const rows = await handle.db.selectFrom('oauth_client_uses').select(['client_id', 'used_at']).where('client_id', 'in', ids).execute();
+      return ids.map((id) => rows.find((r) => r.client_id === id)?.used_at ?? null);
+    };
 
     const first = new StatementLog(() => handle);
     const one = new ClientCache({ handle: first.on(handle), logger: createLogger('silent'), maxEntries: 10 });
@@ -252,7 +256,7 @@ describe(`the client cache: bounded by IDP_CLIENT_CACHE_SIZE, fresh by notificat
     await waitFor('the uses are written', async () => ((await lastUsed()).every((at) => at !== null) ? true : undefined), 5_000);
     expect(writes(first.statements)).toBe(1);
 
-    // Another process reads them with their last_used_at, a moment old: their uses write nothing.
+    // Another process reads them with their last use, a moment old: their uses write nothing.
     const second = new StatementLog(() => handle);
     const other = new ClientCache({ handle: second.on(handle), logger: createLogger('silent'), maxEntries: 10 });
     await Promise.all(ids.map((id) => other.get(id)));
@@ -269,8 +273,8 @@ describe(`the client cache: bounded by IDP_CLIENT_CACHE_SIZE, fresh by notificat
     await own.get(id);
     own.recordUse(id);
     await own.stop();
-    const row = await handle.db.selectFrom('oauth_clients').select('last_used_at').where('id', '=', id).executeTakeFirstOrThrow();
-    expect(row.last_used_at).toBeInstanceOf(Date);
+    const row = await handle.db.selectFrom('oauth_client_uses').select('used_at').where('client_id', '=', id).executeTakeFirstOrThrow();
+    expect(row.used_at).toBeInstanceOf(Date);
   });
 
   if (usingPostgres) {

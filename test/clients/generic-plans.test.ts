@@ -69,8 +69,32 @@ if (usingPostgres) describe('the client cache statements keep one generic plan p
   });
 
   it('recording the use of a few clients at a time is planned at most five times too', async () => {
-    for (let i = 0; i < 12; i++) expect(await touchClients(handle.db, [ids[i] as string, ids[i] as string], new Date(), 3_600_000)).toBe(1);
-    plannedOnceAfterTries(await plans('idp_clients_used'));
+    for (let i = 0; i < 12; i++) expect(await touchClients(handle, [ids[i] as string, ids[i] as string], new Date(), 3_600_000)).toBe(1);
+    plannedOnceAfterTries(await plans('idp_clients_used', 'lane'));
+  });
+
+  it("finds each client's use by its primary key, though oauth_client_uses was nearly empty when the statements were planned: never a scan of the whole table", async () => {
+    // Both statements have run 12 times above. Statistics that say the table holds a few rows (as
+    // autovacuum's first analyze of a new table does) make a scan of its one page the cheaper probe.
+    await sql`analyze oauth_client_uses`.execute(handle.db);
+    interface PlanNode {
+      'Node Type': string;
+      'Relation Name'?: string;
+      'Index Name'?: string;
+      Plans?: PlanNode[];
+    }
+    const nodes = (node: PlanNode): PlanNode[] => [node, ...(node.Plans ?? []).flatMap(nodes)];
+    /** How the statement's plan reaches oauth_client_uses: each node's type and index. */
+    const usesAccess = async (name: string, execute: string) => {
+      const rows = await handle.laneRows(prepared(name, sql<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>`explain (format json) ${sql.raw(execute)}`.compile(handle.db)), []);
+      const root = rows[0]?.['QUERY PLAN'][0]?.Plan;
+      if (!root) throw new Error('no plan');
+      return nodes(root)
+        .filter((node) => node['Relation Name'] === 'oauth_client_uses' && node['Node Type'] !== 'ModifyTable')
+        .map((node) => `${node['Node Type']} ${node['Index Name'] ?? ''}`.trim());
+    };
+    expect(await usesAccess('idp_test_explain_read', `execute idp_clients_by_id(array['${ids[0]}'])`)).toEqual(['Index Scan oauth_client_uses_pkey']);
+    expect(await usesAccess('idp_test_explain_write', `execute idp_clients_used(now(), array['${ids[0]}'], now())`)).toEqual(['Index Scan oauth_client_uses_pkey']);
   });
 
   it('reading the states of a few tenants at a time is planned at most five times too', async () => {

@@ -43,7 +43,7 @@ describe(`a client's last_used_at is written once per interval, by every process
     await database?.drop();
   });
 
-  const lastUsed = async (id: string) => (await handle.db.selectFrom('oauth_clients').select('last_used_at').where('id', '=', id).executeTakeFirstOrThrow()).last_used_at;
+  const lastUsed = async (id: string) => (await handle.db.selectFrom('oauth_client_uses').select('used_at').where('client_id', '=', id).executeTakeFirst())?.used_at ?? null;
   /** Writes what each process has waiting (the batch timer's work, without waiting for it). */
   const flush = async () => {
     for (const c of caches) await c.stop();

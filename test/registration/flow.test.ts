@@ -45,7 +45,7 @@ describe('a dynamically registered client through the authorization-code flow in
   }
   // openid-client's types leave the static register() off the issuer's Client class (it is there at run time).
   const clientClass = (issuer: Issuer) => issuer.Client as unknown as typeof BaseClient;
-  const lastUsed = async (id: string) => (await handle.db.selectFrom('oauth_clients').select('last_used_at').where('id', '=', id).executeTakeFirstOrThrow()).last_used_at;
+  const lastUsed = async (id: string) => (await handle.db.selectFrom('oauth_client_uses').select('used_at').where('client_id', '=', id).executeTakeFirst())?.used_at ?? null;
 
   it('a public client: discovery, registration, sign-in, a consent page that says nobody vetted it, the code with PKCE, tokens for the resource, refresh; a wider request asks again', async () => {
     const user = await makeUser(server.url);

@@ -1,11 +1,15 @@
 import crypto from 'node:crypto';
+import { sql } from 'kysely';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { tokenHash } from '../../src/authorization/cookies';
 import { insertCode } from '../../src/authorization/repository';
+import { insertClient, touchClients } from '../../src/clients/repository';
+import { sweepUnusedClients } from '../../src/clients/service';
 import { loadConfig } from '../../src/config';
 import type { DatabaseHandle } from '../../src/db';
+import { migrateToLatest } from '../../src/db/migrate';
 import { authorizePath, makeCodeClient, pkce } from '../authorization/support';
 import { FakeClock, startTestServer, type TestServer } from '../helpers/context';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
@@ -88,8 +92,8 @@ describe('the sweep of self-registered clients left unused (IDP_DYNAMIC_CLIENT_T
     clock.advance(50 * MINUTE);
     await useClient(used, registered.client_secret);
     await eventually(async () => {
-      const row = await handle.db.selectFrom('oauth_clients').select('last_used_at').where('id', '=', used).executeTakeFirstOrThrow();
-      expect(row.last_used_at).toEqual(clock.now());
+      const row = await handle.db.selectFrom('oauth_client_uses').select('used_at').where('client_id', '=', used).executeTakeFirstOrThrow();
+      expect(row.used_at).toEqual(clock.now());
     });
 
     // 70 minutes after the registrations: `never` is past the hour, `used` was used 20 minutes ago.
@@ -152,5 +156,83 @@ describe('the sweep of self-registered clients left unused (IDP_DYNAMIC_CLIENT_T
     } finally {
       await new Promise<void>((resolve) => documents.close(() => resolve()));
     }
+  });
+});
+
+/**
+ * The sweep's walk (src/clients/service.ts sweepUnusedClients): every self-registered client created
+ * before the cutoff is looked at once, batch after batch, however many of a batch are kept because
+ * they were used; and a client's recorded use goes with the client (the oauth_client_uses trigger).
+ */
+describe('the sweep walks the self-registered clients by creation, in batches', () => {
+  let database: TestDatabase;
+  let handle: DatabaseHandle;
+  const NOW = new Date('2026-06-01T12:00:00.000Z');
+  const HOUR = 60 * MINUTE;
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    handle = await database.open();
+    await migrateToLatest(handle);
+  });
+  afterAll(async () => {
+    await handle?.close();
+    await database?.drop();
+  });
+
+  const make = async (registeredBy: 'dynamic' | 'metadata_document' | 'operator', createdAt: Date) => {
+    const id = crypto.randomBytes(12).toString('base64url');
+    await insertClient(handle.db, { id, name: 'c', secretHash: null, scopes: [], audiences: ['https://api.test'], tenantId: null, tokenTtlSeconds: null, registeredBy, now: createdAt });
+    return id;
+  };
+  const remaining = async (ids: string[]) => (await handle.db.selectFrom('oauth_clients').select('id').where('id', 'in', ids).execute()).map((r) => r.id).sort();
+
+  it('deletes every client unused for the TTL, across batches in which most clients are kept; audited once each', async () => {
+    const unused: string[] = [];
+    const used: string[] = [];
+    const recent: string[] = [];
+    // 20 old clients of each kind, created a minute apart (two in the same instant, microseconds apart), every third one unused.
+    for (const kind of ['dynamic', 'metadata_document'] as const) {
+      for (let i = 0; i < 20; i++) {
+        const id = await make(kind, new Date(NOW.getTime() - 10 * HOUR + i * MINUTE));
+        (i % 3 === 0 ? unused : used).push(id);
+      }
+    }
+    const twin = crypto.randomBytes(12).toString('base64url');
+    await insertClient(handle.db, { id: twin, name: 'c', secretHash: null, scopes: [], audiences: ['https://api.test'], tenantId: null, tokenTtlSeconds: null, registeredBy: 'dynamic', now: new Date(NOW.getTime() - 10 * HOUR) });
+    await sql`update oauth_clients set created_at = created_at + interval '1 microsecond' where id = ${twin}`.execute(handle.db);
+    unused.push(twin);
+    for (let i = 0; i < 3; i++) recent.push(await make('dynamic', new Date(NOW.getTime() - 10 * MINUTE)));
+    const operators = [await make('operator', new Date(NOW.getTime() - 100 * HOUR))];
+    // Used 30 minutes ago (within the hour's TTL), in two statements.
+    const usedAt = new Date(NOW.getTime() - 30 * MINUTE);
+    expect(await touchClients(handle, used.slice(0, 10), usedAt, MINUTE)).toBe(10);
+    expect(await touchClients(handle, used.slice(10), usedAt, MINUTE)).toBe(used.length - 10);
+
+    const deleted = await sweepUnusedClients(handle.db, NOW, HOUR, { batchSize: 4, pauseMs: 0 });
+    expect(deleted).toBe(unused.length);
+    expect(await remaining([...unused, ...used, ...recent, ...operators])).toEqual([...used, ...recent, ...operators].sort());
+    const audited = await handle.db.selectFrom('audit_events').select('target').where('action', '=', 'client.deleted').where('target', 'in', unused).execute();
+    expect(audited.map((a) => a.target).sort()).toEqual([...unused].sort());
+
+    // An hour later the uses are over the TTL too: everything self-registered goes, the operator's client stays.
+    expect(await sweepUnusedClients(handle.db, new Date(NOW.getTime() + HOUR), HOUR, { batchSize: 4, pauseMs: 0 })).toBe(used.length + recent.length);
+    expect(await remaining([...used, ...recent, ...operators])).toEqual(operators);
+  });
+
+  it("a client's recorded use goes with it, and a client made again under the same id starts without it", async () => {
+    const id = await make('metadata_document', new Date(NOW.getTime() - 10 * HOUR));
+    expect(await touchClients(handle, [id], NOW, MINUTE)).toBe(1);
+    const uses = async () => (await handle.db.selectFrom('oauth_client_uses').select('used_at').where('client_id', '=', id).execute()).map((r) => r.used_at);
+    expect(await uses()).toEqual([NOW]);
+    await handle.db.deleteFrom('oauth_clients').where('id', '=', id).execute();
+    expect(await uses()).toEqual([]);
+    // A use recorded for a client that no longer exists writes nothing.
+    expect(await touchClients(handle, [id], NOW, MINUTE)).toBe(0);
+    expect(await uses()).toEqual([]);
+    // A row left behind by a use that raced the deletion does not outlive a new client of that id.
+    await sql`insert into oauth_client_uses (client_id, used_at) values (${id}, ${NOW})`.execute(handle.db);
+    await insertClient(handle.db, { id, name: 'c', secretHash: null, scopes: [], audiences: ['https://api.test'], tenantId: null, tokenTtlSeconds: null, registeredBy: 'metadata_document', now: NOW });
+    expect(await uses()).toEqual([]);
   });
 });

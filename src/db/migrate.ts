@@ -6,7 +6,8 @@ export class MigrationError extends Error {
   readonly code = 'ERR_MIGRATION';
 }
 
-function migrator(handle: DatabaseHandle): Migrator {
+/** The service's migrator on `handle` (its migrations, its bookkeeping tables); tests step it to a given migration. */
+export function migrator(handle: DatabaseHandle): Migrator {
   return new Migrator({
     db: handle.db,
     provider: { getMigrations: async () => migrations },

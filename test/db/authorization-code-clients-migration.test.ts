@@ -1,6 +1,6 @@
-import { Migrator, sql } from 'kysely';
-import { migrations } from '../../db/migrations';
+import { sql, type Migrator } from 'kysely';
 import type { DatabaseHandle } from '../../src/db';
+import { migrator as serviceMigrator } from '../../src/db/migrate';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 
 /**
@@ -15,12 +15,7 @@ describe('migration 2026-12-06T1000-authorization-code-clients', () => {
   beforeAll(async () => {
     database = await createTestDatabase();
     handle = await database.open();
-    migrator = new Migrator({
-      db: handle.db,
-      provider: { getMigrations: async () => migrations },
-      migrationTableName: 'idp_migrations',
-      migrationLockTableName: 'idp_migrations_lock',
-    });
+    migrator = serviceMigrator(handle);
     const { error } = await migrator.migrateTo('2026-11-28T1200-indexes-at-scale');
     expect(error).toBeUndefined();
     const now = new Date();

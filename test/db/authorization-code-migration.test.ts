@@ -1,6 +1,6 @@
-import { Migrator, sql } from 'kysely';
-import { migrations } from '../../db/migrations';
+import { sql, type Migrator } from 'kysely';
 import type { DatabaseHandle } from '../../src/db';
+import { migrator as serviceMigrator } from '../../src/db/migrate';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 
 /**
@@ -16,12 +16,7 @@ describe('migration 2026-12-06T1100-authorization-code', () => {
   beforeAll(async () => {
     database = await createTestDatabase();
     handle = await database.open();
-    migrator = new Migrator({
-      db: handle.db,
-      provider: { getMigrations: async () => migrations },
-      migrationTableName: 'idp_migrations',
-      migrationLockTableName: 'idp_migrations_lock',
-    });
+    migrator = serviceMigrator(handle);
     expect((await migrator.migrateTo('2026-12-06T1000-authorization-code-clients')).error).toBeUndefined();
     await raw(`insert into users (id, email, password_hash, created_at, updated_at) values ('11111111-1111-4111-8111-111111111111', 'a@example.com', 'x', now(), now())`);
     await raw(`insert into sessions (id, user_id, created_at) values ('22222222-2222-4222-8222-222222222222', '11111111-1111-4111-8111-111111111111', now())`);

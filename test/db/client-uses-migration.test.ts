@@ -1,6 +1,6 @@
-import { Migrator, sql } from 'kysely';
-import { migrations } from '../../db/migrations';
+import { sql, type Migrator } from 'kysely';
 import type { DatabaseHandle } from '../../src/db';
+import { migrator as serviceMigrator } from '../../src/db/migrate';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 
 /**
@@ -16,12 +16,7 @@ describe('migration 2026-12-13T1000-client-uses', () => {
   beforeAll(async () => {
     database = await createTestDatabase();
     handle = await database.open();
-    migrator = new Migrator({
-      db: handle.db,
-      provider: { getMigrations: async () => migrations },
-      migrationTableName: 'idp_migrations',
-      migrationLockTableName: 'idp_migrations_lock',
-    });
+    migrator = serviceMigrator(handle);
     expect((await migrator.migrateTo('2026-12-12T1100-client-use-notify')).error).toBeUndefined();
     for (const [id, lastUsed] of [['used', used], ['never', null]] as const) {
       await sql`insert into oauth_clients (id, name, secret_hash, scopes, audiences, created_at, updated_at, registered_by, last_used_at)

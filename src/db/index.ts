@@ -24,7 +24,7 @@ export interface DatabaseHandle {
    * The rows of a statement marked by `prepared`, sent on this process's statement lane: one
    * connection of its own (application_name STATEMENT_LANE_APPLICATION_NAME), opened at first use and
    * again after it is lost, for the few statements a token request waits for (the client cache's
-   * reads, the replay guard's insert). They skip Kysely and the pool's check-out and release, which
+   * reads, the replay guard's insert) and the client cache's batched use writes. They skip Kysely and the pool's check-out and release, which
    * cost as much as the driver's own work for a statement of a few rows (docs/scale-and-faults.md
    * "Clients not in memory"). Statements queue on the lane in order; a lost connection fails the
    * ones on it. The lane runs primary-key statements only, so its connection disables sequential

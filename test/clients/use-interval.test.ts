@@ -1,8 +1,8 @@
 import crypto from 'node:crypto';
 import { CLIENT_USE_INTERVAL_MS, ClientCache, clientUseInterval } from '../../src/clients/cache';
-import { insertClient } from '../../src/clients/repository';
+import { insertClient, touchClients } from '../../src/clients/repository';
 import { hashClientSecret } from '../../src/clients/secret';
-import type { DatabaseHandle } from '../../src/db';
+import { openDatabase, type DatabaseHandle } from '../../src/db';
 import { migrateToLatest } from '../../src/db/migrate';
 import { createLogger } from '../../src/observability/logger';
 import { captureLogs } from '../helpers/context';
@@ -20,7 +20,7 @@ describe('clientUseInterval: how often a client use is written, for the sweep of
   });
 });
 
-describe(`a client's last_used_at is written once per interval, by every process together (${usingPostgres ? 'Postgres' : 'PGlite'})`, () => {
+describe(`a client's last use is written once per interval, by every process together (${usingPostgres ? 'Postgres' : 'PGlite'})`, () => {
   const INTERVAL = 60_000;
   const logs = captureLogs();
   let database: TestDatabase;
@@ -71,5 +71,42 @@ describe(`a client's last_used_at is written once per interval, by every process
     second.recordUse(id);
     await flush();
     expect(await lastUsed(id)).toEqual(clock);
+  });
+});
+
+// Each handle has a statement lane of its own, so these writes really run at once (Postgres; PGlite is one connection).
+if (usingPostgres) describe('use writes of several processes at once, over the same clients (Postgres)', () => {
+  let database: TestDatabase;
+  const handles: DatabaseHandle[] = [];
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    for (let i = 0; i < 6; i++) handles.push(await openDatabase({ databaseUrl: database.databaseUrl, dataDir: 'unused', logger: createLogger('silent'), poolSize: 1 }));
+    await migrateToLatest(handles[0] as DatabaseHandle);
+  });
+  afterAll(async () => {
+    for (const handle of handles) await handle.close();
+    await database?.drop();
+  });
+
+  it('six processes writing the uses of the same 40 clients, each in its own order, all at once: no deadlock, no error, one row a client', async () => {
+    const handle = handles[0] as DatabaseHandle;
+    const ids: string[] = [];
+    for (let i = 0; i < 40; i++) {
+      const id = crypto.randomBytes(16).toString('base64url');
+      await insertClient(handle.db, { id, name: `c${i}`, secretHash: null, scopes: [], audiences: ['https://api.test'], tenantId: null, tokenTtlSeconds: null, now: new Date() });
+      ids.push(id);
+    }
+    const now = new Date('2026-12-06T12:00:00.000Z');
+    const orders = handles.map((_, i) => (i % 2 === 0 ? [...ids] : [...ids].reverse()).slice(i % 3));
+    const written = await Promise.all(handles.map((h, i) => touchClients(h, orders[i] as string[], now, 60_000)));
+    // Each statement writes what it found unused when it started; a client is written at least once.
+    expect(written.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(ids.length);
+    const rows = await handle.db.selectFrom('oauth_client_uses').select(['client_id', 'used_at']).where('client_id', 'in', ids).execute();
+    expect(rows.map((r) => r.client_id).sort()).toEqual([...ids].sort());
+    expect(rows.every((r) => r.used_at.getTime() === now.getTime())).toBe(true);
+    // Within the interval, the same burst writes nothing.
+    const again = await Promise.all(handles.map((h, i) => touchClients(h, orders[i] as string[], new Date(now.getTime() + 1_000), 60_000)));
+    expect(again).toEqual(handles.map(() => 0));
   });
 });

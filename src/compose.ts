@@ -223,7 +223,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
       client: (id, origin) => oauth.client(id, origin),
       redirectUriMatches,
       resource: (url) => resources.service.get(url),
-      recordClientUse: (id) => oauth.clients.recordUse(id),
+      recordClientUse: (client) => oauth.clients.recordUse(client),
       users,
     });
     const delegation = delegationCapability({
@@ -306,7 +306,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
 
     const runtime: AppRuntime = {
       jwks: () => keys.jwks,
-      oauth: { registry, authenticator: oauth.authenticator, trustProxy: config.trustProxy, recordClientUse: (id) => oauth.clients.recordUse(id) },
+      oauth: { registry, authenticator: oauth.authenticator, trustProxy: config.trustProxy, recordClientUse: (client) => oauth.clients.recordUse(client) },
       readiness: async () => ({ database: await handle.ping(1_000), signingKey: keys.loaded }),
       async metadata() {
         // A scope list that cannot be read is left empty rather than failing discovery (RFC 8414: a RECOMMENDED member).

@@ -52,7 +52,7 @@ export interface FlowDeps {
   lookups: RequestLookups;
   settings: FlowSettings;
   /** A code counts as a use of its client (what the sweep of unused dynamically registered clients reads). */
-  recordClientUse?(clientId: string): void;
+  recordClientUse?(client: Pick<AuthorizationClient, 'id' | 'registeredBy'>): void;
 }
 
 /** A browser session usable now, with its user. */
@@ -391,7 +391,7 @@ export class AuthorizationFlow {
       now,
       expiresAt: new Date(now.getTime() + this.deps.settings.authCodeTtlMs),
     });
-    this.deps.recordClientUse?.(client.id);
+    this.deps.recordClientUse?.(client);
     return code;
   }
 

@@ -38,8 +38,8 @@ export interface AuthorizationDeps {
   redirectUriMatches(registered: readonly string[], requested: string): boolean;
   /** A registered resource by its URL. */
   resource(url: string): Promise<Resource | undefined>;
-  /** Records that a client was given a code (its last_used_at, at most once an hour); never waits or fails. */
-  recordClientUse?(clientId: string): void;
+  /** Records that a client was given a code (for the sweep of unused self-registered clients, at most once an hour); never waits or fails. */
+  recordClientUse?(client: Pick<AuthorizationClient, 'id' | 'registeredBy'>): void;
   /** The user accounts: the shared sign-in check, application sessions and their tokens, token verification. */
   users: FlowUsers & TokenUsers & UserinfoUsers & { authenticate: GrantsDeps['authenticate'] };
 }

@@ -168,11 +168,16 @@ export class ClientCache {
   }
 
   /**
-   * Records that a client was used (its last_used_at), at most once per interval per client from this
-   * process and, by the write's condition, across all of them. Never waits and never fails the
-   * request: a failed write is logged and tried again at the next use after the interval.
+   * Records that a client was used (a row of oauth_client_uses), at most once per interval per client
+   * from this process and, by the write's condition, across all of them. Never waits and never fails
+   * the request: a failed write is logged and tried again at the next use after the interval.
+   * Only a self-registered client's use is written (dynamic registration, metadata document): the
+   * sweep of unused clients is the one reader of uses, and it deletes no other kind, so an operator's
+   * client costs no write at all.
    */
-  recordUse(id: string): void {
+  recordUse(client: Pick<Client, 'id' | 'registeredBy'>): void {
+    if (client.registeredBy === 'operator') return;
+    const id = client.id;
     const now = this.now().getTime();
     const last = this.usesWritten.get(id);
     if (last !== undefined && now - last < this.useIntervalMs) return;

@@ -228,7 +228,8 @@ export type ClientReader = (ids: readonly string[]) => Promise<Map<string, Clien
  *   every execution;
  * - the client's last use (oauth_client_uses) comes by a scalar subquery, one primary-key probe a
  *   row: as a join it was planned as a hash join over the whole table while that was small, and the
- *   generic plan, kept, scanned it ever after.
+ *   generic plan, kept, scanned it ever after; an operator's client has no use recorded (see
+ *   ClientCache.recordUse), so its row skips the probe.
  */
 export function clientReader(handle: Pick<DatabaseHandle, 'db' | 'laneRows'>): ClientReader {
   // Milliseconds, truncated as a Date made from the text would be: a number is cheaper to send and to read.
@@ -238,7 +239,7 @@ export function clientReader(handle: Pick<DatabaseHandle, 'db' | 'laneRows'>): C
     if (column === 'c.secret_hash' || column === 'c.previous_secret_hash') return sql`encode(${ref}, 'hex')`;
     if (TIMESTAMP_COLUMNS.has(column)) return milliseconds(ref);
     return ref;
-  }), milliseconds(sql`(select u.used_at from oauth_client_uses u where u.client_id = c.id)`)];
+  }), milliseconds(sql`(case when c.registered_by <> 'operator' then (select u.used_at from oauth_client_uses u where u.client_id = c.id) end)`)];
   const statement = prepared(
     'idp_clients_by_id',
     handle.db

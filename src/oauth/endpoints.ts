@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Client } from '../clients/repository';
 import type { Config } from '../config';
 import { clientAddress } from '../http/client-address';
 import type { Logger } from '../observability/logger';
@@ -28,8 +29,8 @@ export interface OAuthEndpointDeps {
   registry: OAuthRegistry;
   authenticator: Pick<ClientAuthenticator, 'authenticate'>;
   trustProxy: Config['trustProxy'];
-  /** Records a client's use (its last_used_at, at most once an hour); never waits or fails. */
-  recordClientUse?(clientId: string): void;
+  /** Records a client's use (for the sweep of unused self-registered clients, at most once an hour); never waits or fails. */
+  recordClientUse?(client: Pick<Client, 'id' | 'registeredBy'>): void;
 }
 
 export interface OAuthDispatchContext {
@@ -153,7 +154,7 @@ const token: Endpoint = async (req, deps) => {
     throw new InvalidClient(`grant_type ${grantType} takes no client authentication`);
   }
   const body = await grant.handler({ params: form, client, ip });
-  if (client) deps.recordClientUse?.(client.id);
+  if (client) deps.recordClientUse?.(client);
   return { body, grantType };
 };
 

@@ -1,9 +1,10 @@
 import crypto from 'node:crypto';
 import { CompiledQuery, sql, type KyselyPlugin, type PluginTransformQueryArgs, type PluginTransformResultArgs, type QueryId, type QueryResult, type RootOperationNode, type UnknownRow } from 'kysely';
 import { CLIENT_BATCH_SIZE, ClientCache } from '../../src/clients/cache';
-import { findClient, insertClient, updateClient } from '../../src/clients/repository';
+import { findClient, insertClient, updateClient, type Client } from '../../src/clients/repository';
 import { hashClientSecret } from '../../src/clients/secret';
 import { LISTENER_APPLICATION_NAME, type DatabaseHandle } from '../../src/db';
+import type { ClientRegistrar } from '../../src/db/schema';
 import { migrateToLatest } from '../../src/db/migrate';
 import { createLogger } from '../../src/observability/logger';
 import { createTenant } from '../../src/tenants/repository';
@@ -52,7 +53,7 @@ describe(`the client cache: bounded by IDP_CLIENT_CACHE_SIZE, fresh by notificat
   const logs = captureLogs();
   const MAX = 3;
 
-  const newClient = async (tenantId: string | null = null): Promise<string> => {
+  const newClient = async (tenantId: string | null = null, registeredBy: ClientRegistrar = 'operator'): Promise<string> => {
     const id = crypto.randomBytes(16).toString('base64url');
     await insertClient(handle.db, {
       id,
@@ -63,9 +64,12 @@ describe(`the client cache: bounded by IDP_CLIENT_CACHE_SIZE, fresh by notificat
       tenantId,
       tokenTtlSeconds: null,
       now: new Date(),
+      registeredBy,
     });
     return id;
   };
+  /** A dynamically registered client: the kind whose uses are written (for the sweep of unused ones). */
+  const newDynamicClient = () => newClient(null, 'dynamic');
   /** The cache's own reads, as the database received them. */
   const reads = () => log.statements.length;
 
@@ -241,7 +245,7 @@ describe(`the client cache: bounded by IDP_CLIENT_CACHE_SIZE, fresh by notificat
 
   it("writes the uses of many clients in one statement; a client whose use another process wrote within the minute is not written again", async () => {
     const ids: string[] = [];
-    for (let i = 0; i < 5; i++) ids.push(await newClient());
+    for (let i = 0; i < 5; i++) ids.push(await newDynamicClient());
     await clientNotificationsDelivered(handle);
     const writes = (statements: CompiledQuery[]) => statements.filter((s) => s.sql.includes('insert into oauth_client_uses')).length;
     const lastUsed = async () => {
@@ -251,27 +255,39 @@ describe(`the client cache: bounded by IDP_CLIENT_CACHE_SIZE, fresh by notificat
 
     const first = new StatementLog(() => handle);
     const one = new ClientCache({ handle: first.on(handle), logger: createLogger('silent'), maxEntries: 10 });
-    await Promise.all(ids.map((id) => one.get(id)));
-    for (const id of ids) one.recordUse(id);
+    const clients = await Promise.all(ids.map(async (id) => (await one.get(id)) as Client));
+    for (const client of clients) one.recordUse(client);
     await waitFor('the uses are written', async () => ((await lastUsed()).every((at) => at !== null) ? true : undefined), 5_000);
     expect(writes(first.statements)).toBe(1);
 
     // Another process reads them with their last use, a moment old: their uses write nothing.
     const second = new StatementLog(() => handle);
     const other = new ClientCache({ handle: second.on(handle), logger: createLogger('silent'), maxEntries: 10 });
-    await Promise.all(ids.map((id) => other.get(id)));
-    for (const id of ids) other.recordUse(id);
+    for (const client of await Promise.all(ids.map(async (id) => (await other.get(id)) as Client))) other.recordUse(client);
     await other.stop();
     expect(writes(second.statements)).toBe(0);
     await one.stop();
   });
 
+  it("writes no use of an operator's client: only the sweep of unused self-registered clients reads uses, and it never deletes one", async () => {
+    const ids = [await newClient(), await newClient(), await newDynamicClient()];
+    await clientNotificationsDelivered(handle);
+    const log = new StatementLog(() => handle);
+    const own = new ClientCache({ handle: log.on(handle), logger: createLogger('silent'), maxEntries: 10 });
+    const clients = await Promise.all(ids.map(async (id) => (await own.get(id)) as Client));
+    expect(clients.map((c) => c.registeredBy)).toEqual(['operator', 'operator', 'dynamic']);
+    for (const client of clients) own.recordUse(client);
+    await own.stop();
+    const rows = await handle.db.selectFrom('oauth_client_uses').select('client_id').where('client_id', 'in', ids).execute();
+    expect(rows.map((r) => r.client_id)).toEqual([ids[2]]);
+    expect(log.statements.filter((s) => s.sql.includes('insert into oauth_client_uses'))).toHaveLength(1);
+  });
+
   it('writes the uses still waiting when it stops', async () => {
-    const id = await newClient();
+    const id = await newDynamicClient();
     await clientNotificationsDelivered(handle);
     const own = new ClientCache({ handle, logger: createLogger('silent'), maxEntries: 10 });
-    await own.get(id);
-    own.recordUse(id);
+    own.recordUse((await own.get(id)) as Client);
     await own.stop();
     const row = await handle.db.selectFrom('oauth_client_uses').select('used_at').where('client_id', '=', id).executeTakeFirstOrThrow();
     expect(row.used_at).toBeInstanceOf(Date);

@@ -51,11 +51,12 @@ describe(`a client's last use is written once per interval, by every process tog
 
   it('50 uses at once in each of two processes write it once; uses within the interval write nothing, from a new process either; the first use after it writes again', async () => {
     const id = crypto.randomBytes(16).toString('base64url');
-    await insertClient(handle.db, { id, name: 'used', secretHash: hashClientSecret('s'), scopes: [], audiences: ['https://api.test'], tenantId: null, tokenTtlSeconds: null, now: clock });
+    await insertClient(handle.db, { id, name: 'used', secretHash: hashClientSecret('s'), scopes: [], audiences: ['https://api.test'], tenantId: null, tokenTtlSeconds: null, now: clock, registeredBy: 'dynamic' });
     expect(await lastUsed(id)).toBeNull();
+    const client = { id, registeredBy: 'dynamic' } as const;
 
     const first = clock;
-    for (let i = 0; i < 50; i++) for (const c of caches) c.recordUse(id);
+    for (let i = 0; i < 50; i++) for (const c of caches) c.recordUse(client);
     await flush();
     expect(await lastUsed(id)).toEqual(first);
 
@@ -63,12 +64,12 @@ describe(`a client's last use is written once per interval, by every process tog
     // written nothing itself (the statement's own condition holds it back).
     clock = new Date(first.getTime() + INTERVAL - 1);
     caches.push(cache());
-    for (const c of caches) c.recordUse(id);
+    for (const c of caches) c.recordUse(client);
     await flush();
     expect(await lastUsed(id)).toEqual(first);
 
     clock = new Date(first.getTime() + INTERVAL);
-    second.recordUse(id);
+    second.recordUse(client);
     await flush();
     expect(await lastUsed(id)).toEqual(clock);
   });

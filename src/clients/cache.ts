@@ -125,9 +125,9 @@ class Batches<T> {
  *   primary-key query (`id = any($1)`, at most CLIENT_BATCH_SIZE ids, each row one JSON array:
  *   repository.ts `clientReader`), one read in flight per process, so a burst of misses for
  *   different clients costs one statement, not one each. Their
- *   tenants' states are kept apart (bounded like the entries), so the query joins nothing. Uses are
- *   written in batches too, and a client whose last_used_at (any instance's) is within the interval
- *   is not written again.
+ *   tenants' states are kept apart (bounded like the entries), so the query joins nothing. Uses
+ *   (of self-registered clients only: recordUse) are written in batches too, and a client whose last
+ *   use (any instance's) is within the interval is not written again.
  * - Fresh through the `idp_clients` notification a database trigger sends on any change to a client
  *   or its tenant, whoever makes it (disable, delete, secret rotation take effect on every instance
  *   within the notification latency). When the listening connection is re-established, notifications

@@ -8,12 +8,12 @@ export interface ClientCacheOptions {
   logger: Logger;
   /** `IDP_CLIENT_CACHE_SIZE`: the most clients kept in memory; the least recently used one goes first. */
   maxEntries: number;
-  /** How often at most a client's last_used_at is written (default CLIENT_USE_INTERVAL_MS; see clientUseInterval). */
+  /** How often at most a client's use is written (default CLIENT_USE_INTERVAL_MS; see clientUseInterval). */
   useIntervalMs?: number;
   now?: () => Date;
 }
 
-/** A client's last_used_at is written at most once per this interval (it bounds the sweep of unused clients, nothing finer). */
+/** A client's use (oauth_client_uses) is written at most once per this interval (it bounds the sweep of unused clients, nothing finer). */
 export const CLIENT_USE_INTERVAL_MS = 3_600_000;
 
 /**
@@ -148,7 +148,7 @@ export class ClientCache {
   private readonly tenantsDisabled: LRUCache<string, boolean>;
   /** Counts tenant changes (and clears): a tenant's state read across one is not kept. */
   private tenantChanges = 0;
-  /** When a client's last_used_at was last written, in ms, as far as this process knows (bounded like the entries). */
+  /** When a client's use was last written, in ms, as far as this process knows (bounded like the entries). */
   private readonly usesWritten: LRUCache<string, number>;
   private readonly uses = new Batches<string>(CLIENT_BATCH_SIZE, CLIENT_USE_WRITE_DELAY_MS, (batch) => this.writeUses(batch));
 

@@ -198,8 +198,7 @@ describe('the sweep walks the self-registered clients by creation, in batches', 
         (i % 3 === 0 ? unused : used).push(id);
       }
     }
-    const twin = crypto.randomBytes(12).toString('base64url');
-    await insertClient(handle.db, { id: twin, name: 'c', secretHash: null, scopes: [], audiences: ['https://api.test'], tenantId: null, tokenTtlSeconds: null, registeredBy: 'dynamic', now: new Date(NOW.getTime() - 10 * HOUR) });
+    const twin = await make('dynamic', new Date(NOW.getTime() - 10 * HOUR));
     await sql`update oauth_clients set created_at = created_at + interval '1 microsecond' where id = ${twin}`.execute(handle.db);
     unused.push(twin);
     for (let i = 0; i < 3; i++) recent.push(await make('dynamic', new Date(NOW.getTime() - 10 * MINUTE)));

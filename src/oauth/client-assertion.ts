@@ -1,5 +1,4 @@
 import crypto, { type KeyObject } from 'node:crypto';
-import { decodeJwt } from 'jose';
 import { CLIENT_ASSERTION_ALGORITHMS, type ClientAssertionAlgorithm, type ClientKey } from '../clients/jwks';
 import type { Client } from '../clients/repository';
 import { ClientKeysUnavailable, type ClientKeys } from './client-keys';
@@ -16,6 +15,8 @@ export const JWT_BEARER_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion
 export const ASSERTION_CLOCK_TOLERANCE_S = 30;
 /** The furthest `exp` may lie in the future (beyond the tolerance), seconds: an assertion is for one request, not a credential. */
 export const ASSERTION_MAX_LIFETIME_S = 300;
+
+const BASE64URL = /^[A-Za-z0-9_-]*$/;
 
 /** An assertion refused: `message` is the precise cause, for the log only (the client sees a generic `invalid_client`). */
 export class AssertionRefused extends Error {
@@ -34,16 +35,33 @@ export interface AcceptedAssertion {
 }
 
 /**
- * The client id an assertion claims (`sub`, else `iss`), read without verifying anything, to find
- * the client whose keys must verify it. Undefined when the assertion is not a JWT with one.
+ * An assertion as presented, read but not verified: its compact text, its claims (a JSON object) and
+ * the client they claim to be (`sub`, else `iss`), to find the client whose keys must verify it. Read
+ * once per request: `ClientAssertionVerifier.verify` checks the signature over `text` and then these
+ * same claims, so nothing decodes them twice. Only `read` makes one, so the claims are always those
+ * of the text.
  */
-export function assertionClientId(assertion: string): string | undefined {
-  try {
-    const claims = decodeJwt(assertion);
-    const id = claims.sub ?? claims.iss;
-    return typeof id === 'string' && id !== '' ? id : undefined;
-  } catch {
-    return undefined;
+export class PresentedAssertion {
+  private constructor(
+    readonly text: string,
+    readonly clientId: string,
+    readonly claims: Readonly<Record<string, unknown>>,
+  ) {}
+
+  /** Undefined when `text` is not a three-part JWT whose claims (a JSON object) name a client. */
+  static read(text: string): PresentedAssertion | undefined {
+    const parts = text.split('.');
+    if (parts.length !== 3 || !BASE64URL.test(parts[1] as string)) return undefined;
+    let claims: unknown;
+    try {
+      claims = JSON.parse(Buffer.from(parts[1] as string, 'base64url').toString('utf8'));
+    } catch {
+      return undefined;
+    }
+    if (typeof claims !== 'object' || claims === null || Array.isArray(claims)) return undefined;
+    const { sub, iss } = claims as Record<string, unknown>;
+    const id = sub ?? iss;
+    return typeof id === 'string' && id !== '' ? new PresentedAssertion(text, id, claims as Record<string, unknown>) : undefined;
   }
 }
 
@@ -57,15 +75,15 @@ export interface ClientAssertionVerifierOptions {
 const ALGORITHMS: readonly string[] = CLIENT_ASSERTION_ALGORITHMS;
 
 /** How node:crypto checks each accepted algorithm's signature, all over SHA-256 (RFC 7518 §3.3–3.5). */
-const VERIFY_KEY: Record<ClientAssertionAlgorithm, (key: KeyObject) => crypto.VerifyKeyObjectInput> = {
-  RS256: (key) => ({ key, padding: crypto.constants.RSA_PKCS1_PADDING }),
+const VERIFY_KEY: Record<ClientAssertionAlgorithm, (key: KeyObject) => KeyObject | crypto.VerifyKeyObjectInput> = {
+  // PKCS #1 v1.5 is what node:crypto does with an RSA key given alone; no options object to build per assertion.
+  RS256: (key) => key,
   // The salt as long as the hash, as RFC 7518 §3.5 requires.
   PS256: (key) => ({ key, padding: crypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: crypto.constants.RSA_PSS_SALTLEN_DIGEST }),
   // JWS carries R || S (64 bytes), not DER.
   ES256: (key) => ({ key, dsaEncoding: 'ieee-p1363' }),
 };
 
-const BASE64URL = /^[A-Za-z0-9_-]*$/;
 
 /**
  * Whether `signature` is `alg`'s signature of `signingInput` by `key`. It runs synchronously, on the
@@ -99,10 +117,10 @@ function signatureVerifies(alg: ClientAssertionAlgorithm, key: KeyObject, signin
 export class ClientAssertionVerifier {
   constructor(private readonly options: ClientAssertionVerifierOptions) {}
 
-  async verify(client: Client, assertion: string, endpointPath: string): Promise<AcceptedAssertion> {
-    const parts = assertion.split('.');
+  async verify(client: Client, assertion: PresentedAssertion, endpointPath: string): Promise<AcceptedAssertion> {
+    const parts = assertion.text.split('.');
     if (parts.length !== 3 || !parts.every((part) => BASE64URL.test(part))) throw new AssertionRefused('not a compact JWS of three base64url parts');
-    const [encodedHeader, encodedPayload, encodedSignature] = parts as [string, string, string];
+    const [encodedHeader, , encodedSignature] = parts as [string, string, string];
     const header = jsonObjectOf(encodedHeader, 'the header is');
     const { alg, kid } = header;
     if (typeof alg !== 'string' || !ALGORITHMS.includes(alg)) {
@@ -119,13 +137,14 @@ export class ClientAssertionVerifier {
       if (error instanceof ClientKeysUnavailable) throw new AssertionRefused(error.message);
       throw new AssertionRefused(`client ${client.id}: its keys cannot be used (${(error as Error).message})`);
     }
-    const signingInput = Buffer.from(assertion.slice(0, assertion.length - encodedSignature.length - 1));
+    const signingInput = Buffer.from(assertion.text.slice(0, assertion.text.length - encodedSignature.length - 1));
     const signature = Buffer.from(encodedSignature, 'base64url');
     if (!candidates.some((candidate) => signatureVerifies(alg as ClientAssertionAlgorithm, candidate.key, signingInput, signature))) {
       throw new AssertionRefused(`signature (${alg}) does not verify with the client's key(s) ${describeKeys(candidates)}`);
     }
-    const claims = jsonObjectOf(encodedPayload, 'the claims are');
-    return this.checkClaims(client, claims, endpointPath);
+    // The claims were decoded when the assertion was read; their depth is checked here, as the header's.
+    if (nestedDeeperThan(assertion.claims)) throw new AssertionRefused(`the claims are nested more than ${MAX_JSON_DEPTH} levels deep`);
+    return this.checkClaims(client, assertion.claims, endpointPath);
   }
 
   private checkClaims(client: Client, claims: Record<string, unknown>, endpointPath: string): AcceptedAssertion {

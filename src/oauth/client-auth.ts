@@ -5,7 +5,7 @@ import type { Client } from '../clients/repository';
 import { hashClientSecret } from '../clients/secret';
 import { fingerprint, type AbuseLimits } from '../ratelimit/policies';
 import { UnrecordableJti } from './assertion-jtis';
-import { AssertionRefused, assertionClientId, JWT_BEARER_ASSERTION_TYPE, type ClientAssertionVerifier } from './client-assertion';
+import { AssertionRefused, JWT_BEARER_ASSERTION_TYPE, PresentedAssertion, type ClientAssertionVerifier } from './client-assertion';
 import { InvalidClient, InvalidRequest, TemporarilyUnavailable, TooManyFailures } from './errors';
 import type { FormParams } from './form';
 import crypto from 'node:crypto';
@@ -31,7 +31,8 @@ export interface AssertionCredentials {
   clientId: string;
   /** The `client_id` form parameter, when sent: it must name the same client. */
   statedClientId: string | undefined;
-  assertion: string;
+  /** Read once here (its claims decoded), verified by the authenticator. */
+  assertion: PresentedAssertion;
 }
 
 /** A public client naming itself (docs/oauth.md "Public clients": `client_id` in the form and nothing else. */
@@ -71,9 +72,9 @@ export function readClientCredentials(authorization: string | undefined, form: F
     }
     if (assertionType === undefined || assertion === undefined) throw new InvalidRequest('client_assertion and client_assertion_type go together');
     if (assertionType !== JWT_BEARER_ASSERTION_TYPE) throw new InvalidClient(`unsupported client_assertion_type; use ${JWT_BEARER_ASSERTION_TYPE}`);
-    const clientId = assertionClientId(assertion);
-    if (clientId === undefined) throw new InvalidClient('client authentication failed', 'client_assertion is not a JWT naming a client in sub');
-    return { method: 'private_key_jwt', clientId, statedClientId: bodyId, assertion };
+    const presented = PresentedAssertion.read(assertion);
+    if (presented === undefined) throw new InvalidClient('client authentication failed', 'client_assertion is not a JWT naming a client in sub');
+    return { method: 'private_key_jwt', clientId: presented.clientId, statedClientId: bodyId, assertion: presented };
   }
   if (authorization !== undefined) {
     const space = authorization.indexOf(' ');

@@ -236,6 +236,18 @@ describe('private_key_jwt client authentication (RFC 7523)', () => {
       await post(a, '/oauth/token', assertionForm(await assertion(key(), id(), issuer)), nextAddress()).expect(200);
     });
 
+    it('claims nested thousands of levels deep, signed by the client’s key, are refused, not a 500; claims that are not a JSON object name no client', async () => {
+      const now = Math.floor(Date.now() / 1000);
+      const part = (text: string) => Buffer.from(text).toString('base64url');
+      const header = part(JSON.stringify({ alg: 'RS256', kid: key().kid }));
+      const claims = `{"iss":"${id()}","sub":"${id()}","aud":"${issuer}","exp":${now + 60},"jti":"${crypto.randomUUID()}","x":${'['.repeat(5_000)}${']'.repeat(5_000)}}`;
+      const input = `${header}.${part(claims)}`;
+      await refused(`${input}.${crypto.sign('sha256', Buffer.from(input), key().privateKey).toString('base64url')}`, 'the claims are nested more than');
+      for (const notAnObject of [`["${id()}"]`, `{"sub":"${id()}"`, '"x"']) {
+        await refused(`${header}.${part(notAnObject)}.AAAA`, 'client_assertion is not a JWT naming a client in sub');
+      }
+    });
+
     it('a replayed assertion, at the same instance and at another one on the same database', async () => {
       const jwt = await assertion(key(), id(), issuer);
       await post(a, '/oauth/token', assertionForm(jwt), nextAddress()).expect(200);

@@ -84,7 +84,6 @@ const VERIFY_KEY: Record<ClientAssertionAlgorithm, (key: KeyObject) => KeyObject
   ES256: (key) => ({ key, dsaEncoding: 'ieee-p1363' }),
 };
 
-
 /**
  * Whether `signature` is `alg`'s signature of `signingInput` by `key`. It runs synchronously, on the
  * event loop: a 2048-bit RSA verify takes ~25 µs. jose's compactVerify does the same check on the

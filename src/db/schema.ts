@@ -229,8 +229,9 @@ export interface StoredClientJwks {
 
 /**
  * A self-registered client's last use (the sweep of unused clients reads it; an operator's client has
- * none), written at most once an hour per client (src/clients/cache.ts clientUseInterval); a row of its own, not a column of oauth_clients, so that recording a use
- * rewrites 40 bytes in place rather than the client's row (db/migrations/2026-12-13T1000-client-uses.ts).
+ * none), written at most once an hour per client (src/clients/cache.ts clientUseInterval). A row of
+ * its own, not a column of oauth_clients, so that recording a use rewrites 40 bytes in place rather
+ * than the client's row (db/migrations/2026-12-13T1000-client-uses.ts).
  * A client never used has none; a trigger removes it with its client. Not announced to the client caches.
  */
 export interface OAuthClientUsesTable {

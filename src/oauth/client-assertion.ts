@@ -44,6 +44,8 @@ export interface AcceptedAssertion {
 export class PresentedAssertion {
   private constructor(
     readonly text: string,
+    /** The three dot-separated parts of `text` (only the claims' part is checked to be base64url here; verify checks the others). */
+    readonly parts: readonly [header: string, claims: string, signature: string],
     readonly clientId: string,
     readonly claims: Readonly<Record<string, unknown>>,
   ) {}
@@ -51,17 +53,12 @@ export class PresentedAssertion {
   /** Undefined when `text` is not a three-part JWT whose claims (a JSON object) name a client. */
   static read(text: string): PresentedAssertion | undefined {
     const parts = text.split('.');
-    if (parts.length !== 3 || !BASE64URL.test(parts[1] as string)) return undefined;
-    let claims: unknown;
-    try {
-      claims = JSON.parse(Buffer.from(parts[1] as string, 'base64url').toString('utf8'));
-    } catch {
-      return undefined;
-    }
-    if (typeof claims !== 'object' || claims === null || Array.isArray(claims)) return undefined;
-    const { sub, iss } = claims as Record<string, unknown>;
-    const id = sub ?? iss;
-    return typeof id === 'string' && id !== '' ? new PresentedAssertion(text, id, claims as Record<string, unknown>) : undefined;
+    if (parts.length !== 3) return undefined;
+    const [header, encodedClaims, signature] = parts as [string, string, string];
+    const claims = BASE64URL.test(encodedClaims) ? decodeJson(encodedClaims) : undefined;
+    if (!isJsonObject(claims)) return undefined;
+    const id = claims.sub ?? claims.iss;
+    return typeof id === 'string' && id !== '' ? new PresentedAssertion(text, [header, encodedClaims, signature], id, claims) : undefined;
   }
 }
 
@@ -117,9 +114,8 @@ export class ClientAssertionVerifier {
   constructor(private readonly options: ClientAssertionVerifierOptions) {}
 
   async verify(client: Client, assertion: PresentedAssertion, endpointPath: string): Promise<AcceptedAssertion> {
-    const parts = assertion.text.split('.');
-    if (parts.length !== 3 || !parts.every((part) => BASE64URL.test(part))) throw new AssertionRefused('not a compact JWS of three base64url parts');
-    const [encodedHeader, , encodedSignature] = parts as [string, string, string];
+    const [encodedHeader, , encodedSignature] = assertion.parts;
+    if (!BASE64URL.test(encodedHeader) || !BASE64URL.test(encodedSignature)) throw new AssertionRefused('not a compact JWS of three base64url parts');
     const header = jsonObjectOf(encodedHeader, 'the header is');
     const { alg, kid } = header;
     if (typeof alg !== 'string' || !ALGORITHMS.includes(alg)) {
@@ -185,15 +181,24 @@ export class ClientAssertionVerifier {
  * JSON.stringify, which would run out of stack on a deep one (a 500 instead of invalid_client).
  */
 function jsonObjectOf(part: string, what: 'the header is' | 'the claims are'): Record<string, unknown> {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
-  } catch {
-    throw new AssertionRefused(`${what} not JSON`);
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new AssertionRefused(`${what} not a JSON object`);
+  const parsed = decodeJson(part);
+  if (parsed === undefined) throw new AssertionRefused(`${what} not JSON`);
+  if (!isJsonObject(parsed)) throw new AssertionRefused(`${what} not a JSON object`);
   if (nestedDeeperThan(parsed)) throw new AssertionRefused(`${what} nested more than ${MAX_JSON_DEPTH} levels deep`);
-  return parsed as Record<string, unknown>;
+  return parsed;
+}
+
+/** The JSON value a base64url part holds; undefined when it is not JSON (JSON itself has no undefined). */
+function decodeJson(part: string): unknown {
+  try {
+    return JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+function isJsonObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function describe(value: unknown): string {

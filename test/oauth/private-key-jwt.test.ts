@@ -250,6 +250,8 @@ describe('private_key_jwt client authentication (RFC 7523)', () => {
       for (const notAnObject of [`["${id()}"]`, `{"sub":"${id()}"`, '"x"']) {
         await refused(`${header}.${part(notAnObject)}.AAAA`, 'client_assertion is not a JWT naming a client in sub');
       }
+      // The same client, its claims shaped as usual, is served.
+      await post(a, '/oauth/token', assertionForm(await assertion(key(), id(), issuer)), nextAddress()).expect(200);
     });
 
     it('a replayed assertion, at the same instance and at another one on the same database', async () => {
